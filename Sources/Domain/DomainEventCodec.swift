@@ -1,0 +1,97 @@
+import Foundation
+
+/// Encodes domain events to `(type, schema, JSON)` and back, upcasting old schemas.
+public enum DomainEventCodec {
+    /// A stored event this build cannot turn into a ``DomainEvent``.
+    public struct DecodeError: Error, Sendable, CustomStringConvertible {
+        public enum Kind: Sendable { case unknownEventType, corruptPayload }
+        public var kind: Kind
+        public var message: String
+        public var description: String { message }
+    }
+
+
+    /// The JSON encoder for payloads: sorted keys, dates as Unix milliseconds, data as base64.
+    public static func makeEncoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.dateEncodingStrategy = .millisecondsSince1970
+        encoder.dataEncodingStrategy = .base64
+        return encoder
+    }
+
+    /// The JSON decoder matching ``makeEncoder()``.
+    public static func makeDecoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .millisecondsSince1970
+        decoder.dataDecodingStrategy = .base64
+        return decoder
+    }
+
+    /// The type string, schema version and JSON payload of an event.
+    public static func encode(_ event: DomainEvent) -> (type: String, schema: Int, payload: Data) {
+        func pack<P: EventPayload>(_ payload: P) -> (String, Int, Data) {
+            // Encoding our own value types cannot fail: they hold only strings, numbers, dates and data.
+            (P.eventType, P.schemaVersion, try! makeEncoder().encode(payload))
+        }
+        switch event {
+        case .serverAttached(let p): return pack(p)
+        case .serverHelloReceived(let p): return pack(p)
+        case .taskSubmitted(let p): return pack(p)
+        case .taskDispatched(let p): return pack(p)
+        case .taskStarted(let p): return pack(p)
+        case .taskFinished(let p): return pack(p)
+        case .requestSent(let p): return pack(p)
+        case .responseReceived(let p): return pack(p)
+        case .responseRejected(let p): return pack(p)
+        }
+    }
+
+    /// Decodes a stored payload, upcasting older schema versions.
+    ///
+    /// - Parameter position: Named in the error, so an operator can find the event.
+    /// - Throws: ``DecodeError`` `.unknownEventType` for a `(type, schema)` this build does not know;
+    ///   `.corruptPayload` when the JSON does not match the schema.
+    public static func decode(type: String, schema: Int, payload: Data, position: Int64) throws(DecodeError)
+        -> DomainEvent
+    {
+        func unpack<P: EventPayload>(_: P.Type) throws(DecodeError) -> P {
+            do {
+                return try makeDecoder().decode(P.self, from: payload)
+            } catch {
+                throw DecodeError(
+                    kind: .corruptPayload, message: "event at position \(position) (\(type) v\(schema)): \(error)")
+            }
+        }
+        switch (type, schema) {
+        case (ServerAttached.eventType, 1): return .serverAttached(try unpack(ServerAttached.self))
+        case (ServerHelloReceived.eventType, 1): return .serverHelloReceived(try unpack(ServerHelloReceived.self))
+        case (TaskSubmitted.eventType, 1): return .taskSubmitted(try unpack(TaskSubmitted.self))
+        case (TaskDispatched.eventType, 1): return .taskDispatched(try unpack(TaskDispatched.self))
+        case (TaskStarted.eventType, 1): return .taskStarted(try unpack(TaskStarted.self))
+        case (TaskFinished.eventType, 1): return .taskFinished(try unpack(TaskFinished.self))
+        case (RequestSent.eventType, 1): return .requestSent(try unpack(RequestSent.self))
+        case (ResponseReceived.eventType, 1): return .responseReceived(try unpack(ResponseReceived.self))
+        case (ResponseRejected.eventType, 1): return .responseRejected(try unpack(ResponseRejected.self))
+        default:
+            throw DecodeError(
+                kind: .unknownEventType,
+                message: "event at position \(position) has type \(type) v\(schema), which this build does not know")
+        }
+    }
+
+    /// The stream an event belongs to.
+    public static func stream(of event: DomainEvent) -> String {
+        switch event {
+        case .serverAttached(let p): return StreamName.server(p.serverID)
+        case .serverHelloReceived(let p): return StreamName.server(p.serverID)
+        case .taskSubmitted(let p): return StreamName.task(p.taskID)
+        case .taskDispatched(let p): return StreamName.task(p.taskID)
+        case .taskStarted(let p): return StreamName.task(p.taskID)
+        case .taskFinished(let p): return StreamName.task(p.taskID)
+        case .requestSent(let p): return StreamName.channel(p.channel)
+        case .responseReceived(let p): return StreamName.channel(p.channel)
+        case .responseRejected(let p): return StreamName.channel(p.channel)
+        }
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+
+/// What an operator asked to run: a command with its environment, working files and resource needs.
+public struct TaskSpec: Codable, Sendable, Equatable {
+    /// A human label, e.g. `svm-c1`; not unique.
+    public var name: String?
+    /// The program and its arguments (argv); at least one element.
+    public var command: [String]
+    /// Environment variables added to the agent's minimal base environment.
+    public var environment: [String: String]
+    /// Small files placed in the task's working directory before it starts, carried inline in the start request.
+    public var files: [WorkingFile]
+    /// Paths, relative to the working directory, of small result files collected when the task ends.
+    public var outputs: [String]
+    /// GPUs the task needs (0 for CPU-only); recorded now, enforced by the scheduler once servers report GPUs.
+    public var gpus: Int
+    /// Wall-clock limit in seconds, `nil` for none.
+    public var timeoutSeconds: Int?
+
+    public init(
+        name: String? = nil, command: [String], environment: [String: String] = [:], files: [WorkingFile] = [],
+        outputs: [String] = [], gpus: Int = 0, timeoutSeconds: Int? = nil
+    ) {
+        self.name = name
+        self.command = command
+        self.environment = environment
+        self.files = files
+        self.outputs = outputs
+        self.gpus = gpus
+        self.timeoutSeconds = timeoutSeconds
+    }
+
+    /// The most bytes of working files one task may carry inline (they travel in one queue message).
+    public static let maxInlineFileBytes = 256 * 1024
+    /// The most bytes of one output file collected inline.
+    public static let maxOutputFileBytes = 64 * 1024
+
+    /// Checks the spec for mistakes an operator can fix.
+    ///
+    /// - Throws: ``TaskSpecError`` naming the first problem: an empty command, an unsafe path, negative GPUs,
+    ///   files over ``maxInlineFileBytes`` in total.
+    public func validate() throws(TaskSpecError) {
+        guard let program = command.first, !program.isEmpty else {
+            throw TaskSpecError("a task needs a command: nothing was given to run")
+        }
+        guard gpus >= 0 else { throw TaskSpecError("--gpus must be 0 or more, got \(gpus)") }
+        if let timeoutSeconds, timeoutSeconds <= 0 {
+            throw TaskSpecError("the timeout must be a positive number of seconds, got \(timeoutSeconds)")
+        }
+        var total = 0
+        for file in files {
+            guard RelativePath.isConfined(file.path) else {
+                throw TaskSpecError("working file path \(file.path) must be relative and stay inside the task's directory")
+            }
+            total += file.contents.count
+        }
+        guard total <= Self.maxInlineFileBytes else {
+            throw TaskSpecError(
+                "working files total \(total) bytes; at most \(Self.maxInlineFileBytes) bytes travel inline")
+        }
+        for output in outputs where !RelativePath.isConfined(output) {
+            throw TaskSpecError("output path \(output) must be relative and stay inside the task's directory")
+        }
+        for key in environment.keys where key.isEmpty || key.contains("=") || key.contains("\0") {
+            throw TaskSpecError("environment variable name \(key.debugDescription) is not valid")
+        }
+    }
+}
+
+/// A file for the task's working directory.
+public struct WorkingFile: Codable, Sendable, Equatable {
+    /// Relative path inside the working directory.
+    public var path: String
+    /// The file's bytes (base64 in JSON).
+    public var contents: Data
+    /// Whether to set the executable bits.
+    public var executable: Bool
+
+    public init(path: String, contents: Data, executable: Bool = false) {
+        self.path = path
+        self.contents = contents
+        self.executable = executable
+    }
+}
+
+/// A task spec an operator must fix; the message is one line.
+public struct TaskSpecError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Checks on relative paths that must stay inside a directory.
+public enum RelativePath {
+    /// True when `path` is non-empty, relative, has no `..` component and no NUL byte.
+    public static func isConfined(_ path: String) -> Bool {
+        guard !path.isEmpty, !path.hasPrefix("/"), !path.contains("\0") else { return false }
+        return !path.split(separator: "/", omittingEmptySubsequences: true).contains("..")
+    }
+}

@@ -1,0 +1,456 @@
+import Crypto
+import Foundation
+import GRDB
+
+/// The append-only event log, one SQLite file in WAL mode, shared by several processes.
+///
+/// - Each event has a global `position`, a `stream` and a `version` within it; an append names the version it expects
+///   (``ExpectedVersion``) and fails with ``EventStoreError/Code/wrongExpectedVersion`` on a conflict.
+/// - Each event's `hash` is SHA-256 over the previous hash and the event's canonical bytes (``canonicalBytes(of:)``);
+///   ``verifyChain()`` checks the whole chain.
+/// - Triggers make the database itself refuse `UPDATE` and `DELETE` on events.
+/// - Durability: `synchronous=FULL`, set after opening because GRDB's `DatabasePool` sets NORMAL when it enables WAL.
+/// - Concurrency: writes take SQLite's write lock with `BEGIN IMMEDIATE`; other processes wait up to the busy timeout.
+public final class SQLiteEventStore: Sendable {
+    /// `PRAGMA application_id` of a Touchstone event log ("TSEL").
+    public static let applicationID: Int32 = 0x5453_454C
+
+    /// The path of the SQLite file.
+    public let path: String
+    let pool: DatabasePool
+    private let hooks: [any AppendHook]
+    private let now: @Sendable () -> Date
+
+    /// Opens (creating if needed) the event log at `path`.
+    ///
+    /// - Parameters:
+    ///   - path: The SQLite file. Its directory must exist.
+    ///   - hooks: Code run inside each append transaction (read models); their tables are migrated here.
+    ///   - busyTimeout: How long a write waits for another process's lock before failing, in seconds.
+    ///   - now: The clock for `recorded_at`; tests inject one.
+    /// - Throws: ``EventStoreError`` `.notAnEventLog` when the file is not SQLite or belongs to another application;
+    ///   `.storage` when SQLite cannot open or migrate it (permissions, disk full).
+    public init(
+        path: String,
+        hooks: [any AppendHook] = [],
+        busyTimeout: Double = 10,
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) throws(EventStoreError) {
+        self.path = path
+        self.hooks = hooks
+        self.now = now
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(busyTimeout)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_NOTADB {
+            throw EventStoreError(.notAnEventLog, "\(path) is not an SQLite database, so not a Touchstone event log")
+        } catch {
+            throw EventStoreError(.storage, "cannot open the event log at \(path)", underlying: error)
+        }
+        try Self.migrate(pool, path: path, hooks: hooks)
+    }
+
+    private static func migrate(_ pool: DatabasePool, path: String, hooks: [any AppendHook]) throws(EventStoreError) {
+        do {
+            try pool.writeWithoutTransaction { db in
+                try db.inTransaction(.immediate) {
+                    let appID = try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0
+                    let tableCount = try Int.fetchOne(
+                        db, sql: "SELECT count(*) FROM sqlite_master WHERE type = 'table'") ?? 0
+                    if appID != applicationID && (appID != 0 || tableCount > 0) {
+                        throw EventStoreError(
+                            .notAnEventLog,
+                            "\(path) is an SQLite database of another application (application_id \(appID)), "
+                                + "not a Touchstone event log")
+                    }
+                    if appID == 0 { try db.execute(sql: "PRAGMA application_id = \(applicationID)") }
+                    return .commit
+                }
+            }
+            var migrator = DatabaseMigrator()
+            migrator.registerMigration("v1-events") { db in
+                try db.execute(
+                    sql: """
+                        CREATE TABLE events (
+                            position INTEGER PRIMARY KEY,
+                            stream TEXT NOT NULL,
+                            version INTEGER NOT NULL,
+                            type TEXT NOT NULL,
+                            schema INTEGER NOT NULL,
+                            payload BLOB NOT NULL,
+                            actor TEXT NOT NULL,
+                            correlation_id TEXT,
+                            causation_id TEXT,
+                            recorded_at INTEGER NOT NULL,
+                            hash BLOB NOT NULL,
+                            UNIQUE (stream, version)
+                        );
+                        CREATE INDEX events_type ON events(type, position);
+                        CREATE INDEX events_correlation ON events(correlation_id) WHERE correlation_id IS NOT NULL;
+                        CREATE TRIGGER events_refuse_update BEFORE UPDATE ON events
+                        BEGIN SELECT RAISE(ABORT, 'the event log is append-only: UPDATE refused'); END;
+                        CREATE TRIGGER events_refuse_delete BEFORE DELETE ON events
+                        BEGIN SELECT RAISE(ABORT, 'the event log is append-only: DELETE refused'); END;
+                        """)
+            }
+            for hook in hooks { hook.registerMigrations(&migrator) }
+            try migrator.migrate(pool)
+        } catch let error as EventStoreError {
+            throw error
+        } catch {
+            throw Self.wrap(error, "cannot prepare the event log at \(path)")
+        }
+    }
+
+    static func wrap(_ error: any Error, _ message: String) -> EventStoreError {
+        if let error = error as? EventStoreError { return error }
+        if let db = error as? DatabaseError, db.resultCode == .SQLITE_NOTADB {
+            return EventStoreError(.notAnEventLog, message, underlying: error)
+        }
+        return EventStoreError(.storage, message, underlying: error)
+    }
+
+    // MARK: Appending
+
+    /// Appends events to one stream, atomically.
+    ///
+    /// - Parameters:
+    ///   - events: The events, in order; an empty array appends nothing and returns `[]`.
+    ///   - stream: The stream name (1–200 characters).
+    ///   - expectedVersion: The version the stream must be at (see ``ExpectedVersion``).
+    /// - Returns: The stored events with their positions, versions, times and hashes.
+    /// - Throws: ``EventStoreError`` `.wrongExpectedVersion` on a conflict, `.invalidStream`, `.storage`, or the error
+    ///   an ``AppendHook`` threw (the append is then rolled back).
+    @discardableResult
+    public func append(
+        _ events: [ProposedEvent], to stream: String, expectedVersion: ExpectedVersion = .any
+    ) async throws(EventStoreError) -> [StoredEvent] {
+        try await append([StreamAppend(stream: stream, expectedVersion: expectedVersion, events: events)])
+    }
+
+    /// Appends to several streams in one transaction: all of it is written, or none.
+    ///
+    /// - Parameter appends: Each stream with its expected version and events, appended in the order given.
+    /// - Returns: All stored events in position order.
+    /// - Throws: As ``append(_:to:expectedVersion:)``.
+    @discardableResult
+    public func append(_ appends: [StreamAppend]) async throws(EventStoreError) -> [StoredEvent] {
+        for part in appends where part.stream.isEmpty || part.stream.count > 200 {
+            throw EventStoreError(.invalidStream, "stream names are 1–200 characters, got \(part.stream.count)")
+        }
+        guard appends.contains(where: { !$0.events.isEmpty }) else { return [] }
+        let now = self.now
+        let hooks = self.hooks
+        do {
+            return try await pool.writeWithoutTransaction { db in
+                var stored: [StoredEvent] = []
+                try db.inTransaction(.immediate) {
+                    stored = try Self.appendInTransaction(appends, db: db, now: now())
+                    for hook in hooks { try hook.didAppend(stored, in: db) }
+                    return .commit
+                }
+                return stored
+            }
+        } catch {
+            throw Self.wrap(error, "append failed")
+        }
+    }
+
+    private static func appendInTransaction(
+        _ appends: [StreamAppend], db: Database, now: Date
+    ) throws -> [StoredEvent] {
+        let last = try Row.fetchOne(db, sql: "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
+        var position: Int64 = last?["position"] ?? 0
+        var previousHash: Data = last?["hash"] ?? Data(count: 32)
+        let recordedAt = Date(timeIntervalSince1970: (now.timeIntervalSince1970 * 1000).rounded(.down) / 1000)
+        var stored: [StoredEvent] = []
+        var versions: [String: Int64] = [:]
+        for part in appends {
+            var version: Int64
+            if let known = versions[part.stream] {
+                version = known
+            } else {
+                version =
+                    try Int64.fetchOne(
+                        db, sql: "SELECT max(version) FROM events WHERE stream = ?", arguments: [part.stream]) ?? 0
+            }
+            switch part.expectedVersion {
+            case .any:
+                break
+            case .noStream:
+                if version != 0 {
+                    throw EventStoreError(
+                        .wrongExpectedVersion, "stream \(part.stream) already exists at version \(version)")
+                }
+            case .exact(let expected):
+                if expected != version {
+                    throw EventStoreError(
+                        .wrongExpectedVersion,
+                        "stream \(part.stream) is at version \(version), the append expected \(expected)")
+                }
+            }
+            for event in part.events {
+                position += 1
+                version += 1
+                var candidate = StoredEvent(
+                    position: position, stream: part.stream, version: version, type: event.type,
+                    schema: event.schema, payload: event.payload, metadata: event.metadata,
+                    recordedAt: recordedAt, hash: Data())
+                candidate.hash = chainHash(previous: previousHash, event: candidate)
+                previousHash = candidate.hash
+                try db.execute(
+                    sql: """
+                        INSERT INTO events (position, stream, version, type, schema, payload, actor,
+                            correlation_id, causation_id, recorded_at, hash)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        candidate.position, candidate.stream, candidate.version, candidate.type, candidate.schema,
+                        candidate.payload, candidate.metadata.actor, candidate.metadata.correlationID,
+                        candidate.metadata.causationID, Self.milliseconds(recordedAt), candidate.hash,
+                    ])
+                stored.append(candidate)
+            }
+            versions[part.stream] = version
+        }
+        return stored
+    }
+
+    // MARK: Hash chain
+
+    /// The bytes an event's hash covers: position, stream, version, type, schema, time (ms), metadata and payload,
+    /// each length-prefixed so that no two events share a canonical form.
+    public static func canonicalBytes(of event: StoredEvent) -> Data {
+        var data = Data()
+        func field(_ bytes: some Collection<UInt8>) {
+            var count = UInt32(bytes.count).bigEndian
+            withUnsafeBytes(of: &count) { data.append(contentsOf: $0) }
+            data.append(contentsOf: bytes)
+        }
+        field(Array(String(event.position).utf8))
+        field(Array(event.stream.utf8))
+        field(Array(String(event.version).utf8))
+        field(Array(event.type.utf8))
+        field(Array(String(event.schema).utf8))
+        field(Array(String(milliseconds(event.recordedAt)).utf8))
+        field(Array(event.metadata.actor.utf8))
+        field(Array((event.metadata.correlationID ?? "").utf8))
+        field(Array((event.metadata.causationID ?? "").utf8))
+        field(event.payload)
+        return data
+    }
+
+    /// SHA-256 of `previous` followed by the event's canonical bytes.
+    public static func chainHash(previous: Data, event: StoredEvent) -> Data {
+        var hasher = SHA256()
+        hasher.update(data: previous)
+        hasher.update(data: canonicalBytes(of: event))
+        return Data(hasher.finalize())
+    }
+
+    /// Walks the whole log and checks every hash against its predecessor.
+    ///
+    /// - Returns: The number of events checked.
+    /// - Throws: ``EventStoreError`` `.chainBroken` naming the first position that does not verify (or a gap in
+    ///   positions); `.storage` when reading fails.
+    @discardableResult
+    public func verifyChain() async throws(EventStoreError) -> Int64 {
+        var previous = Data(count: 32)
+        var expectedPosition: Int64 = 1
+        var after: Int64 = 0
+        while true {
+            let batch = try await read(after: after, limit: 2_000)
+            if batch.isEmpty { return expectedPosition - 1 }
+            for event in batch {
+                guard event.position == expectedPosition else {
+                    throw EventStoreError(.chainBroken, "position \(expectedPosition) is missing (next is \(event.position))")
+                }
+                guard Self.chainHash(previous: previous, event: event) == event.hash else {
+                    throw EventStoreError(.chainBroken, "the hash of position \(event.position) does not verify")
+                }
+                previous = event.hash
+                expectedPosition += 1
+            }
+            after = batch.last!.position
+        }
+    }
+
+    // MARK: Reading
+
+    /// Events with `position > after`, in position order.
+    ///
+    /// - Parameters:
+    ///   - after: Exclusive lower bound; 0 reads from the start.
+    ///   - limit: At most this many events.
+    ///   - types: When given, only events of these types.
+    /// - Throws: ``EventStoreError`` `.storage`.
+    public func read(after: Int64, limit: Int = 1_000, types: [String]? = nil) async throws(EventStoreError) -> [StoredEvent] {
+        do {
+            return try await pool.read { db in
+                if let types {
+                    let marks = types.map { _ in "?" }.joined(separator: ",")
+                    var arguments: StatementArguments = [after]
+                    arguments += StatementArguments(types)
+                    arguments += [limit]
+                    return try Self.fetch(
+                        db,
+                        "SELECT * FROM events WHERE position > ? AND type IN (\(marks)) ORDER BY position LIMIT ?",
+                        arguments)
+                }
+                return try Self.fetch(
+                    db, "SELECT * FROM events WHERE position > ? ORDER BY position LIMIT ?", [after, limit])
+            }
+        } catch {
+            throw Self.wrap(error, "cannot read the event log")
+        }
+    }
+
+    /// Every event of one stream, in version order (optionally only up to a global position).
+    ///
+    /// - Throws: ``EventStoreError`` `.storage`.
+    public func read(stream: String, upTo position: Int64 = .max) async throws(EventStoreError) -> [StoredEvent] {
+        do {
+            return try await pool.read { db in
+                try Self.fetch(
+                    db, "SELECT * FROM events WHERE stream = ? AND position <= ? ORDER BY version",
+                    [stream, position])
+            }
+        } catch {
+            throw Self.wrap(error, "cannot read stream \(stream)")
+        }
+    }
+
+    /// Events of every stream whose name starts with `prefix` (e.g. `task/`), in position order.
+    ///
+    /// - Throws: ``EventStoreError`` `.storage`.
+    public func read(streamPrefix prefix: String, after: Int64 = 0, limit: Int = 10_000) async throws(EventStoreError)
+        -> [StoredEvent]
+    {
+        do {
+            return try await pool.read { db in
+                try Self.fetch(
+                    db,
+                    "SELECT * FROM events WHERE substr(stream, 1, ?) = ? AND position > ? ORDER BY position LIMIT ?",
+                    [prefix.utf8.count, prefix, after, limit])
+            }
+        } catch {
+            throw Self.wrap(error, "cannot read streams \(prefix)*")
+        }
+    }
+
+    /// The current version of a stream: 0 when it has no events.
+    ///
+    /// - Throws: ``EventStoreError`` `.storage`.
+    public func version(of stream: String) async throws(EventStoreError) -> Int64 {
+        do {
+            return try await pool.read { db in
+                try Int64.fetchOne(db, sql: "SELECT max(version) FROM events WHERE stream = ?", arguments: [stream]) ?? 0
+            }
+        } catch {
+            throw Self.wrap(error, "cannot read stream \(stream)")
+        }
+    }
+
+    /// The position of the last event: 0 for an empty log.
+    ///
+    /// - Throws: ``EventStoreError`` `.storage`.
+    public func lastPosition() async throws(EventStoreError) -> Int64 {
+        do {
+            return try await pool.read { db in
+                try Int64.fetchOne(db, sql: "SELECT max(position) FROM events") ?? 0
+            }
+        } catch {
+            throw Self.wrap(error, "cannot read the event log")
+        }
+    }
+
+    /// The first position whose event was recorded at or after `date`, minus one: the position "as of" that time.
+    ///
+    /// - Throws: ``EventStoreError`` `.storage`.
+    public func lastPosition(before date: Date) async throws(EventStoreError) -> Int64 {
+        do {
+            return try await pool.read { db in
+                try Int64.fetchOne(
+                    db, sql: "SELECT max(position) FROM events WHERE recorded_at <= ?",
+                    arguments: [Self.milliseconds(date)]) ?? 0
+            }
+        } catch {
+            throw Self.wrap(error, "cannot read the event log")
+        }
+    }
+
+    /// Runs a read-only closure on a consistent snapshot of the database (log and read models together).
+    ///
+    /// - Throws: ``EventStoreError`` `.storage`, or whatever `body` throws, wrapped.
+    public func read<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> T) async throws(EventStoreError) -> T {
+        do {
+            return try await pool.read(body)
+        } catch {
+            throw Self.wrap(error, "read failed")
+        }
+    }
+
+    /// A tail of the log: every event after `position`, then new ones as they are appended by any process.
+    ///
+    /// The sequence never ends by itself; cancel the consuming task to stop it.
+    ///
+    /// - Parameters:
+    ///   - position: Exclusive start position.
+    ///   - pollInterval: How often to look for new events once caught up (another process's appends are seen
+    ///     within this interval).
+    public func tail(after position: Int64, pollInterval: Duration = .milliseconds(100)) -> EventTail {
+        EventTail(store: self, after: position, pollInterval: pollInterval)
+    }
+
+    static func fetch(_ db: Database, _ sql: String, _ arguments: StatementArguments) throws -> [StoredEvent] {
+        try Row.fetchAll(db, sql: sql, arguments: arguments).map(decodeRow)
+    }
+
+    static func decodeRow(_ row: Row) -> StoredEvent {
+        StoredEvent(
+            position: row["position"], stream: row["stream"], version: row["version"], type: row["type"],
+            schema: row["schema"], payload: row["payload"],
+            metadata: EventMetadata(
+                actor: row["actor"], correlationID: row["correlation_id"], causationID: row["causation_id"]),
+            recordedAt: Date(timeIntervalSince1970: Double(row["recorded_at"] as Int64) / 1000),
+            hash: row["hash"])
+    }
+
+    static func milliseconds(_ date: Date) -> Int64 {
+        Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+    }
+}
+
+/// An `AsyncSequence` of stored events: first the backlog after a position, then each new event as it arrives.
+public struct EventTail: AsyncSequence, Sendable {
+    public typealias Element = StoredEvent
+    let store: SQLiteEventStore
+    let after: Int64
+    let pollInterval: Duration
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let store: SQLiteEventStore
+        var position: Int64
+        let pollInterval: Duration
+        var buffer: [StoredEvent] = []
+
+        public mutating func next() async throws -> StoredEvent? {
+            while buffer.isEmpty {
+                try Task.checkCancellation()
+                buffer = try await store.read(after: position, limit: 500)
+                if buffer.isEmpty { try await Task.sleep(for: pollInterval) }
+            }
+            let event = buffer.removeFirst()
+            position = event.position
+            return event
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(store: store, position: after, pollInterval: pollInterval)
+    }
+}

@@ -1,0 +1,120 @@
+import Domain
+import Foundation
+
+/// Where a task is: `queued → dispatching → starting → running → succeeded | failed | cancelled | lost`.
+public enum TaskStatus: String, Codable, Sendable, Equatable, CaseIterable {
+    /// Waiting for a place.
+    case queued
+    /// Booked on a server; the start request is not on the queue yet.
+    case dispatching
+    /// The start request was sent and not acknowledged: never shown as running.
+    case starting
+    /// The agent confirmed the process runs.
+    case running
+    case succeeded, failed, cancelled, lost
+
+    /// Whether the task has ended for good.
+    public var isTerminal: Bool {
+        switch self {
+        case .succeeded, .failed, .cancelled, .lost: return true
+        case .queued, .dispatching, .starting, .running: return false
+        }
+    }
+}
+
+/// One task as operators see it.
+public struct TaskRow: Codable, Sendable, Equatable {
+    public var taskID: TaskID
+    public var name: String?
+    public var command: [String]
+    public var gpus: Int
+    public var status: TaskStatus
+    /// The current attempt: 0 before the first dispatch.
+    public var attempt: Int
+    public var serverID: ServerID?
+    public var channel: Int?
+    public var requestID: RequestID?
+    public var pid: Int32?
+    public var submittedAt: Date
+    public var dispatchedAt: Date?
+    /// By the agent's clock.
+    public var startedAt: Date?
+    /// By the agent's clock when it reported the end, else the backend's.
+    public var finishedAt: Date?
+    public var exitCode: Int32?
+    public var signal: Int32?
+    public var failureClass: FailureClass?
+    public var reason: String?
+    /// Small output files collected when the task ended: path → text.
+    public var outputs: [String: String]
+}
+
+/// Per-task state, derived from submissions, dispatches, requests and agent reports.
+public struct TaskBoard: Projection {
+    public static let name = "task_board"
+    public var rows: [String: TaskRow] = [:]
+    public init() {}
+
+    /// The row of one task.
+    public subscript(task: TaskID) -> TaskRow? { rows[task.rawValue] }
+
+    public static func keys(touchedBy event: DomainEvent) -> [String] {
+        switch event {
+        case .taskSubmitted(let e): return [e.taskID.rawValue]
+        case .taskDispatched(let e): return [e.taskID.rawValue]
+        case .taskStarted(let e): return [e.taskID.rawValue]
+        case .taskFinished(let e): return [e.taskID.rawValue]
+        case .requestSent(let e): return e.command == "startTask" ? e.taskID.map { [$0.rawValue] } ?? [] : []
+        case .serverAttached, .serverHelloReceived, .responseReceived, .responseRejected: return []
+        }
+    }
+
+    public mutating func apply(_ recorded: RecordedEvent<DomainEvent>) {
+        switch recorded.event {
+        case .taskSubmitted(let e):
+            rows[e.taskID.rawValue] = TaskRow(
+                taskID: e.taskID, name: e.spec.name, command: e.spec.command, gpus: e.spec.gpus, status: .queued,
+                attempt: 0, submittedAt: recorded.recordedAt, outputs: [:])
+        case .taskDispatched(let e):
+            guard var row = rows[e.taskID.rawValue] else { return }
+            row.status = .dispatching
+            row.attempt = e.attempt
+            row.serverID = e.serverID
+            row.channel = e.channel
+            row.requestID = e.requestID
+            row.dispatchedAt = recorded.recordedAt
+            row.pid = nil
+            row.startedAt = nil
+            rows[e.taskID.rawValue] = row
+        case .requestSent(let e):
+            guard let task = e.taskID, e.command == "startTask", var row = rows[task.rawValue],
+                row.requestID == e.requestID, row.status == .dispatching
+            else { return }
+            row.status = .starting
+            rows[task.rawValue] = row
+        case .taskStarted(let e):
+            guard var row = rows[e.taskID.rawValue], row.attempt == e.attempt, !row.status.isTerminal else { return }
+            row.status = .running
+            row.pid = e.pid
+            row.startedAt = e.startedAt
+            rows[e.taskID.rawValue] = row
+        case .taskFinished(let e):
+            guard var row = rows[e.taskID.rawValue], row.attempt == e.attempt, !row.status.isTerminal else { return }
+            switch e.outcome {
+            case .succeeded: row.status = .succeeded
+            case .failed: row.status = .failed
+            case .cancelled: row.status = .cancelled
+            case .lost: row.status = .lost
+            }
+            row.exitCode = e.exitCode
+            row.signal = e.signal
+            row.failureClass = e.failureClass
+            row.reason = e.reason
+            row.outputs = e.outputs
+            row.finishedAt = e.endedAt ?? recorded.recordedAt
+            rows[e.taskID.rawValue] = row
+        case .serverAttached, .serverHelloReceived, .responseReceived, .responseRejected:
+            break
+        }
+    }
+}

@@ -1,0 +1,145 @@
+import Domain
+import EventStore
+import Foundation
+import GRDB
+
+/// The backend's event log with its read models: typed appends of ``DomainEvent``s and typed reads of projections.
+public struct TouchstoneLog: Sendable {
+    /// The underlying generic store.
+    public let store: SQLiteEventStore
+
+    /// Opens (creating if needed) the log at `path`, with the read models as an append hook.
+    ///
+    /// - Throws: ``EventStoreError`` `.notAnEventLog` for a file that is not ours, `.storage` otherwise.
+    public init(path: String, now: @escaping @Sendable () -> Date = { Date() }) throws(EventStoreError) {
+        store = try SQLiteEventStore(path: path, hooks: [ReadModels()], now: now)
+    }
+
+    /// One event to append, with the stream version it expects.
+    public struct Append: Sendable {
+        public var event: DomainEvent
+        public var expectedVersion: ExpectedVersion
+        public var metadata: EventMetadata
+
+        public init(_ event: DomainEvent, expectedVersion: ExpectedVersion = .any, metadata: EventMetadata) {
+            self.event = event
+            self.expectedVersion = expectedVersion
+            self.metadata = metadata
+        }
+    }
+
+    /// Appends domain events atomically, each to its own stream (see ``DomainEventCodec/stream(of:)``).
+    ///
+    /// Events of one stream in one call must share one expected version (that of the first).
+    ///
+    /// - Returns: The stored events.
+    /// - Throws: ``EventStoreError`` `.wrongExpectedVersion` on a conflict, `.storage`.
+    @discardableResult
+    public func append(_ appends: [Append]) async throws(EventStoreError) -> [StoredEvent] {
+        var parts: [StreamAppend] = []
+        for append in appends {
+            let stream = DomainEventCodec.stream(of: append.event)
+            let (type, schema, payload) = DomainEventCodec.encode(append.event)
+            let proposed = ProposedEvent(type: type, schema: schema, payload: payload, metadata: append.metadata)
+            if let index = parts.lastIndex(where: { $0.stream == stream }), index == parts.count - 1 {
+                parts[index].events.append(proposed)
+            } else {
+                parts.append(StreamAppend(stream: stream, expectedVersion: append.expectedVersion, events: [proposed]))
+            }
+        }
+        return try await store.append(parts)
+    }
+
+    /// Appends one domain event.
+    ///
+    /// - Throws: As ``append(_:)``.
+    @discardableResult
+    public func append(
+        _ event: DomainEvent, expectedVersion: ExpectedVersion = .any, metadata: EventMetadata
+    ) async throws(EventStoreError) -> StoredEvent {
+        try await append([Append(event, expectedVersion: expectedVersion, metadata: metadata)])[0]
+    }
+
+    /// The stored read model of a projection, consistent with the log at the returned position.
+    ///
+    /// - Throws: ``EventStoreError`` `.storage`.
+    public func readModel<P: Projection>(_ type: P.Type) async throws(EventStoreError) -> P {
+        try await store.read { db in try ReadModels.load(P.self, in: db).0 }
+    }
+
+    /// The three stored read models, read in one snapshot.
+    ///
+    /// - Throws: ``EventStoreError`` `.storage`.
+    public func snapshot() async throws(EventStoreError) -> ProjectionSet {
+        try await store.read { db in
+            let (servers, position) = try ReadModels.load(ServerCapacity.self, in: db)
+            return ProjectionSet(
+                position: position, servers: servers, tasks: try ReadModels.load(TaskBoard.self, in: db).0,
+                channels: try ReadModels.load(ChannelSync.self, in: db).0)
+        }
+    }
+
+    /// Decoded events after a position.
+    ///
+    /// - Throws: ``EventStoreError`` `.storage`, `.unknownEventType`, `.corruptPayload` (naming the position).
+    public func events(after position: Int64, limit: Int = 1_000) async throws(EventStoreError)
+        -> [RecordedEvent<DomainEvent>]
+    {
+        try await store.read(after: position, limit: limit).map(ReadModels.decode)
+    }
+
+    /// Folds the log from position 0 up to `position` (inclusive) into fresh projections: the state "as of" then.
+    ///
+    /// - Throws: ``EventStoreError`` when reading or decoding fails.
+    public func replay(upTo position: Int64 = .max) async throws(EventStoreError) -> ProjectionSet {
+        var set = ProjectionSet(position: 0, servers: .init(), tasks: .init(), channels: .init())
+        var after: Int64 = 0
+        while after < position {
+            let batch = try await store.read(after: after, limit: 2_000)
+            if batch.isEmpty { break }
+            for stored in batch where stored.position <= position {
+                set.apply(try ReadModels.decode(stored))
+            }
+            after = batch.last!.position
+        }
+        return set
+    }
+
+    /// Rebuilds every projection from position 0 and compares it with the stored read models.
+    ///
+    /// - Returns: The names of the projections that differ (empty when all are equal) and the position compared at.
+    /// - Throws: ``EventStoreError`` when reading or decoding fails.
+    public func verifyReadModels() async throws(EventStoreError) -> (mismatched: [String], position: Int64) {
+        // Read the stored models and the log bound in one snapshot, then fold up to that bound.
+        let stored = try await snapshot()
+        let rebuilt = try await replay(upTo: stored.position)
+        var mismatched: [String] = []
+        if rebuilt.servers != stored.servers { mismatched.append(ServerCapacity.name) }
+        if rebuilt.tasks != stored.tasks { mismatched.append(TaskBoard.name) }
+        if rebuilt.channels != stored.channels { mismatched.append(ChannelSync.name) }
+        return (mismatched, stored.position)
+    }
+}
+
+/// The three projections together, as of one log position.
+public struct ProjectionSet: Sendable, Equatable {
+    public var position: Int64
+    public var servers: ServerCapacity
+    public var tasks: TaskBoard
+    public var channels: ChannelSync
+
+    public init(position: Int64, servers: ServerCapacity, tasks: TaskBoard, channels: ChannelSync) {
+        self.position = position
+        self.servers = servers
+        self.tasks = tasks
+        self.channels = channels
+    }
+
+    /// Folds one event into all three.
+    public mutating func apply(_ event: RecordedEvent<DomainEvent>) {
+        servers.apply(event)
+        tasks.apply(event)
+        channels.apply(event)
+        position = event.position
+    }
+}
