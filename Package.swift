@@ -75,11 +75,15 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .executableTarget(name: "touchstone", dependencies: ["TouchstoneCLI"], swiftSettings: strict),
+        .executableTarget(
+            name: "touchstone",
+            dependencies: ["TouchstoneCLI", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "touchstone-agent",
             dependencies: [
-                "Agent", "Transport",
+                "Agent", "Transport", "Domain", "Wire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

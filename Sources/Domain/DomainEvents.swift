@@ -105,15 +105,13 @@ public struct TaskDispatched: EventPayload {
     public var taskID: TaskID
     public var attempt: Int
     public var serverID: ServerID
-    public var channel: Int
-    /// The `startTask` request that carries it.
+    /// The `startTask` request that carries it; the next free task channel sends it (see `channel.request.sent`).
     public var requestID: RequestID
 
-    public init(taskID: TaskID, attempt: Int, serverID: ServerID, channel: Int, requestID: RequestID) {
+    public init(taskID: TaskID, attempt: Int, serverID: ServerID, requestID: RequestID) {
         self.taskID = taskID
         self.attempt = attempt
         self.serverID = serverID
-        self.channel = channel
         self.requestID = requestID
     }
 }

@@ -342,6 +342,23 @@ public final class SQLiteEventStore: Sendable {
         }
     }
 
+    /// Every event that carries one of these correlation IDs (request IDs), in position order.
+    ///
+    /// - Throws: ``EventStoreError`` `.storage`.
+    public func read(correlationIDs: [String]) async throws(EventStoreError) -> [StoredEvent] {
+        guard !correlationIDs.isEmpty else { return [] }
+        do {
+            return try await pool.read { db in
+                let marks = correlationIDs.map { _ in "?" }.joined(separator: ",")
+                return try Self.fetch(
+                    db, "SELECT * FROM events WHERE correlation_id IN (\(marks)) ORDER BY position",
+                    StatementArguments(correlationIDs))
+            }
+        } catch {
+            throw Self.wrap(error, "cannot read the event log")
+        }
+    }
+
     /// The current version of a stream: 0 when it has no events.
     ///
     /// - Throws: ``EventStoreError`` `.storage`.

@@ -80,7 +80,7 @@ public struct TaskBoard: Projection {
             row.status = .dispatching
             row.attempt = e.attempt
             row.serverID = e.serverID
-            row.channel = e.channel
+            row.channel = nil
             row.requestID = e.requestID
             row.dispatchedAt = recorded.recordedAt
             row.pid = nil
@@ -91,6 +91,7 @@ public struct TaskBoard: Projection {
                 row.requestID == e.requestID, row.status == .dispatching
             else { return }
             row.status = .starting
+            row.channel = e.channel.index
             rows[task.rawValue] = row
         case .taskStarted(let e):
             guard var row = rows[e.taskID.rawValue], row.attempt == e.attempt, !row.status.isTerminal else { return }

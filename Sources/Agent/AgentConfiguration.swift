@@ -1,0 +1,46 @@
+import Domain
+import Foundation
+
+/// The agent's settings.
+public struct AgentConfiguration: Sendable {
+    /// The server this agent serves; requests naming another server are refused.
+    public var serverID: ServerID
+    /// The embedded queue file shared with the backend (one host).
+    public var queuePath: String
+    /// Queue name prefix: queues are `<prefix>-<server>-<n>-req.fifo` / `-resp.fifo`.
+    public var queuePrefix: String
+    /// Number of channels to poll (channel 0 is control); must match the server's attach.
+    public var channels: Int
+    /// The agent's workspace: its journal and every task's working directory live here.
+    public var workspace: String
+    /// Long-poll wait per receive (SQS allows 0–20 seconds).
+    public var pollWait: Duration
+    /// On graceful shutdown, how long running tasks may finish before they are stopped, in seconds.
+    public var drainDeadlineSeconds: Int
+    /// Whether to put each task in a cgroup of its own when the host allows it.
+    public var useCgroups: Bool
+
+    public init(
+        serverID: ServerID, queuePath: String, queuePrefix: String = "touchstone", channels: Int = 3,
+        workspace: String, pollWait: Duration = .seconds(20), drainDeadlineSeconds: Int = 600, useCgroups: Bool = true
+    ) {
+        self.serverID = serverID
+        self.queuePath = queuePath
+        self.queuePrefix = queuePrefix
+        self.channels = channels
+        self.workspace = workspace
+        self.pollWait = pollWait
+        self.drainDeadlineSeconds = drainDeadlineSeconds
+        self.useCgroups = useCgroups
+    }
+
+    /// The agent's journal file.
+    public var journalPath: String { workspace + "/journal.db" }
+    /// The working directory of one attempt.
+    public func taskDirectory(_ attempt: TaskAttempt) -> String {
+        "\(workspace)/tasks/\(attempt.taskID)/\(attempt.attempt)"
+    }
+}
+
+/// The agent's version, reported in `hello`.
+public let agentVersion = "0.1.0"

@@ -1,0 +1,87 @@
+import Domain
+import EventStore
+import Foundation
+import Wire
+
+/// The agent's local journal: an event log of its own (the generic ``SQLiteEventStore``), never the backend's.
+///
+/// Streams:
+/// - `request/<request-id>`: `request.answered` holds the response sent, so a redelivered or resent request gets the
+///   recorded response again and is never executed twice.
+/// - `attempt/<task>/<n>`: `attempt.started` (labels, pid) and `attempt.ended` (exit code, outputs): the attempt's
+///   status report after each event.
+public struct AgentJournal: Sendable {
+    let store: SQLiteEventStore
+    let actor: String
+
+    /// Opens the journal.
+    ///
+    /// - Throws: ``EventStoreError`` `.notAnEventLog` when the file is not a journal, `.storage` otherwise.
+    public init(path: String, serverID: ServerID) throws(EventStoreError) {
+        store = try SQLiteEventStore(path: path)
+        actor = "agent:\(serverID)"
+    }
+
+    /// The response recorded for a request, if it was answered before.
+    ///
+    /// - Throws: ``EventStoreError`` `.storage`.
+    public func recordedResponse(for requestID: RequestID) async throws(EventStoreError) -> ResponseEnvelope? {
+        guard let event = try await store.read(stream: "request/\(requestID)").last else { return nil }
+        return try? WireCoding.decoder().decode(ResponseEnvelope.self, from: event.payload)
+    }
+
+    /// Records the response to a request before it is sent. A second record for the same request is ignored.
+    ///
+    /// - Returns: The response that stands recorded: `response`, or the earlier one if another path recorded first.
+    /// - Throws: ``EventStoreError`` `.storage` (e.g. disk full): the caller must then not execute or answer.
+    public func record(_ response: ResponseEnvelope, for requestID: RequestID) async throws(EventStoreError)
+        -> ResponseEnvelope
+    {
+        let payload = Data(WireCoding.encode(response).utf8)
+        do {
+            try await store.append(
+                [ProposedEvent(type: "request.answered", schema: 1, payload: payload, metadata: meta(requestID))],
+                to: "request/\(requestID)", expectedVersion: .noStream)
+            return response
+        } catch where error.code == .wrongExpectedVersion {
+            return try await recordedResponse(for: requestID) ?? response
+        }
+    }
+
+    /// Records an attempt's status report (after start, and after it ended).
+    ///
+    /// - Throws: ``EventStoreError`` `.storage`.
+    public func record(_ report: TaskStatusReport) async throws(EventStoreError) {
+        let type = report.state == .running ? "attempt.started" : "attempt.ended"
+        let payload = Data(WireCoding.encode(report).utf8)
+        try await store.append(
+            [ProposedEvent(type: type, schema: 1, payload: payload, metadata: meta(nil))],
+            to: "attempt/\(report.taskID)/\(report.attempt)")
+    }
+
+    /// The latest status report of every attempt in the journal.
+    ///
+    /// - Throws: ``EventStoreError`` `.storage`, `.corruptPayload`.
+    public func attempts() async throws(EventStoreError) -> [TaskAttempt: TaskStatusReport] {
+        var reports: [TaskAttempt: TaskStatusReport] = [:]
+        var after: Int64 = 0
+        let decoder = WireCoding.decoder()
+        while true {
+            let batch = try await store.read(after: after, limit: 1_000, types: ["attempt.started", "attempt.ended"])
+            guard let last = batch.last else { return reports }
+            for event in batch {
+                do {
+                    let report = try decoder.decode(TaskStatusReport.self, from: event.payload)
+                    reports[report.key] = report
+                } catch {
+                    throw EventStoreError(.corruptPayload, "journal event at position \(event.position): \(error)")
+                }
+            }
+            after = last.position
+        }
+    }
+
+    private func meta(_ requestID: RequestID?) -> EventMetadata {
+        EventMetadata(actor: actor, correlationID: requestID?.rawValue)
+    }
+}

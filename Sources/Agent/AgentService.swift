@@ -1,0 +1,202 @@
+import Domain
+import EventStore
+import Foundation
+import Logging
+import ServiceLifecycle
+import Transport
+import Wire
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The agent daemon: opens its journal, takes inventory, then polls every channel's request queue concurrently,
+/// executing each request at most once and answering on the channel's response queue.
+///
+/// It only dials out to its queues and opens no listening socket. Graceful shutdown stops receiving, lets running
+/// tasks finish within ``AgentConfiguration/drainDeadlineSeconds``, then stops them.
+public struct AgentService: Service {
+    let configuration: AgentConfiguration
+    let queues: [(requests: any MessageQueue, responses: any MessageQueue)]
+    let logger: Logger
+
+    /// - Parameters:
+    ///   - configuration: The agent's settings.
+    ///   - queues: The request and response queue of each channel, index = channel number.
+    ///   - logger: The agent's logger.
+    public init(
+        configuration: AgentConfiguration, queues: [(requests: any MessageQueue, responses: any MessageQueue)],
+        logger: Logger
+    ) {
+        self.configuration = configuration
+        self.queues = queues
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        try FileManager.default.createDirectory(atPath: configuration.workspace, withIntermediateDirectories: true)
+        // 1. Open the journal.
+        let journal = try AgentJournal(path: configuration.journalPath, serverID: configuration.serverID)
+        let cgroups = configuration.useCgroups ? CgroupController.detect(scope: configuration.serverID.rawValue) : nil
+        let runtime = ProcessRuntime(cgroups: cgroups, logger: logger)
+        // 2. Take inventory before executing anything.
+        let tasks = AgentTasks(journal: journal, runtime: runtime)
+        try await tasks.loadInventory()
+        let known = await tasks.count
+        logger.info(
+            "agent ready",
+            metadata: [
+                "server": "\(configuration.serverID)", "channels": "\(queues.count)",
+                "kill": "\(runtime.killMechanism)", "tasks.known": "\(known)",
+            ])
+        let handler = RequestHandler(
+            configuration: configuration, journal: journal, tasks: tasks, runtime: runtime, logger: logger)
+        let deadline = Duration.seconds(configuration.drainDeadlineSeconds)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await runtime.run { report in await tasks.ended(report) }
+            }
+            // 3. Only then poll the channels, concurrently; graceful shutdown stops the polling.
+            group.addTask {
+                try await cancelWhenGracefulShutdown {
+                    try await withThrowingDiscardingTaskGroup { channels in
+                        for (index, pair) in queues.enumerated() {
+                            channels.addTask {
+                                await Self.poll(
+                                    channel: index, pair: pair, handler: handler, wait: configuration.pollWait,
+                                    logger: logger)
+                            }
+                        }
+                    }
+                }
+            }
+            // The polling task ends at shutdown; then drain running tasks within the deadline.
+            try await group.next()
+            let drainEnd = ContinuousClock.now + deadline
+            while await runtime.runningCount > 0, ContinuousClock.now < drainEnd {
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+            if await runtime.runningCount > 0 {
+                logger.warning("drain deadline passed, stopping running tasks")
+                await runtime.killAll()
+                while await runtime.runningCount > 0 { try? await Task.sleep(for: .milliseconds(50)) }
+            }
+            runtime.finish()
+            try await group.waitForAll()
+        }
+        logger.info("agent stopped")
+    }
+
+    static func poll(
+        channel: Int, pair: (requests: any MessageQueue, responses: any MessageQueue), handler: RequestHandler,
+        wait: Duration, logger: Logger
+    ) async {
+        var backoff = Duration.milliseconds(200)
+        while !Task.isCancelled {
+            do {
+                let messages = try await pair.requests.receive(maxMessages: 1, waitTime: wait, visibilityTimeout: nil)
+                for message in messages {
+                    let response = await handler.handle(message.body, channel: channel)
+                    if let response {
+                        let body = WireCoding.encode(response)
+                        let dedup = "resp-" + (response.requestID?.rawValue ?? message.messageID)
+                        _ = try await pair.responses.send(body, groupID: "channel-\(channel)", deduplicationID: dedup)
+                    }
+                    // Deleted only after the outcome is journaled and the response is sent: a crash before this
+                    // redelivers the request, which the journal then answers without executing it again.
+                    if response != nil {
+                        try await pair.requests.delete(receiptHandle: message.receiptHandle)
+                    }
+                }
+                backoff = .milliseconds(200)
+            } catch is CancellationError {
+                return
+            } catch {
+                if Task.isCancelled { return }
+                logger.error("channel poll failed", metadata: ["channel": "\(channel)", "error": "\(error)"])
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, .seconds(10))
+            }
+        }
+    }
+}
+
+/// What the agent knows of its task attempts: the journal's reports, kept in memory.
+actor AgentTasks {
+    let journal: AgentJournal
+    let runtime: ProcessRuntime
+    private var reports: [TaskAttempt: TaskStatusReport] = [:]
+
+    init(journal: AgentJournal, runtime: ProcessRuntime) {
+        self.journal = journal
+        self.runtime = runtime
+    }
+
+    var count: Int { reports.count }
+
+    /// Loads the journal. An attempt journaled as running whose process is gone (the agent was restarted) is
+    /// reported with the exit code its wrapper wrote, or as ended without one.
+    func loadInventory() async throws {
+        reports = try await journal.attempts()
+        for (key, report) in reports where report.state == .running {
+            guard let pid = report.pid, kill(pid, 0) != 0 else { continue }
+            var ended = report
+            ended.state = .exited
+            ended.endedAt = Date()
+            if let text = try? String(contentsOfFile: exitFile(report), encoding: .utf8),
+                let code = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+            {
+                ended.exitCode = code
+                ended.reason = code == 0 ? nil : "exit code \(code)"
+            } else {
+                ended.reason = "the process ended while the agent was down; no exit code was recorded"
+            }
+            reports[key] = ended
+            try await journal.record(ended)
+        }
+    }
+
+    private func exitFile(_ report: TaskStatusReport) -> String {
+        (report.labels["touchstone.directory"] ?? "") + "/exit-code"
+    }
+
+    func report(for key: TaskAttempt) -> TaskStatusReport? { reports[key] }
+
+    private var starting: Set<TaskAttempt> = []
+
+    /// Claims the right to start an attempt. Returns `false` when it is known or another request is starting it.
+    func reserve(_ key: TaskAttempt) -> Bool {
+        guard reports[key] == nil, !starting.contains(key) else { return false }
+        starting.insert(key)
+        return true
+    }
+
+    /// Waits until an attempt another request is starting has a report.
+    func awaitReport(_ key: TaskAttempt) async -> TaskStatusReport? {
+        while starting.contains(key) { try? await Task.sleep(for: .milliseconds(20)) }
+        return reports[key]
+    }
+
+    var all: [TaskStatusReport] { reports.values.sorted { $0.key < $1.key } }
+
+    /// Records a start (or a failure to start).
+    func started(_ report: TaskStatusReport) async throws {
+        defer { starting.remove(report.key) }
+        if let existing = reports[report.key], existing.state != .running, report.state == .running {
+            // The process already ended before the start was recorded: keep the end.
+            return
+        }
+        reports[report.key] = report
+        try await journal.record(report)
+    }
+
+    /// Records an end reported by the runtime.
+    func ended(_ report: TaskStatusReport) async {
+        reports[report.key] = report
+        do {
+            try await journal.record(report)
+        } catch {
+            // The in-memory report still answers listTasks; the next restart re-reads the exit file.
+        }
+    }
+}

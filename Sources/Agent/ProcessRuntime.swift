@@ -1,0 +1,247 @@
+import Domain
+import Foundation
+import Logging
+import Subprocess
+import Synchronization
+import Wire
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+#if canImport(System)
+import System
+#else
+import SystemPackage
+#endif
+
+/// Runs task attempts as child processes: each in its own session (`setsid`), in a cgroup of its own where the host
+/// allows one, with stdout and stderr in files of its working directory.
+///
+/// Call ``run(onExit:)`` once, inside the agent's task group: it supervises every process started with
+/// ``start(_:spec:labels:directory:)`` and reports each end through `onExit`.
+public actor ProcessRuntime {
+    struct Launch: Sendable {
+        var attempt: TaskAttempt
+        var spec: TaskSpec
+        var labels: [String: String]
+        var directory: String
+        var reply: CheckedContinuation<TaskStatusReport, Never>
+    }
+
+    struct Running: Sendable {
+        var pid: Int32
+        var cgroup: String?
+    }
+
+    private let launches: AsyncStream<Launch>
+    private let launchSink: AsyncStream<Launch>.Continuation
+    private var running: [TaskAttempt: Running] = [:]
+    private var stopping: Set<TaskAttempt> = []
+    private let cgroups: CgroupController?
+    private let logger: Logger
+
+    /// - Parameters:
+    ///   - cgroups: Where to make per-task cgroups; `nil` falls back to process-group kills.
+    ///   - logger: The agent's logger.
+    public init(cgroups: CgroupController?, logger: Logger) {
+        (launches, launchSink) = AsyncStream.makeStream(of: Launch.self)
+        self.cgroups = cgroups
+        self.logger = logger
+    }
+
+    /// Which kill mechanism this runtime uses: `cgroup-v2`, `cgroup-v1-freezer` or `process-group`.
+    public nonisolated var killMechanism: String {
+        switch cgroups?.kind {
+        case .v2: return "cgroup-v2"
+        case .v1Freezer: return "cgroup-v1-freezer"
+        case nil: return "process-group"
+        }
+    }
+
+    /// Starts one attempt and returns once its process runs (or could not start).
+    ///
+    /// - Parameters:
+    ///   - attempt: The (task, attempt) being started.
+    ///   - spec: Command, environment, working files and outputs.
+    ///   - labels: `touchstone.backend`, `.task`, `.attempt`, `.request`, kept in the report.
+    ///   - directory: The attempt's directory; the command runs in `directory/work`, logs go to
+    ///     `directory/stdout.log` and `directory/stderr.log`.
+    /// - Returns: A report in state `running` with the PID, or `failedToStart` with the reason.
+    public func start(
+        _ attempt: TaskAttempt, spec: TaskSpec, labels: [String: String], directory: String
+    ) async -> TaskStatusReport {
+        await withCheckedContinuation { continuation in
+            launchSink.yield(
+                Launch(attempt: attempt, spec: spec, labels: labels, directory: directory, reply: continuation))
+        }
+    }
+
+    /// Whether an attempt's process is running under this runtime.
+    public func isRunning(_ attempt: TaskAttempt) -> Bool { running[attempt] != nil }
+
+    /// Stops an attempt: SIGTERM to its process group, then after `grace` SIGKILL to its whole tree (cgroup kill or
+    /// process-group kill). Returns once the signals are sent; the end is reported through `onExit`.
+    ///
+    /// - Returns: `false` when the attempt is not running here.
+    public func stop(_ attempt: TaskAttempt, grace: Duration) async -> Bool {
+        guard let process = running[attempt] else { return false }
+        stopping.insert(attempt)
+        kill(-process.pid, SIGTERM)
+        let deadline = ContinuousClock.now + grace
+        while running[attempt] != nil, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        if let still = running[attempt] { killTree(still) }
+        return true
+    }
+
+    /// Supervises launches until cancelled. On cancellation every running process tree is killed.
+    ///
+    /// - Parameter onExit: Called once per attempt with its final report (exited, stopped or failedToStart).
+    public func run(onExit: @escaping @Sendable (TaskStatusReport) async -> Void) async {
+        await withDiscardingTaskGroup { group in
+            for await launch in launches {
+                group.addTask {
+                    let report = await self.execute(launch)
+                    await onExit(report)
+                }
+            }
+        }
+    }
+
+    /// Ends the supervisor loop once the running processes have ended.
+    public nonisolated func finish() { launchSink.finish() }
+
+    /// Kills every running process tree now.
+    public func killAll() {
+        for process in running.values { killTree(process) }
+    }
+
+    /// The number of running processes.
+    public var runningCount: Int { running.count }
+
+    private func killTree(_ process: Running) {
+        if let cgroup = process.cgroup, let cgroups { cgroups.killAll(cgroup) }
+        kill(-process.pid, SIGKILL)
+    }
+
+    private func register(_ attempt: TaskAttempt, _ process: Running) { running[attempt] = process }
+
+    private func unregister(_ attempt: TaskAttempt) -> (Running?, Bool) {
+        let process = running.removeValue(forKey: attempt)
+        let wasStopped = stopping.remove(attempt) != nil
+        return (process, wasStopped)
+    }
+
+    /// The shell wrapper: join the cgroup, then run the command, keeping its exit code (also written to a file so
+    /// that a restarted agent can read the outcome of a process it no longer supervises).
+    static let wrapper = """
+        if [ -n "$1" ]; then echo $$ > "$1" || exit 125; fi
+        exitfile="$2"; shift 2
+        "$@"
+        code=$?
+        echo "$code" > "$exitfile.tmp" && mv "$exitfile.tmp" "$exitfile"
+        exit "$code"
+        """
+
+    private nonisolated func execute(_ launch: Launch) async -> TaskStatusReport {
+        let attempt = launch.attempt
+        var report = TaskStatusReport(
+            taskID: attempt.taskID, attempt: attempt.attempt, state: .failedToStart, labels: launch.labels)
+        let work = launch.directory + "/work"
+        let stdoutFD: FileDescriptor
+        let stderrFD: FileDescriptor
+        do {
+            try Workspace.prepare(directory: launch.directory, files: launch.spec.files)
+            stdoutFD = try FileDescriptor.open(
+                FilePath(launch.directory + "/stdout.log"), .writeOnly, options: [.create, .append],
+                permissions: [.ownerReadWrite, .groupRead])
+            stderrFD = try FileDescriptor.open(
+                FilePath(launch.directory + "/stderr.log"), .writeOnly, options: [.create, .append],
+                permissions: [.ownerReadWrite, .groupRead])
+        } catch {
+            report.reason = "could not prepare the working directory: \(error)"
+            launch.reply.resume(returning: report)
+            return report
+        }
+        let cgroup = try? cgroups?.create("\(attempt.taskID)-\(attempt.attempt)")
+        let procsFile = cgroup.flatMap { path in cgroups?.procsFile(path) } ?? ""
+        var environment: [String: String] = [
+            "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin",
+            "HOME": work,
+            "LANG": "C.UTF-8",
+            "TOUCHSTONE_TASK_ID": attempt.taskID.rawValue,
+            "TOUCHSTONE_ATTEMPT": String(attempt.attempt),
+            "TOUCHSTONE_WORKDIR": work,
+        ]
+        for (key, value) in launch.spec.environment { environment[key] = value }
+        var options = PlatformOptions()
+        options.createSession = true
+        let configuration = Configuration(
+            executable: .path("/bin/sh"),
+            arguments: Arguments(
+                ["-c", Self.wrapper, "touchstone-task", procsFile, launch.directory + "/exit-code"]
+                    + launch.spec.command),
+            environment: .custom(environment.sorted { $0.key < $1.key }.map { Array("\($0.key)=\($0.value)".utf8) }),
+            workingDirectory: FilePath(work),
+            platformOptions: options)
+        let replied = ReplyOnce(launch.reply)
+        let startedAt = Date()
+        do {
+            let result = try await Subprocess.run(
+                configuration, input: .none,
+                output: .fileDescriptor(stdoutFD, closeAfterSpawningProcess: true),
+                error: .fileDescriptor(stderrFD, closeAfterSpawningProcess: true)
+            ) { execution in
+                let pid = execution.processIdentifier.value
+                await self.register(attempt, Running(pid: pid, cgroup: cgroup))
+                var running = report
+                running.state = .running
+                running.pid = pid
+                running.startedAt = startedAt
+                replied.resume(running)
+            }
+            let (process, wasStopped) = await unregister(attempt)
+            report.pid = process?.pid
+            report.startedAt = startedAt
+            report.endedAt = Date()
+            switch result.terminationStatus {
+            case .exited(let code):
+                report.exitCode = code
+                if code > 128, code < 160 { report.signal = code - 128 }
+                report.reason = code == 0 ? nil : "exit code \(code)"
+            case .signaled(let signal):
+                report.signal = signal
+                report.reason = "killed by signal \(signal)"
+            }
+            report.state = wasStopped ? .stopped : .exited
+            if wasStopped { report.reason = "stopped on request" + (report.reason.map { " (\($0))" } ?? "") }
+            report.outputs = Workspace.collectOutputs(launch.spec.outputs, in: work)
+        } catch {
+            _ = await unregister(attempt)
+            report.state = .failedToStart
+            report.reason = "could not start: \(error)"
+            logger.error("task start failed", metadata: ["task.id": "\(attempt.taskID)", "error": "\(error)"])
+        }
+        if let cgroup, let cgroups {
+            // Whatever the command left behind in its cgroup (daemonised children) dies with it.
+            if !cgroups.members(cgroup).isEmpty { cgroups.killAll(cgroup) }
+            cgroups.remove(cgroup)
+        }
+        replied.resume(report)
+        return report
+    }
+}
+
+/// Resumes a continuation at most once.
+final class ReplyOnce: Sendable {
+    private let state: Mutex<CheckedContinuation<TaskStatusReport, Never>?>
+    init(_ continuation: CheckedContinuation<TaskStatusReport, Never>) { state = Mutex(continuation) }
+    func resume(_ report: TaskStatusReport) {
+        state.withLock { continuation in
+            continuation?.resume(returning: report)
+            continuation = nil
+        }
+    }
+}

@@ -1,0 +1,102 @@
+import Domain
+import EventStore
+import Foundation
+import Logging
+import Wire
+
+/// Executes one request at most once, journaling its outcome before the response is sent.
+struct RequestHandler: Sendable {
+    let configuration: AgentConfiguration
+    let journal: AgentJournal
+    let tasks: AgentTasks
+    let runtime: ProcessRuntime
+    let logger: Logger
+
+    /// Handles a raw message from a request queue.
+    ///
+    /// - Returns: The response to send, or `nil` when the outcome could not be journaled (the message is then left on
+    ///   the queue, to be redelivered after its visibility timeout).
+    func handle(_ body: String, channel: Int) async -> ResponseEnvelope? {
+        let request: RequestEnvelope
+        do {
+            request = try WireCoding.decodeRequest(body)
+        } catch {
+            logger.warning("malformed request", metadata: ["channel": "\(channel)", "error": "\(error)"])
+            return ResponseEnvelope(
+                requestID: WireCoding.salvageRequestID(body), server: configuration.serverID, channel: channel,
+                epoch: -1, sequence: -1, agentTime: Date(), body: .error(error))
+        }
+        var metadata: Logger.Metadata = ["request.id": "\(request.requestID)", "command": "\(request.command.name)"]
+        metadata["channel"] = "\(channel)"
+        do {
+            if let recorded = try await journal.recordedResponse(for: request.requestID) {
+                logger.info("request answered from the journal", metadata: metadata)
+                return recorded
+            }
+            let body = await execute(request)
+            let response = ResponseEnvelope(
+                requestID: request.requestID, server: configuration.serverID, channel: request.channel,
+                epoch: request.epoch, sequence: request.sequence, agentTime: Date(), body: body)
+            return try await journal.record(response, for: request.requestID)
+        } catch {
+            logger.error("cannot journal the request's outcome", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+            return nil
+        }
+    }
+
+    private func execute(_ request: RequestEnvelope) async -> ResponseBody {
+        guard request.server == configuration.serverID else {
+            return .error(WireError(.wrongServer, "this agent serves \(configuration.serverID), not \(request.server)"))
+        }
+        guard request.expiresAt > Date() else {
+            return .error(WireError(.expired, "the request expired at \(request.expiresAt); it was not executed"))
+        }
+        switch request.command {
+        case .hello:
+            return .hello(HelloReply(agentVersion: agentVersion, gpuCount: 0, tasks: await tasks.all))
+        case .listTasks:
+            return .taskList(await tasks.all)
+        case .startTask(let start):
+            return await startTask(start, requestID: request.requestID)
+        case .stopTask(let stop):
+            let key = TaskAttempt(taskID: stop.taskID, attempt: stop.attempt)
+            guard let report = await tasks.report(for: key) else {
+                return .error(WireError(.unknownTask, "no attempt \(key) on this agent"))
+            }
+            if report.state == .running {
+                _ = await runtime.stop(key, grace: .seconds(stop.graceSeconds))
+            }
+            return .taskStopped(await tasks.report(for: key) ?? report)
+        }
+    }
+
+    private func startTask(_ start: StartTask, requestID: RequestID) async -> ResponseBody {
+        let key = TaskAttempt(taskID: start.taskID, attempt: start.attempt)
+        do {
+            try start.spec.validate()
+        } catch {
+            return .error(WireError(.badRequest, error.message))
+        }
+        guard await tasks.reserve(key) else {
+            // Idempotent per (task, attempt): adopt what runs or ran, never start a second process.
+            if let existing = await tasks.awaitReport(key) { return .taskStarted(existing) }
+            return .error(WireError(.executionFailed, "attempt \(key) could not be started"))
+        }
+        let directory = configuration.taskDirectory(key)
+        let labels = [
+            "touchstone.backend": start.backend, "touchstone.task": start.taskID.rawValue,
+            "touchstone.attempt": String(start.attempt), "touchstone.request": requestID.rawValue,
+            "touchstone.directory": directory,
+        ]
+        let report = await runtime.start(key, spec: start.spec, labels: labels, directory: directory)
+        do {
+            try await tasks.started(report)
+        } catch {
+            logger.error("cannot journal a task start", metadata: ["task.id": "\(start.taskID)", "error": "\(error)"])
+        }
+        logger.info(
+            "task started",
+            metadata: ["task.id": "\(start.taskID)", "attempt": "\(start.attempt)", "state": "\(report.state)"])
+        return .taskStarted(await tasks.report(for: key) ?? report)
+    }
+}

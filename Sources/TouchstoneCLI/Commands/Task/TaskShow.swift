@@ -1,0 +1,65 @@
+import ArgumentParser
+import Domain
+import EventStore
+import Foundation
+import Projections
+
+/// `touchstone task show ID`: the task's state and its whole event history.
+struct TaskShow: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show", abstract: "Show a task's state and its whole event history.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: "The task ID (tsk-…).")
+    var id: String
+
+    func run() async throws {
+        let log = try global.openLog()
+        let taskID = TaskID(rawValue: id)
+        guard let row = try await log.readModel(TaskBoard.self)[taskID] else {
+            throw CLIError("unknown task \(id.debugDescription): see `touchstone task list`")
+        }
+        let own = try await log.store.read(stream: StreamName.task(taskID))
+        var requestIDs: [String] = []
+        for event in own {
+            if case .taskDispatched(let e) = try ReadModels.decode(event).event { requestIDs.append(e.requestID.rawValue) }
+        }
+        var positions = Set(own.map(\.position))
+        var history = own
+        for event in try await log.store.read(correlationIDs: requestIDs) where !positions.contains(event.position) {
+            positions.insert(event.position)
+            history.append(event)
+        }
+        history.sort { $0.position < $1.position }
+        switch global.format {
+        case .json:
+            struct Shown: Encodable {
+                var task: TaskRow
+                var events: [EventLine]
+            }
+            print(Render.json(Shown(task: row, events: history.map(EventLine.init))))
+        case .table:
+            print("task        \(row.taskID)\(row.name.map { " (\($0))" } ?? "")")
+            print("state       \(row.status.rawValue)\(row.reason.map { ": \($0)" } ?? "")")
+            print("command     \(row.command.joined(separator: " "))")
+            print("server      \(row.serverID?.rawValue ?? "-") attempt \(row.attempt), pid \(row.pid.map(String.init) ?? "-")")
+            print("submitted   \(Render.time(row.submittedAt))")
+            print("started     \(Render.time(row.startedAt))")
+            print("finished    \(Render.time(row.finishedAt)) exit \(row.exitCode.map(String.init) ?? "-")")
+            for (path, text) in row.outputs.sorted(by: { $0.key < $1.key }) {
+                print("output      \(path): \(text.trimmingCharacters(in: .whitespacesAndNewlines).prefix(200))")
+            }
+            print("")
+            print(
+                Render.table(
+                    ["POS", "TIME", "STREAM", "TYPE", "ACTOR", "REQUEST"],
+                    history.map {
+                        [
+                            "\($0.position)", Render.time($0.recordedAt), $0.stream, $0.type, $0.metadata.actor,
+                            $0.metadata.correlationID ?? "-",
+                        ]
+                    }))
+        }
+    }
+}

@@ -1,0 +1,212 @@
+import Domain
+import Foundation
+
+/// What the backend asks an agent to do. Encoded as `{"kind":"<name>","<name>":{…}}`.
+public enum Command: Sendable, Equatable {
+    /// Report inventory: version, clock, GPUs, and every task the agent holds.
+    case hello
+    /// Start one attempt of a task; idempotent per (task, attempt).
+    case startTask(StartTask)
+    /// Report the status of every task the agent holds (status reports).
+    case listTasks
+    /// Stop one attempt: SIGTERM to its process tree, then SIGKILL after the grace period.
+    case stopTask(StopTask)
+
+    /// The command's name on the wire and in the log.
+    public var name: String {
+        switch self {
+        case .hello: return "hello"
+        case .startTask: return "startTask"
+        case .listTasks: return "listTasks"
+        case .stopTask: return "stopTask"
+        }
+    }
+}
+
+/// The `startTask` command.
+public struct StartTask: Codable, Sendable, Equatable {
+    public var taskID: TaskID
+    public var attempt: Int
+    public var spec: TaskSpec
+    /// The backend's identity, kept as the task's `touchstone.backend` label.
+    public var backend: String
+
+    public init(taskID: TaskID, attempt: Int, spec: TaskSpec, backend: String) {
+        self.taskID = taskID
+        self.attempt = attempt
+        self.spec = spec
+        self.backend = backend
+    }
+}
+
+/// The `stopTask` command.
+public struct StopTask: Codable, Sendable, Equatable {
+    public var taskID: TaskID
+    public var attempt: Int
+    /// Seconds between SIGTERM and SIGKILL.
+    public var graceSeconds: Int
+
+    public init(taskID: TaskID, attempt: Int, graceSeconds: Int = 10) {
+        self.taskID = taskID
+        self.attempt = attempt
+        self.graceSeconds = graceSeconds
+    }
+}
+
+extension Command: Codable {
+    enum CodingKeys: String, CodingKey { case kind, startTask, stopTask }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let kind = try container.decode(String.self, forKey: .kind)
+        switch kind {
+        case "hello": self = .hello
+        case "listTasks": self = .listTasks
+        case "startTask": self = .startTask(try container.decode(StartTask.self, forKey: .startTask))
+        case "stopTask": self = .stopTask(try container.decode(StopTask.self, forKey: .stopTask))
+        default:
+            throw DecodingError.dataCorruptedError(
+                forKey: .kind, in: container, debugDescription: "unknown command \(kind.debugDescription)")
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(name, forKey: .kind)
+        switch self {
+        case .hello, .listTasks: break
+        case .startTask(let body): try container.encode(body, forKey: .startTask)
+        case .stopTask(let body): try container.encode(body, forKey: .stopTask)
+        }
+    }
+}
+
+/// What an agent answers. Encoded as `{"kind":"<name>","<name>":{…}}`.
+public enum ResponseBody: Sendable, Equatable {
+    case hello(HelloReply)
+    /// The attempt's status after `startTask` (running, or already ended if it was adopted).
+    case taskStarted(TaskStatusReport)
+    case taskList([TaskStatusReport])
+    case taskStopped(TaskStatusReport)
+    case error(WireError)
+
+    /// The status word logged for the response: `ok` or the error code.
+    public var status: String {
+        if case .error(let error) = self { return error.code.rawValue }
+        return "ok"
+    }
+}
+
+extension ResponseBody: Codable {
+    enum CodingKeys: String, CodingKey { case kind, hello, taskStarted, taskList, taskStopped, error }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let kind = try container.decode(String.self, forKey: .kind)
+        switch kind {
+        case "hello": self = .hello(try container.decode(HelloReply.self, forKey: .hello))
+        case "taskStarted": self = .taskStarted(try container.decode(TaskStatusReport.self, forKey: .taskStarted))
+        case "taskList": self = .taskList(try container.decode([TaskStatusReport].self, forKey: .taskList))
+        case "taskStopped": self = .taskStopped(try container.decode(TaskStatusReport.self, forKey: .taskStopped))
+        case "error": self = .error(try container.decode(WireError.self, forKey: .error))
+        default:
+            throw DecodingError.dataCorruptedError(
+                forKey: .kind, in: container, debugDescription: "unknown response \(kind.debugDescription)")
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        switch self {
+        case .hello(let body):
+            try container.encode("hello", forKey: .kind)
+            try container.encode(body, forKey: .hello)
+        case .taskStarted(let body):
+            try container.encode("taskStarted", forKey: .kind)
+            try container.encode(body, forKey: .taskStarted)
+        case .taskList(let body):
+            try container.encode("taskList", forKey: .kind)
+            try container.encode(body, forKey: .taskList)
+        case .taskStopped(let body):
+            try container.encode("taskStopped", forKey: .kind)
+            try container.encode(body, forKey: .taskStopped)
+        case .error(let body):
+            try container.encode("error", forKey: .kind)
+            try container.encode(body, forKey: .error)
+        }
+    }
+}
+
+/// The agent's inventory, answering `hello`.
+public struct HelloReply: Codable, Sendable, Equatable {
+    public var agentVersion: String
+    /// GPUs found (0 until the GPU inventory lands).
+    public var gpuCount: Int
+    /// Every task the agent holds, with its status.
+    public var tasks: [TaskStatusReport]
+
+    public init(agentVersion: String, gpuCount: Int, tasks: [TaskStatusReport]) {
+        self.agentVersion = agentVersion
+        self.gpuCount = gpuCount
+        self.tasks = tasks
+    }
+}
+
+/// A task status report: what the agent observes of one attempt.
+public struct TaskStatusReport: Codable, Sendable, Equatable {
+    public enum State: String, Codable, Sendable, Equatable {
+        /// The process runs.
+        case running
+        /// The process ended by itself (see `exitCode`, `signal`).
+        case exited
+        /// The process was stopped by a `stopTask`.
+        case stopped
+        /// The process could not be started (see `reason`).
+        case failedToStart
+    }
+
+    public var taskID: TaskID
+    public var attempt: Int
+    public var state: State
+    public var pid: Int32?
+    public var startedAt: Date?
+    public var endedAt: Date?
+    public var exitCode: Int32?
+    public var signal: Int32?
+    public var reason: String?
+    /// Small output files (path → UTF-8 text), collected when the process ended.
+    public var outputs: [String: String]
+    /// The labels the agent keeps for the attempt: `touchstone.backend`, `.task`, `.attempt`, `.request`.
+    public var labels: [String: String]
+
+    public init(
+        taskID: TaskID, attempt: Int, state: State, pid: Int32? = nil, startedAt: Date? = nil, endedAt: Date? = nil,
+        exitCode: Int32? = nil, signal: Int32? = nil, reason: String? = nil, outputs: [String: String] = [:],
+        labels: [String: String] = [:]
+    ) {
+        self.taskID = taskID
+        self.attempt = attempt
+        self.state = state
+        self.pid = pid
+        self.startedAt = startedAt
+        self.endedAt = endedAt
+        self.exitCode = exitCode
+        self.signal = signal
+        self.reason = reason
+        self.outputs = outputs
+        self.labels = labels
+    }
+
+    /// The attempt this report is about.
+    public var key: TaskAttempt { TaskAttempt(taskID: taskID, attempt: attempt) }
+}
+
+/// Queue names of one server's channels: `<prefix>-<server>-<n>-req.fifo` and `-resp.fifo`.
+public enum ChannelQueues {
+    public static func requestQueue(prefix: String, channel: ChannelID) -> String {
+        "\(prefix)-\(channel.server)-\(channel.index)-req.fifo"
+    }
+    public static func responseQueue(prefix: String, channel: ChannelID) -> String {
+        "\(prefix)-\(channel.server)-\(channel.index)-resp.fifo"
+    }
+}

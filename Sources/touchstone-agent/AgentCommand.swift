@@ -1,0 +1,80 @@
+import Agent
+import ArgumentParser
+import Domain
+import Foundation
+import Logging
+import ServiceLifecycle
+import Transport
+import Wire
+
+/// `touchstone-agent`: the daemon on one in-house server. It only dials out to its queues.
+@main
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "touchstone-agent",
+        abstract: "Run tasks for a Touchstone backend on this server, polling its request queues.")
+
+    @Option(help: "This server's name, as attached in the backend.")
+    var server: String
+
+    @Option(help: "The embedded queue file shared with the backend (its state dir's queues.db).")
+    var queuePath: String
+
+    @Option(help: "The workspace: the agent's journal and every task's directory.")
+    var workspace: String
+
+    @Option(help: "Queue pairs to poll; must match `server attach --channels`.")
+    var channels: Int = 3
+
+    @Option(help: "Seconds running tasks may finish after SIGTERM before they are stopped.")
+    var drainDeadline: Int = 600
+
+    @Option(help: "Long-poll wait per receive, in seconds (1–20).")
+    var pollWait: Int = 20
+
+    @Flag(help: "Do not put tasks in cgroups (process-group kill only).")
+    var noCgroups = false
+
+    func validate() throws {
+        guard ServerID.isValid(server) else { throw ValidationError("--server must be 1–63 of a-z, 0-9 and -") }
+        guard (2...16).contains(channels) else { throw ValidationError("--channels must be 2–16") }
+        guard (1...20).contains(pollWait) else { throw ValidationError("--poll-wait must be 1–20 seconds") }
+        guard drainDeadline >= 0 else { throw ValidationError("--drain-deadline must be 0 or more") }
+    }
+
+    func run() async throws {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = .info
+            return handler
+        }
+        let serverID = ServerID(rawValue: server)!
+        let logger = Logger(label: "touchstone.agent.\(server)")
+        let configuration = AgentConfiguration(
+            serverID: serverID, queuePath: queuePath, channels: channels, workspace: workspace,
+            pollWait: .seconds(pollWait), drainDeadlineSeconds: drainDeadline, useCgroups: !noCgroups)
+        let store: EmbeddedQueueStore
+        var queues: [(requests: any MessageQueue, responses: any MessageQueue)] = []
+        do {
+            store = try EmbeddedQueueStore(path: queuePath)
+            for index in 0..<channels {
+                let channel = ChannelID(server: serverID, index: index)
+                let requestName = ChannelQueues.requestQueue(prefix: configuration.queuePrefix, channel: channel)
+                let responseName = ChannelQueues.responseQueue(prefix: configuration.queuePrefix, channel: channel)
+                try store.createQueue(name: requestName)
+                try store.createQueue(name: responseName)
+                queues.append((try store.queue(named: requestName), try store.queue(named: responseName)))
+            }
+        } catch {
+            throw AgentStartError(description: "cannot open the queues at \(queuePath): \(error)")
+        }
+        let service = AgentService(configuration: configuration, queues: queues, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
+
+struct AgentStartError: Error, CustomStringConvertible {
+    var description: String
+}
