@@ -113,7 +113,8 @@ public struct Backend: Service {
                             requestID: requestID)),
                     expectedVersion: .exact(version),
                     metadata: EventMetadata(actor: "backend", correlationID: requestID.rawValue))
-            } catch where error.code == .wrongExpectedVersion {
+            } catch {
+                guard error.code == .wrongExpectedVersion else { throw error }
                 continue  // the task changed meanwhile (e.g. cancelled); the next pass sees it
             }
             logger.info(

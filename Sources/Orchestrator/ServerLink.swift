@@ -137,9 +137,9 @@ struct ServerLink: Sendable {
                     events.enumerated().map { index, event in
                         TouchstoneLog.Append(event, expectedVersion: .exact(version), metadata: meta)
                     })
-            } catch where error.code == .wrongExpectedVersion {
+            } catch {
                 // Another channel recorded a transition meanwhile; the next report reconciles again.
-                continue
+                guard error.code == .wrongExpectedVersion else { throw error }
             }
         }
     }

@@ -14,8 +14,9 @@ public enum OutputFormat: String, ExpressibleByArgument, CaseIterable, Sendable 
 public struct GlobalOptions: ParsableArguments {
     @Option(
         name: .customLong("state-dir"),
-        help: "The directory holding the event log (touchstone.db) and the embedded queues (queues.db). "
-            + "Default: $TOUCHSTONE_STATE_DIR, else ./.touchstone")
+        help: ArgumentHelp(
+            "The directory holding the event log (touchstone.db) and the embedded queues (queues.db). "
+                + "Default: $TOUCHSTONE_STATE_DIR, else ./.touchstone"))
     public var stateDir: String?
 
     @Option(help: "Output format: table or json.")

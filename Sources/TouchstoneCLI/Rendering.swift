@@ -1,5 +1,8 @@
 import Domain
 import Foundation
+import EventStore
+import Transport
+import Projections
 
 /// Plain-text tables and JSON output.
 enum Render {
@@ -21,13 +24,18 @@ enum Render {
     static func json(_ value: some Encodable) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        encoder.dateEncodingStrategy = .iso8601
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var container = encoder.singleValueContainer()
+            try container.encode(time(date))
+        }
         return String(decoding: (try? encoder.encode(value)) ?? Data("null".utf8), as: UTF8.self)
     }
 
     static func time(_ date: Date?) -> String {
         guard let date else { return "-" }
-        return ISO8601DateFormatter().string(from: date)
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.string(from: date)
     }
 
     static func duration(from start: Date?, to end: Date?) -> String {

@@ -9,4 +9,9 @@ public struct Touchstone: AsyncParsableCommand {
     )
 
     public init() {}
+
+    /// Parses the process's arguments and runs the chosen command; exits the process on error.
+    public static func runFromCommandLine() async {
+        await main()
+    }
 }

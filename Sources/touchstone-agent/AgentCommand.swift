@@ -4,6 +4,7 @@ import Domain
 import Foundation
 import Logging
 import ServiceLifecycle
+import UnixSignals
 import Transport
 import Wire
 

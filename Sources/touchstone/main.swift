@@ -6,4 +6,4 @@ LoggingSystem.bootstrap { label in
     handler.logLevel = .info
     return handler
 }
-await Touchstone.main()
+await Touchstone.runFromCommandLine()

@@ -1,6 +1,8 @@
 import ArgumentParser
 import EventStore
 import Foundation
+import Transport
+import Domain
 import Projections
 
 /// `touchstone audit …`.

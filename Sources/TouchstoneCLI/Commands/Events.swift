@@ -2,6 +2,8 @@ import ArgumentParser
 import Domain
 import EventStore
 import Foundation
+import Transport
+import Projections
 
 /// One event as printed by the CLI.
 struct EventLine: Encodable {
@@ -71,8 +73,8 @@ struct Events: AsyncParsableCommand {
         }
         if follow {
             for try await event in log.store.tail(after: after) where matches(event) {
-                print(line(event))
-                fflush(stdout)
+                // Unbuffered, so that a pipe sees each event as it is appended.
+                FileHandle.standardOutput.write(Data((line(event) + "\n").utf8))
             }
             return
         }

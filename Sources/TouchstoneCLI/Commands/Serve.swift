@@ -1,8 +1,13 @@
 import ArgumentParser
 import Foundation
+import EventStore
+import Transport
+import Projections
+import Domain
 import Logging
 import Orchestrator
 import ServiceLifecycle
+import UnixSignals
 
 /// `touchstone serve`: runs the backend until SIGTERM or SIGINT.
 struct Serve: AsyncParsableCommand {

@@ -2,6 +2,8 @@ import ArgumentParser
 import Domain
 import EventStore
 import Foundation
+import Transport
+import Projections
 import Orchestrator
 import Wire
 

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Domain
 import Foundation
+import EventStore
+import Transport
 import Projections
 
 /// `touchstone server show NAME`.

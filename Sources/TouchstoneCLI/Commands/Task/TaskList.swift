@@ -1,5 +1,8 @@
 import ArgumentParser
 import Foundation
+import EventStore
+import Transport
+import Domain
 import Projections
 
 /// `touchstone task list`.

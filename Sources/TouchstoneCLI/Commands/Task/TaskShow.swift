@@ -2,6 +2,7 @@ import ArgumentParser
 import Domain
 import EventStore
 import Foundation
+import Transport
 import Projections
 
 /// `touchstone task show ID`: the task's state and its whole event history.

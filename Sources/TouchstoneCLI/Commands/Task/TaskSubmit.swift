@@ -2,6 +2,7 @@ import ArgumentParser
 import Domain
 import EventStore
 import Foundation
+import Transport
 import Projections
 
 /// `touchstone task submit [options] -- COMMAND [ARGS…]`.

@@ -1,0 +1,83 @@
+import Domain
+import Foundation
+import TestSupport
+import Testing
+
+@Suite struct DomainEventCodecTests {
+    static let samples: [DomainEvent] = [
+        .serverAttached(ServerAttached(serverID: Fixtures.gpu1, maxTasks: 2, channels: 3)),
+        .serverHelloReceived(ServerHelloReceived(serverID: Fixtures.gpu1, agentVersion: "0.1.0", agentTime: Fixtures.epoch0, clockSkewMilliseconds: 5, runningTasks: [TaskAttempt(taskID: Fixtures.taskA, attempt: 1)], gpuCount: 0)),
+        .taskSubmitted(TaskSubmitted(taskID: Fixtures.taskA, spec: TaskSpec(name: "n", command: ["a", "b"], environment: ["K": "V"], files: [WorkingFile(path: "f.py", contents: Data("print(1)".utf8))], outputs: ["m.json"], gpus: 1, timeoutSeconds: 60))),
+        .taskDispatched(TaskDispatched(taskID: Fixtures.taskA, attempt: 1, serverID: Fixtures.gpu1, requestID: Fixtures.request(1))),
+        .taskStarted(TaskStarted(taskID: Fixtures.taskA, attempt: 1, serverID: Fixtures.gpu1, pid: 4, startedAt: Fixtures.epoch0)),
+        .taskFinished(TaskFinished(taskID: Fixtures.taskA, attempt: 1, serverID: Fixtures.gpu1, outcome: .failed, exitCode: 2, signal: nil, failureClass: .user, reason: "exit code 2", outputs: ["m.json": "{}"], endedAt: Fixtures.epoch0)),
+        .requestSent(RequestSent(channel: ChannelID(server: Fixtures.gpu1, index: 1), requestID: Fixtures.request(2), epoch: 0, sequence: 3, command: "hello", taskID: nil, expiresAt: Fixtures.epoch0, messageID: "m")),
+        .responseReceived(ResponseReceived(channel: ChannelID(server: Fixtures.gpu1, index: 1), requestID: Fixtures.request(2), epoch: 0, status: "ok", message: nil, agentTime: Fixtures.epoch0, messageID: "r")),
+        .responseRejected(ResponseRejected(channel: ChannelID(server: Fixtures.gpu1, index: 1), messageID: "x", reason: "malformed", requestID: nil, bodyPrefix: "{")),
+    ]
+
+    @Test(arguments: samples)
+    func roundTripsThroughTypeSchemaAndJSON(event: DomainEvent) throws {
+        let (type, schema, payload) = DomainEventCodec.encode(event)
+        #expect(schema == 1)
+        #expect(try DomainEventCodec.decode(type: type, schema: schema, payload: payload, position: 1) == event)
+    }
+
+    @Test func golden_serverAttached_v1() throws {
+        let payload = Data(#"{"channels":3,"maxTasks":2,"serverID":"gpu-01"}"#.utf8)
+        let event = try DomainEventCodec.decode(type: "server.attached", schema: 1, payload: payload, position: 1)
+        #expect(event == .serverAttached(ServerAttached(serverID: Fixtures.gpu1, maxTasks: 2, channels: 3)))
+        #expect(DomainEventCodec.encode(event).payload == payload)
+    }
+
+    @Test func unknownTypeOrSchemaIsAnErrorNamingThePosition() {
+        let unknown = #expect(throws: DomainEventCodec.DecodeError.self) {
+            try DomainEventCodec.decode(type: "task.teleported", schema: 1, payload: Data("{}".utf8), position: 42)
+        }
+        #expect(unknown?.kind == .unknownEventType)
+        #expect(unknown?.message.contains("42") == true)
+        let future = #expect(throws: DomainEventCodec.DecodeError.self) {
+            try DomainEventCodec.decode(type: "task.submitted", schema: 99, payload: Data("{}".utf8), position: 7)
+        }
+        #expect(future?.kind == .unknownEventType)
+        let corrupt = #expect(throws: DomainEventCodec.DecodeError.self) {
+            try DomainEventCodec.decode(type: "server.attached", schema: 1, payload: Data("{\"serverID\":5}".utf8), position: 8)
+        }
+        #expect(corrupt?.kind == .corruptPayload)
+    }
+}
+
+@Suite struct IdentifierTests {
+    @Test func requestIDsAreVersion7AndSortByTime() {
+        var generator = SeededGenerator(seed: 1)
+        let early = RequestID.make(now: Date(timeIntervalSince1970: 1_700_000_000), using: &generator)
+        let late = RequestID.make(now: Date(timeIntervalSince1970: 1_700_000_001), using: &generator)
+        #expect(early.rawValue.count == 36)
+        let chars = Array(early.rawValue)
+        #expect(chars[14] == "7")
+        #expect("89ab".contains(chars[19]))
+        #expect(early.rawValue < late.rawValue)
+        #expect(UUID(uuidString: early.rawValue) != nil)
+    }
+
+    @Test func serverNamesAreDNSLabels() {
+        #expect(ServerID(rawValue: "gpu-07") != nil)
+        #expect(ServerID(rawValue: "") == nil)
+        #expect(ServerID(rawValue: "-gpu") == nil)
+        #expect(ServerID(rawValue: "GPU") == nil)
+        #expect(ServerID(rawValue: "gpu_1") == nil)
+        #expect(ServerID(rawValue: String(repeating: "a", count: 64)) == nil)
+    }
+
+    @Test func taskSpecValidationNamesTheProblem() {
+        #expect(throws: TaskSpecError.self) { try TaskSpec(command: []).validate() }
+        #expect(throws: TaskSpecError.self) { try TaskSpec(command: [""]).validate() }
+        #expect(throws: TaskSpecError.self) { try TaskSpec(command: ["x"], files: [WorkingFile(path: "../evil", contents: Data())]).validate() }
+        #expect(throws: TaskSpecError.self) { try TaskSpec(command: ["x"], files: [WorkingFile(path: "/etc/passwd", contents: Data())]).validate() }
+        #expect(throws: TaskSpecError.self) { try TaskSpec(command: ["x"], outputs: ["a/../../b"]).validate() }
+        #expect(throws: TaskSpecError.self) {
+            try TaskSpec(command: ["x"], files: [WorkingFile(path: "big", contents: Data(count: TaskSpec.maxInlineFileBytes + 1))]).validate()
+        }
+        #expect(throws: Never.self) { try TaskSpec(command: ["x"], files: [WorkingFile(path: "a/b.py", contents: Data())], outputs: ["out/m.json"]).validate() }
+    }
+}

@@ -1,0 +1,92 @@
+import Domain
+import Foundation
+import Orchestrator
+import Projections
+import TestSupport
+import Testing
+import Wire
+
+@Suite struct SchedulerTests {
+    func state(servers: [(ServerID, Int)], tasks: Int, booked: [ServerID: Int] = [:]) -> (TaskBoard, ServerCapacity) {
+        var events: [DomainEvent] = servers.map { .serverAttached(ServerAttached(serverID: $0.0, maxTasks: $0.1, channels: 3)) }
+        var generator = SeededGenerator(seed: 7)
+        for (server, count) in booked {
+            for _ in 0..<count {
+                let id = TaskID.random(using: &generator)
+                events.append(.taskSubmitted(TaskSubmitted(taskID: id, spec: Fixtures.spec())))
+                events.append(.taskDispatched(TaskDispatched(taskID: id, attempt: 1, serverID: server, requestID: Fixtures.request(0))))
+            }
+        }
+        for index in 0..<tasks {
+            events.append(.taskSubmitted(TaskSubmitted(taskID: TaskID(rawValue: String(format: "tsk-%012d", index)), spec: Fixtures.spec())))
+        }
+        let recorded = events.enumerated().map { Fixtures.recorded($1, at: Int64($0 + 1)) }
+        return (TaskBoard(replaying: recorded), ServerCapacity(replaying: recorded))
+    }
+
+    @Test func neverBooksPastMaxTasks() {
+        let (tasks, servers) = state(servers: [(Fixtures.gpu1, 2), (Fixtures.gpu2, 1)], tasks: 6)
+        let plan = Scheduler.plan(tasks: tasks, servers: servers, eligible: [Fixtures.gpu1, Fixtures.gpu2])
+        #expect(plan.count == 3)
+        #expect(plan.filter { $0.serverID == Fixtures.gpu1 }.count == 2)
+        #expect(plan.filter { $0.serverID == Fixtures.gpu2 }.count == 1)
+        #expect(plan.allSatisfy { $0.attempt == 1 })
+    }
+
+    @Test func countsExistingBookingsAndOldestFirst() {
+        let (tasks, servers) = state(servers: [(Fixtures.gpu1, 2)], tasks: 3, booked: [Fixtures.gpu1: 1])
+        let plan = Scheduler.plan(tasks: tasks, servers: servers, eligible: [Fixtures.gpu1])
+        #expect(plan.map(\.taskID.rawValue) == ["tsk-000000000000"])
+    }
+
+    @Test func packsOntoTheBusierServer() {
+        let (tasks, servers) = state(servers: [(Fixtures.gpu1, 4), (Fixtures.gpu2, 4)], tasks: 1, booked: [Fixtures.gpu2: 1])
+        let plan = Scheduler.plan(tasks: tasks, servers: servers, eligible: [Fixtures.gpu1, Fixtures.gpu2])
+        #expect(plan.map(\.serverID) == [Fixtures.gpu2])
+    }
+
+    @Test func drainedOrUnlinkedServersGetNothing() {
+        let (tasks, servers) = state(servers: [(Fixtures.gpu1, 0), (Fixtures.gpu2, 3)], tasks: 2)
+        #expect(Scheduler.plan(tasks: tasks, servers: servers, eligible: [Fixtures.gpu1]).isEmpty)
+        #expect(Scheduler.plan(tasks: tasks, servers: servers, eligible: [Fixtures.gpu1, Fixtures.gpu2]).map(\.serverID) == [Fixtures.gpu2, Fixtures.gpu2])
+    }
+}
+
+@Suite struct ReconcilerTests {
+    func row(_ status: TaskStatus, attempt: Int = 1) -> TaskRow {
+        TaskRow(taskID: Fixtures.taskA, command: ["x"], gpus: 0, status: status, attempt: attempt, serverID: Fixtures.gpu1, submittedAt: Fixtures.epoch0, outputs: [:])
+    }
+
+    func report(_ state: TaskStatusReport.State, exit: Int32? = nil, attempt: Int = 1) -> TaskStatusReport {
+        TaskStatusReport(taskID: Fixtures.taskA, attempt: attempt, state: state, pid: 5, startedAt: Fixtures.epoch0, endedAt: Fixtures.epoch0, exitCode: exit, outputs: ["m": "1"])
+    }
+
+    @Test func runningReportStartsAStartingTask() {
+        #expect(Reconciler.transitions(for: row(.starting), report: report(.running), server: Fixtures.gpu1) == [
+            .taskStarted(TaskStarted(taskID: Fixtures.taskA, attempt: 1, serverID: Fixtures.gpu1, pid: 5, startedAt: Fixtures.epoch0))
+        ])
+        #expect(Reconciler.transitions(for: row(.running), report: report(.running), server: Fixtures.gpu1).isEmpty)
+    }
+
+    @Test func exitZeroSucceedsAndNonZeroFailsAsUserError() {
+        let ok = Reconciler.transitions(for: row(.running), report: report(.exited, exit: 0), server: Fixtures.gpu1)
+        #expect(ok == [.taskFinished(TaskFinished(taskID: Fixtures.taskA, attempt: 1, serverID: Fixtures.gpu1, outcome: .succeeded, exitCode: 0, outputs: ["m": "1"], endedAt: Fixtures.epoch0))])
+        let bad = Reconciler.transitions(for: row(.starting), report: report(.exited, exit: 3), server: Fixtures.gpu1)
+        #expect(bad.count == 2)
+        guard case .taskFinished(let finished) = bad.last else { Issue.record("no finish"); return }
+        #expect(finished.outcome == .failed)
+        #expect(finished.failureClass == .user)
+    }
+
+    @Test func failedToStartIsAnInfrastructureFailure() {
+        let events = Reconciler.transitions(for: row(.starting), report: report(.failedToStart), server: Fixtures.gpu1)
+        guard case .taskFinished(let finished) = events.first, events.count == 1 else { Issue.record("\(events)"); return }
+        #expect(finished.failureClass == .infrastructure)
+    }
+
+    @Test func reportsForOtherAttemptsServersOrEndedTasksAreIgnored() {
+        #expect(Reconciler.transitions(for: row(.running, attempt: 2), report: report(.exited, exit: 0), server: Fixtures.gpu1).isEmpty)
+        #expect(Reconciler.transitions(for: row(.running), report: report(.exited, exit: 0), server: Fixtures.gpu2).isEmpty)
+        #expect(Reconciler.transitions(for: row(.succeeded), report: report(.exited, exit: 1), server: Fixtures.gpu1).isEmpty)
+    }
+}
