@@ -117,7 +117,11 @@ let package = Package(
         ),
         .testTarget(
             name: "OrchestratorTests",
-            dependencies: ["Orchestrator", "Agent", "Wire", "Transport", "Domain", "Projections", "EventStore", "TestSupport"],
+            dependencies: [
+                "Orchestrator", "Agent", "Wire", "Transport", "Domain", "Projections", "EventStore", "TestSupport",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

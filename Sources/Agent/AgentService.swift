@@ -99,7 +99,10 @@ public struct AgentService: Service {
                     let response = await handler.handle(message.body, channel: channel)
                     if let response {
                         let body = WireCoding.encode(response)
-                        let dedup = "resp-" + (response.requestID?.rawValue ?? message.messageID)
+                        // Per delivered message: a redelivery of the same message (the agent died before deleting
+                        // it) dedups to the response already sent; a resend (a new message with the same request
+                        // ID) gets the recorded response again.
+                        let dedup = "resp-" + message.messageID
                         _ = try await pair.responses.send(body, groupID: "channel-\(channel)", deduplicationID: dedup)
                     }
                     // Deleted only after the outcome is journaled and the response is sent: a crash before this

@@ -49,10 +49,15 @@ public struct Backend: Service {
                             resent = true
                         }
                         try await schedule(snapshot, links: links)
-                    } catch let error as EventStoreError {
+                    } catch is CancellationError {
+                        break
+                    } catch {
+                        // A failed pass (log or queue error) is retried on the next tick.
+                        if Task.isCancelled { break }
                         logger.error("scheduling pass failed", metadata: ["error": "\(error)"])
                     }
-                    try await Task.sleep(for: configuration.schedulingInterval)
+                    // Cancellation (graceful shutdown) ends the loop; it is not an error.
+                    try? await Task.sleep(for: configuration.schedulingInterval)
                 }
             }
         }

@@ -119,7 +119,7 @@ import Testing
         try await store.append([event("a", #"{"v":1}"#), event("a", #"{"v":2}"#)], to: "a")
         // Tampering means going around the triggers; the chain still notices.
         let raw = try DatabaseQueue(path: path)
-        try raw.write { db in
+        try await raw.write { db in
             try db.execute(sql: "DROP TRIGGER events_refuse_update")
             try db.execute(sql: #"UPDATE events SET payload = CAST('{"v":9}' AS BLOB) WHERE position = 1"#)
         }
@@ -136,12 +136,12 @@ import Testing
 
         let other = directory.file("other.db")
         let queue = try DatabaseQueue(path: other)
-        try queue.write { db in try db.execute(sql: "CREATE TABLE customers (id INTEGER)") }
+        try await queue.write { db in try db.execute(sql: "CREATE TABLE customers (id INTEGER)") }
         try queue.close()
         let foreign = #expect(throws: EventStoreError.self) { try SQLiteEventStore(path: other) }
         #expect(foreign?.code == .notAnEventLog)
         // Nothing was written to the foreign database.
-        let tables = try DatabaseQueue(path: other).read { db in
+        let tables = try await DatabaseQueue(path: other).read { db in
             try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table'")
         }
         #expect(tables == ["customers"])
