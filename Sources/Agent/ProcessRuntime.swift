@@ -183,7 +183,8 @@ public actor ProcessRuntime {
             arguments: Arguments(
                 ["-c", Self.wrapper, "touchstone-task", procsFile, launch.directory + "/exit-code"]
                     + launch.spec.command),
-            environment: .custom(environment.sorted { $0.key < $1.key }.map { Array("\($0.key)=\($0.value)".utf8) }),
+            // NUL-terminated: Subprocess 1.0.2 strdup()s each entry (its validation allows one trailing NUL).
+            environment: .custom(environment.sorted { $0.key < $1.key }.map { Array("\($0.key)=\($0.value)".utf8) + [0] }),
             workingDirectory: FilePath(work),
             platformOptions: options)
         let replied = ReplyOnce(launch.reply)

@@ -61,8 +61,16 @@ public struct TaskSpec: Codable, Sendable, Equatable {
         for output in outputs where !RelativePath.isConfined(output) {
             throw TaskSpecError("output path \(output) must be relative and stay inside the task's directory")
         }
-        for key in environment.keys where key.isEmpty || key.contains("=") || key.contains("\0") {
-            throw TaskSpecError("environment variable name \(key.debugDescription) is not valid")
+        for (key, value) in environment {
+            guard !key.isEmpty, !key.contains("="), !key.contains("\0") else {
+                throw TaskSpecError("environment variable name \(key.debugDescription) is not valid")
+            }
+            guard !value.contains("\0") else {
+                throw TaskSpecError("environment variable \(key) holds a NUL byte")
+            }
+        }
+        for argument in command where argument.contains("\0") {
+            throw TaskSpecError("command argument \(argument.debugDescription) holds a NUL byte")
         }
     }
 }

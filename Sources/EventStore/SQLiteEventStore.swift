@@ -2,6 +2,10 @@ import Crypto
 import Foundation
 import GRDB
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The append-only event log, one SQLite file in WAL mode, shared by several processes.
 ///
 /// - Each event has a global `position`, a `stream` and a `version` within it; an append names the version it expects
@@ -41,17 +45,30 @@ public final class SQLiteEventStore: Sendable {
         self.now = now
         var configuration = Configuration()
         configuration.busyMode = .timeout(busyTimeout)
-        configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-        }
         do {
-            pool = try DatabasePool(path: path, configuration: configuration)
+            pool = try Self.openPool(path: path, configuration: configuration)
+            // After opening: enabling WAL resets the writer to NORMAL, so FULL is set on it afterwards.
+            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         } catch let error as DatabaseError where error.resultCode == .SQLITE_NOTADB {
             throw EventStoreError(.notAnEventLog, "\(path) is not an SQLite database, so not a Touchstone event log")
         } catch {
             throw EventStoreError(.storage, "cannot open the event log at \(path)", underlying: error)
         }
         try Self.migrate(pool, path: path, hooks: hooks)
+    }
+
+    /// Opens the pool, retrying while another process holds the lock that switching a new file to WAL needs:
+    /// SQLite returns SQLITE_BUSY there without calling the busy handler (up to 5 seconds).
+    static func openPool(path: String, configuration: Configuration) throws -> DatabasePool {
+        var attempts = 0
+        while true {
+            do {
+                return try DatabasePool(path: path, configuration: configuration)
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY && attempts < 500 {
+                attempts += 1
+                usleep(10_000)
+            }
+        }
     }
 
     private static func migrate(_ pool: DatabasePool, path: String, hooks: [any AppendHook]) throws(EventStoreError) {

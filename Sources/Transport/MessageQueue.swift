@@ -29,8 +29,10 @@ public protocol MessageQueue: Sendable {
     ///
     /// - Parameter entries: 1–10 entries with unique `id`s.
     /// - Returns: One result per entry, in the order given.
-    /// - Throws: ``QueueError`` `.tooManyEntriesInBatch`, `.batchEntryIdsNotDistinct` or `.emptyBatch` for the whole
-    ///   batch; per-entry failures are reported in the results.
+    /// - Throws: ``QueueError`` `.tooManyEntriesInBatch`, `.batchEntryIdsNotDistinct`, `.emptyBatch`,
+    ///   `.invalidBatchEntryId` or `.batchRequestTooLong` (bodies adding up to more than 1 MiB) for the whole batch,
+    ///   and `.queueDoesNotExist`, `.storage`; per-entry failures (`.messageTooLarge`, `.invalidParameter`) are
+    ///   reported in the results.
     func sendBatch(_ entries: [SendBatchEntry]) async throws -> [SendBatchResult]
 
     /// Receives up to `maxMessages` messages, long-polling up to `waitTime` for the first one.
@@ -56,7 +58,8 @@ public protocol MessageQueue: Sendable {
     /// - Parameters:
     ///   - receiptHandle: The handle of the latest receive.
     ///   - timeout: 0–43,200 seconds, counted from now.
-    /// - Throws: ``QueueError`` `.receiptHandleIsInvalid`, `.invalidParameter`.
+    /// - Throws: ``QueueError`` `.receiptHandleIsInvalid`, `.invalidParameter`, `.messageNotInflight` when the
+    ///   visibility timeout has already passed (SQS `MessageNotInflight`).
     func changeVisibility(receiptHandle: String, timeout: Duration) async throws
 
     /// The approximate number of visible and in-flight messages (`ApproximateNumberOfMessages`,
@@ -73,6 +76,7 @@ public struct SendResult: Sendable, Equatable {
     /// True when the deduplication ID was seen in the last 5 minutes and nothing was enqueued.
     public var deduplicated: Bool
 
+    /// Creates a send result (implementations of ``MessageQueue`` and test doubles use it).
     public init(messageID: String, sequenceNumber: String, deduplicated: Bool) {
         self.messageID = messageID
         self.sequenceNumber = sequenceNumber
@@ -84,10 +88,14 @@ public struct SendResult: Sendable, Equatable {
 public struct SendBatchEntry: Sendable, Equatable {
     /// The entry's ID within the batch (unique in the batch).
     public var id: String
+    /// The message body, as for ``MessageQueue/send(_:groupID:deduplicationID:)``.
     public var body: String
+    /// The message group (`MessageGroupId`).
     public var groupID: String
+    /// The deduplication ID (`MessageDeduplicationId`).
     public var deduplicationID: String
 
+    /// Creates an entry.
     public init(id: String, body: String, groupID: String, deduplicationID: String) {
         self.id = id
         self.body = body
@@ -98,9 +106,12 @@ public struct SendBatchEntry: Sendable, Equatable {
 
 /// The result of one batch entry: a ``SendResult`` or the error that entry alone got.
 public struct SendBatchResult: Sendable {
+    /// The entry's ID, as given in ``SendBatchEntry/id``.
     public var id: String
+    /// What the send of this entry gave.
     public var result: Result<SendResult, QueueError>
 
+    /// Creates an entry's result.
     public init(id: String, result: Result<SendResult, QueueError>) {
         self.id = id
         self.result = result
@@ -109,11 +120,15 @@ public struct SendBatchResult: Sendable {
 
 /// A message as received, with its delivery attributes.
 public struct ReceivedMessage: Sendable, Equatable {
+    /// The message ID the send returned.
     public var messageID: String
     /// Valid for ``MessageQueue/delete(receiptHandle:)`` until the message is received again.
     public var receiptHandle: String
+    /// The message body.
     public var body: String
+    /// The message group (`MessageGroupId`).
     public var groupID: String
+    /// The deduplication ID it was sent with (`MessageDeduplicationId`).
     public var deduplicationID: String
     /// Decimal string (see ``SendResult/sequenceNumber``).
     public var sequenceNumber: String
@@ -122,6 +137,7 @@ public struct ReceivedMessage: Sendable, Equatable {
     /// When the message was sent (`SentTimestamp`).
     public var sentAt: Date
 
+    /// Creates a received message (implementations of ``MessageQueue`` and test doubles use it).
     public init(
         messageID: String, receiptHandle: String, body: String, groupID: String, deduplicationID: String,
         sequenceNumber: String, receiveCount: Int, sentAt: Date
@@ -139,8 +155,12 @@ public struct ReceivedMessage: Sendable, Equatable {
 
 /// Approximate message counts of a queue.
 public struct QueueCounts: Sendable, Equatable {
+    /// Messages not in flight (`ApproximateNumberOfMessages`).
     public var visible: Int
+    /// Messages received and neither deleted nor past their visibility timeout
+    /// (`ApproximateNumberOfMessagesNotVisible`).
     public var inFlight: Int
+    /// Creates counts.
     public init(visible: Int, inFlight: Int) {
         self.visible = visible
         self.inFlight = inFlight

@@ -1,4 +1,4 @@
-import EventStore
+@testable import EventStore
 import Foundation
 import GRDB
 import TestSupport
@@ -145,6 +145,25 @@ import Testing
             try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table'")
         }
         #expect(tables == ["customers"])
+    }
+
+    @Test func writesAreDurable() async throws {
+        let store = try SQLiteEventStore(path: directory.file("log.db"))
+        let mode = try await store.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }
+        #expect(mode == "wal")
+        let writerSynchronous = try await store.pool.write { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") }
+        #expect(writerSynchronous == 2)  // FULL
+    }
+
+    @Test func severalStoresOpeningANewFileAtOnceAllWork() async throws {
+        let path = directory.file("fresh.db")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<4 {
+                group.addTask { try await SQLiteEventStore(path: path).append([self.event()], to: "s") }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try await SQLiteEventStore(path: path).lastPosition() == 4)
     }
 
     @Test func concurrentAppendersNeverShareAPosition() async throws {
