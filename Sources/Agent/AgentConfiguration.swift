@@ -19,6 +19,8 @@ public struct AgentConfiguration: Sendable {
     public var drainDeadlineSeconds: Int
     /// Whether to put each task in a cgroup of its own when the host allows it.
     public var useCgroups: Bool
+    /// The `nvidia-smi` to query for GPUs (name on `PATH`, or a path); absent means no GPUs.
+    public var nvidiaSMI: String = "nvidia-smi"
 
     public init(
         serverID: ServerID, queuePath: String, queuePrefix: String = "touchstone", channels: Int = 3,

@@ -4,6 +4,10 @@ import Foundation
 import Logging
 import Wire
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Executes one request at most once, journaling its outcome before the response is sent.
 struct RequestHandler: Sendable {
     let configuration: AgentConfiguration
@@ -53,7 +57,14 @@ struct RequestHandler: Sendable {
         }
         switch request.command {
         case .hello:
-            return .hello(HelloReply(agentVersion: agentVersion, gpuCount: 0, tasks: await tasks.all))
+            let reading = await readGPUs()
+            return .hello(
+                HelloReply(
+                    agentVersion: agentVersion, gpuCount: reading.gpus.count, tasks: await tasks.all, gpus: reading.gpus,
+                    gpuProblem: reading.problem))
+        case .heartbeat:
+            let reading = await readGPUs()
+            return .heartbeat(HeartbeatReply(tasks: await tasks.all, gpus: reading.gpus, gpuProblem: reading.problem))
         case .listTasks:
             return .taskList(await tasks.all)
         case .startTask(let start):
@@ -68,6 +79,12 @@ struct RequestHandler: Sendable {
             }
             return .taskStopped(await tasks.report(for: key) ?? report)
         }
+    }
+
+    /// The GPUs, counting a compute process as ours when its process group is one of our running tasks'.
+    private func readGPUs() async -> GPUInventory.Reading {
+        let groups = Set(await tasks.all.filter { $0.state == .running }.compactMap(\.pid))
+        return await GPUInventory(command: configuration.nvidiaSMI).read { pid in groups.contains(getpgid(pid)) }
     }
 
     private func startTask(_ start: StartTask, requestID: RequestID) async -> ResponseBody {
@@ -88,7 +105,14 @@ struct RequestHandler: Sendable {
             "touchstone.attempt": String(start.attempt), "touchstone.request": requestID.rawValue,
             "touchstone.directory": directory,
         ]
-        let report = await runtime.start(key, spec: start.spec, labels: labels, directory: directory)
+        var spec = start.spec
+        if !start.gpuIndices.isEmpty {
+            // The task sees exactly the GPUs booked for it.
+            let visible = start.gpuIndices.map(String.init).joined(separator: ",")
+            spec.environment["CUDA_VISIBLE_DEVICES"] = visible
+            spec.environment["NVIDIA_VISIBLE_DEVICES"] = visible
+        }
+        let report = await runtime.start(key, spec: spec, labels: labels, directory: directory)
         do {
             try await tasks.started(report)
         } catch {

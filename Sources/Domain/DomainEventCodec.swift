@@ -44,6 +44,14 @@ public enum DomainEventCodec {
         case .requestSent(let p): return pack(p)
         case .responseReceived(let p): return pack(p)
         case .responseRejected(let p): return pack(p)
+        case .serverCapacitySet(let p): return pack(p)
+        case .serverDrainRequested(let p): return pack(p)
+        case .serverDetachRequested(let p): return pack(p)
+        case .serverDetached(let p): return pack(p)
+        case .serverLivenessChanged(let p): return pack(p)
+        case .taskDispatchWithdrawn(let p): return pack(p)
+        case .taskRequeued(let p): return pack(p)
+        case .serverGPUsObserved(let p): return pack(p)
         }
     }
 
@@ -73,6 +81,17 @@ public enum DomainEventCodec {
         case (RequestSent.eventType, 1): return .requestSent(try unpack(RequestSent.self))
         case (ResponseReceived.eventType, 1): return .responseReceived(try unpack(ResponseReceived.self))
         case (ResponseRejected.eventType, 1): return .responseRejected(try unpack(ResponseRejected.self))
+        case (ServerCapacitySet.eventType, 1): return .serverCapacitySet(try unpack(ServerCapacitySet.self))
+        case (ServerDrainRequested.eventType, 1): return .serverDrainRequested(try unpack(ServerDrainRequested.self))
+        case (ServerDetachRequested.eventType, 1):
+            return .serverDetachRequested(try unpack(ServerDetachRequested.self))
+        case (ServerDetached.eventType, 1): return .serverDetached(try unpack(ServerDetached.self))
+        case (ServerLivenessChanged.eventType, 1):
+            return .serverLivenessChanged(try unpack(ServerLivenessChanged.self))
+        case (TaskDispatchWithdrawn.eventType, 1):
+            return .taskDispatchWithdrawn(try unpack(TaskDispatchWithdrawn.self))
+        case (TaskRequeued.eventType, 1): return .taskRequeued(try unpack(TaskRequeued.self))
+        case (ServerGPUsObserved.eventType, 1): return .serverGPUsObserved(try unpack(ServerGPUsObserved.self))
         default:
             throw DecodeError(
                 kind: .unknownEventType,
@@ -92,6 +111,14 @@ public enum DomainEventCodec {
         case .requestSent(let p): return StreamName.channel(p.channel)
         case .responseReceived(let p): return StreamName.channel(p.channel)
         case .responseRejected(let p): return StreamName.channel(p.channel)
+        case .serverCapacitySet(let p): return StreamName.server(p.serverID)
+        case .serverDrainRequested(let p): return StreamName.server(p.serverID)
+        case .serverDetachRequested(let p): return StreamName.server(p.serverID)
+        case .serverDetached(let p): return StreamName.server(p.serverID)
+        case .serverLivenessChanged(let p): return StreamName.server(p.serverID)
+        case .taskDispatchWithdrawn(let p): return StreamName.task(p.taskID)
+        case .taskRequeued(let p): return StreamName.task(p.taskID)
+        case .serverGPUsObserved(let p): return StreamName.server(p.serverID)
         }
     }
 }

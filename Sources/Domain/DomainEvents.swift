@@ -20,6 +20,14 @@ public enum DomainEvent: Sendable, Equatable {
     case requestSent(RequestSent)  // "channel.request.sent" v1
     case responseReceived(ResponseReceived)  // "channel.response.received" v1
     case responseRejected(ResponseRejected)  // "channel.response.rejected" v1
+    case serverCapacitySet(ServerCapacitySet)  // "server.capacity-set" v1
+    case serverDrainRequested(ServerDrainRequested)  // "server.drain-requested" v1
+    case serverDetachRequested(ServerDetachRequested)  // "server.detach-requested" v1
+    case serverDetached(ServerDetached)  // "server.detached" v1
+    case serverLivenessChanged(ServerLivenessChanged)  // "server.liveness-changed" v1
+    case taskDispatchWithdrawn(TaskDispatchWithdrawn)  // "task.dispatch-withdrawn" v1
+    case taskRequeued(TaskRequeued)  // "task.requeued" v1
+    case serverGPUsObserved(ServerGPUsObserved)  // "server.gpus-observed" v1
 }
 
 // MARK: Server lifecycle
@@ -54,11 +62,14 @@ public struct ServerHelloReceived: EventPayload {
     /// Tasks the agent holds as running, by (task, attempt).
     public var runningTasks: [TaskAttempt]
     public var gpuCount: Int
+    /// The GPUs found, with their use by others; `nil` in events recorded before GPU inventory existed.
+    public var gpus: [GPUDevice]?
 
     public init(
         serverID: ServerID, agentVersion: String, agentTime: Date, clockSkewMilliseconds: Int64,
-        runningTasks: [TaskAttempt], gpuCount: Int
+        runningTasks: [TaskAttempt], gpuCount: Int, gpus: [GPUDevice]? = nil
     ) {
+        self.gpus = gpus
         self.serverID = serverID
         self.agentVersion = agentVersion
         self.agentTime = agentTime
@@ -107,8 +118,11 @@ public struct TaskDispatched: EventPayload {
     public var serverID: ServerID
     /// The `startTask` request that carries it; the next free task channel sends it (see `channel.request.sent`).
     public var requestID: RequestID
+    /// The GPU indices booked for the attempt (`nil`: none; absent in events recorded before GPU booking).
+    public var gpuIndices: [Int]?
 
-    public init(taskID: TaskID, attempt: Int, serverID: ServerID, requestID: RequestID) {
+    public init(taskID: TaskID, attempt: Int, serverID: ServerID, requestID: RequestID, gpuIndices: [Int]? = nil) {
+        self.gpuIndices = gpuIndices
         self.taskID = taskID
         self.attempt = attempt
         self.serverID = serverID
@@ -264,5 +278,126 @@ public struct ResponseRejected: EventPayload {
         self.reason = reason
         self.requestID = requestID
         self.bodyPrefix = bodyPrefix
+    }
+}
+
+// MARK: Server lifecycle (capacity, drain, detach, liveness)
+
+/// An operator changed a server's task limit.
+public struct ServerCapacitySet: EventPayload {
+    public static let eventType = "server.capacity-set"
+    public static let schemaVersion = 1
+    public var serverID: ServerID
+    /// The new limit; 0 drains the server.
+    public var maxTasks: Int
+
+    public init(serverID: ServerID, maxTasks: Int) {
+        self.serverID = serverID
+        self.maxTasks = maxTasks
+    }
+}
+
+/// An operator drained a server: `maxTasks` becomes 0; it stays draining until every task on it is observed stopped.
+public struct ServerDrainRequested: EventPayload {
+    public static let eventType = "server.drain-requested"
+    public static let schemaVersion = 1
+    public var serverID: ServerID
+    /// When tasks still running are stopped (grace period, then kill) and requeued elsewhere; `nil` waits forever.
+    public var deadline: Date?
+    public var reason: String?
+
+    public init(serverID: ServerID, deadline: Date?, reason: String?) {
+        self.serverID = serverID
+        self.deadline = deadline
+        self.reason = reason
+    }
+}
+
+/// An operator asked to detach a server; with `force`, after a drain with a zero deadline.
+public struct ServerDetachRequested: EventPayload {
+    public static let eventType = "server.detach-requested"
+    public static let schemaVersion = 1
+    public var serverID: ServerID
+    public var force: Bool
+
+    public init(serverID: ServerID, force: Bool) {
+        self.serverID = serverID
+        self.force = force
+    }
+}
+
+/// The server was detached: nothing of ours runs on it and it takes no tasks until attached again.
+public struct ServerDetached: EventPayload {
+    public static let eventType = "server.detached"
+    public static let schemaVersion = 1
+    public var serverID: ServerID
+
+    public init(serverID: ServerID) { self.serverID = serverID }
+}
+
+/// The backend's liveness verdict on a server changed.
+public struct ServerLivenessChanged: EventPayload {
+    public static let eventType = "server.liveness-changed"
+    public static let schemaVersion = 1
+    public var serverID: ServerID
+    /// False: unreachable (missed heartbeats); true: answering again.
+    public var reachable: Bool
+    /// Consecutive heartbeats missed when it became unreachable.
+    public var missedHeartbeats: Int
+
+    public init(serverID: ServerID, reachable: Bool, missedHeartbeats: Int) {
+        self.serverID = serverID
+        self.reachable = reachable
+        self.missedHeartbeats = missedHeartbeats
+    }
+}
+
+/// A booking was withdrawn before its start request was sent (the server began draining, or its capacity was cut,
+/// after the booking): the task is queued again and the attempt never ran.
+public struct TaskDispatchWithdrawn: EventPayload {
+    public static let eventType = "task.dispatch-withdrawn"
+    public static let schemaVersion = 1
+    public var taskID: TaskID
+    public var attempt: Int
+    public var serverID: ServerID
+    public var reason: String
+
+    public init(taskID: TaskID, attempt: Int, serverID: ServerID, reason: String) {
+        self.taskID = taskID
+        self.attempt = attempt
+        self.serverID = serverID
+        self.reason = reason
+    }
+}
+
+/// A task whose attempt failed for an infrastructure reason is queued again for another attempt.
+public struct TaskRequeued: EventPayload {
+    public static let eventType = "task.requeued"
+    public static let schemaVersion = 1
+    public var taskID: TaskID
+    /// The attempt that failed.
+    public var afterAttempt: Int
+    public var reason: String
+
+    public init(taskID: TaskID, afterAttempt: Int, reason: String) {
+        self.taskID = taskID
+        self.afterAttempt = afterAttempt
+        self.reason = reason
+    }
+}
+
+/// The agent's GPU inventory changed (count, or use by processes that are not ours), seen in a heartbeat.
+public struct ServerGPUsObserved: EventPayload {
+    public static let eventType = "server.gpus-observed"
+    public static let schemaVersion = 1
+    public var serverID: ServerID
+    public var gpus: [GPUDevice]
+    /// Why the list may be incomplete: "nvidia-smi not found", a parse error; `nil` when read cleanly.
+    public var problem: String?
+
+    public init(serverID: ServerID, gpus: [GPUDevice], problem: String?) {
+        self.serverID = serverID
+        self.gpus = gpus
+        self.problem = problem
     }
 }

@@ -16,11 +16,14 @@ public struct TaskSpec: Codable, Sendable, Equatable {
     public var gpus: Int
     /// Wall-clock limit in seconds, `nil` for none.
     public var timeoutSeconds: Int?
+    /// Higher runs first; FIFO within a priority. Default 0.
+    public var priority: Int
 
     public init(
         name: String? = nil, command: [String], environment: [String: String] = [:], files: [WorkingFile] = [],
-        outputs: [String] = [], gpus: Int = 0, timeoutSeconds: Int? = nil
+        outputs: [String] = [], gpus: Int = 0, timeoutSeconds: Int? = nil, priority: Int = 0
     ) {
+        self.priority = priority
         self.name = name
         self.command = command
         self.environment = environment
@@ -28,6 +31,23 @@ public struct TaskSpec: Codable, Sendable, Equatable {
         self.outputs = outputs
         self.gpus = gpus
         self.timeoutSeconds = timeoutSeconds
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, command, environment, files, outputs, gpus, timeoutSeconds, priority
+    }
+
+    /// Decodes a spec; fields added after the first schema (`priority`) take their defaults when absent.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decodeIfPresent(String.self, forKey: .name)
+        command = try container.decode([String].self, forKey: .command)
+        environment = try container.decodeIfPresent([String: String].self, forKey: .environment) ?? [:]
+        files = try container.decodeIfPresent([WorkingFile].self, forKey: .files) ?? []
+        outputs = try container.decodeIfPresent([String].self, forKey: .outputs) ?? []
+        gpus = try container.decodeIfPresent(Int.self, forKey: .gpus) ?? 0
+        timeoutSeconds = try container.decodeIfPresent(Int.self, forKey: .timeoutSeconds)
+        priority = try container.decodeIfPresent(Int.self, forKey: .priority) ?? 0
     }
 
     /// The most bytes of working files one task may carry inline (they travel in one queue message).

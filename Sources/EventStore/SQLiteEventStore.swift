@@ -115,7 +115,18 @@ public final class SQLiteEventStore: Sendable {
                         """)
             }
             for hook in hooks { hook.registerMigrations(&migrator) }
-            try migrator.migrate(pool)
+            // Several processes may open a new file at once; the loser of a race sees the tables the winner made
+            // and, on the next try, finds the migrations recorded as applied.
+            var attempt = 0
+            while true {
+                do {
+                    try migrator.migrate(pool)
+                    break
+                } catch where attempt < 20 {
+                    attempt += 1
+                    usleep(20_000)
+                }
+            }
         } catch let error as EventStoreError {
             throw error
         } catch {

@@ -31,6 +31,7 @@ public struct Backend: Service {
         try await cancelWhenGracefulShutdown {
             try await withThrowingDiscardingTaskGroup { group in
                 var links: [ServerID: ServerLink] = [:]
+                var stopping: Set<TaskAttempt> = []
                 var resent = false
                 while !Task.isCancelled {
                     do {
@@ -48,6 +49,7 @@ public struct Backend: Service {
                             try await resendUnconfirmed(snapshot, links: links)
                             resent = true
                         }
+                        try await enforceLifecycle(snapshot, links: links, stopping: &stopping)
                         try await schedule(snapshot, links: links)
                     } catch is CancellationError {
                         break
@@ -87,10 +89,11 @@ public struct Backend: Service {
             else { continue }
             logger.info("resending an unconfirmed start", metadata: ["task.id": "\(row.taskID)"])
             link.enqueue(
-                ServerLink.Dispatch(
-                    start: StartTask(
-                        taskID: row.taskID, attempt: row.attempt, spec: spec, backend: configuration.backendID),
-                    requestID: requestID))
+                .start(
+                    StartTask(
+                        taskID: row.taskID, attempt: row.attempt, spec: spec, backend: configuration.backendID,
+                        gpuIndices: row.gpuIndices),
+                    requestID))
         }
     }
 
@@ -103,34 +106,77 @@ public struct Backend: Service {
 
     private func schedule(_ snapshot: ProjectionSet, links: [ServerID: ServerLink]) async throws {
         let placements = Scheduler.plan(
-            tasks: snapshot.tasks, servers: snapshot.servers, eligible: Set(links.keys))
+            tasks: snapshot.tasks, servers: snapshot.servers, eligible: Set(links.keys), packing: configuration.packing)
         for placement in placements {
             guard let link = links[placement.serverID] else { continue }
-            let stream = StreamName.task(placement.taskID)
-            let version = try await log.store.version(of: stream)
-            guard let spec = try await spec(of: placement.taskID) else { continue }
+            guard let version = snapshot.tasks[placement.taskID]?.streamVersion, let spec = try await spec(of: placement.taskID) else { continue }
             let requestID = RequestID.make()
             do {
+                // The booking expects the server stream's version the plan saw: a drain, detach or capacity change
+                // appended meanwhile makes it fail, and the next pass plans again with the new limit.
                 try await log.append(
-                    .taskDispatched(
-                        TaskDispatched(
-                            taskID: placement.taskID, attempt: placement.attempt, serverID: placement.serverID,
-                            requestID: requestID)),
-                    expectedVersion: .exact(version),
-                    metadata: EventMetadata(actor: "backend", correlationID: requestID.rawValue))
+                    [
+                        .init(
+                            .taskDispatched(
+                                TaskDispatched(
+                                    taskID: placement.taskID, attempt: placement.attempt, serverID: placement.serverID,
+                                    requestID: requestID, gpuIndices: placement.gpuIndices.isEmpty ? nil : placement.gpuIndices)),
+                            expectedVersion: .exact(version),
+                            metadata: EventMetadata(actor: "backend", correlationID: requestID.rawValue))
+                    ],
+                    conditions: [StreamName.server(placement.serverID): placement.serverVersion])
             } catch {
                 guard error.code == .wrongExpectedVersion else { throw error }
-                continue  // the task changed meanwhile (e.g. cancelled); the next pass sees it
+                return  // the server or task changed since the plan: plan again next pass
             }
             logger.info(
                 "task dispatched",
                 metadata: ["task.id": "\(placement.taskID)", "server": "\(placement.serverID)"])
             link.enqueue(
-                ServerLink.Dispatch(
-                    start: StartTask(
+                .start(
+                    StartTask(
                         taskID: placement.taskID, attempt: placement.attempt, spec: spec,
-                        backend: configuration.backendID),
-                    requestID: requestID))
+                        backend: configuration.backendID, gpuIndices: placement.gpuIndices),
+                    requestID))
+        }
+    }
+
+    /// Drain deadlines, detaches and lost servers: the lifecycle work of one pass.
+    private func enforceLifecycle(_ snapshot: ProjectionSet, links: [ServerID: ServerLink], stopping: inout Set<TaskAttempt>) async throws {
+        let now = Date()
+        for row in snapshot.servers.rows.values {
+            if let deadline = row.drain?.deadline, deadline <= now, row.maxTasks == 0, let link = links[row.serverID] {
+                for attempt in row.running where !stopping.contains(attempt) {
+                    stopping.insert(attempt)
+                    logger.info("drain deadline passed: stopping", metadata: ["task.id": "\(attempt.taskID)", "server": "\(row.serverID)"])
+                    link.enqueue(.stop(attempt, graceSeconds: configuration.stopGraceSeconds))
+                }
+            }
+            if row.detachRequested != nil, row.booked.isEmpty, !row.detached {
+                do {
+                    try await log.append(
+                        [.init(.serverDetached(ServerDetached(serverID: row.serverID)), expectedVersion: .exact(row.streamVersion), metadata: EventMetadata(actor: "backend"))])
+                    logger.info("server detached", metadata: ["server": "\(row.serverID)"])
+                } catch {
+                    guard error.code == .wrongExpectedVersion else { throw error }
+                }
+            }
+            if let since = row.unreachableSince, !row.reachable,
+                now.timeIntervalSince(since) >= Double(configuration.lostAfter.components.seconds)
+            {
+                for attempt in row.booked {
+                    guard let task = snapshot.tasks[attempt.taskID], task.attempt == attempt.attempt else { continue }
+                    let events = Reconciler.lost(
+                        task, reason: "\(row.serverID) unreachable for longer than \(configuration.lostAfter)",
+                        maxAttempts: configuration.maxAttempts)
+                    let version = task.streamVersion
+                    do {
+                        try await log.append(events.map { .init($0, expectedVersion: .exact(version), metadata: EventMetadata(actor: "backend")) })
+                    } catch {
+                        guard error.code == .wrongExpectedVersion else { throw error }
+                    }
+                }
+            }
         }
     }
 }

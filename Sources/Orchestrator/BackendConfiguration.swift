@@ -13,12 +13,32 @@ public struct BackendConfiguration: Sendable {
     /// How long a request stays valid for the agent (its `expiresAt`), and how long the backend waits for the
     /// response before giving up on it.
     public var requestTimeout: Duration
+    /// How long a heartbeat waits for its answer before it counts as missed.
+    public var heartbeatTimeout: Duration
+    /// Consecutive missed heartbeats after which a server is unreachable (nothing is dispatched to it).
+    public var missedHeartbeatsForUnreachable: Int
+    /// How long a server may stay unreachable before its tasks are declared lost and requeued, in seconds.
+    public var lostAfter: Duration
+    /// Attempts a task gets before an infrastructure failure is final.
+    public var maxAttempts: Int
+    /// Seconds between SIGTERM and SIGKILL when a drain deadline stops a task.
+    public var stopGraceSeconds: Int
+    /// How the scheduler chooses among servers that fit.
+    public var packing: PackingPolicy
 
     public init(
         backendID: String = "touchstone", queuePrefix: String = "touchstone",
         schedulingInterval: Duration = .milliseconds(250), statusInterval: Duration = .seconds(1),
-        requestTimeout: Duration = .seconds(60)
+        requestTimeout: Duration = .seconds(60), heartbeatTimeout: Duration = .seconds(5),
+        missedHeartbeatsForUnreachable: Int = 3, lostAfter: Duration = .seconds(300), maxAttempts: Int = 3,
+        stopGraceSeconds: Int = 10, packing: PackingPolicy = .pack
     ) {
+        self.heartbeatTimeout = heartbeatTimeout
+        self.missedHeartbeatsForUnreachable = missedHeartbeatsForUnreachable
+        self.lostAfter = lostAfter
+        self.maxAttempts = maxAttempts
+        self.stopGraceSeconds = stopGraceSeconds
+        self.packing = packing
         self.backendID = backendID
         self.queuePrefix = queuePrefix
         self.schedulingInterval = schedulingInterval

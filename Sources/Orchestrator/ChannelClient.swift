@@ -40,11 +40,14 @@ actor ChannelClient {
     /// - Returns: The matching response.
     /// - Throws: ``BackendError`` `.timeout` when no matching response arrives before the deadline; a queue or log
     ///   error when those fail.
-    func call(_ command: Command, taskID: TaskID? = nil, requestID: RequestID = .make()) async throws -> ResponseEnvelope {
+    func call(
+        _ command: Command, taskID: TaskID? = nil, requestID: RequestID = .make(), timeout: Duration? = nil
+    ) async throws -> ResponseEnvelope {
         sequence += 1
         let sentAt = Date()
-        let timeout = configuration.requestTimeout
-        let expiresAt = sentAt.addingTimeInterval(Double(timeout.components.seconds))
+        let timeout = timeout ?? configuration.requestTimeout
+        let expiresAt = sentAt.addingTimeInterval(
+            Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18)
         let envelope = RequestEnvelope(
             requestID: requestID, server: channel.server, channel: channel.index, epoch: epoch, sequence: sequence,
             sentAt: sentAt, expiresAt: expiresAt, command: command)

@@ -5,15 +5,29 @@ import Wire
 
 /// Turns what an agent reports into task transitions: pure, so the same reports always give the same events.
 public enum Reconciler {
+    /// What the backend knows when it reads a report.
+    public struct Context: Sendable, Equatable {
+        /// The reporting server.
+        public var server: ServerID
+        /// The server's drain deadline has passed, so a `stopped` report is an infrastructure failure to requeue
+        /// rather than a cancellation.
+        public var stoppedForDrain: Bool
+        /// Attempts a task gets before an infrastructure failure is final (retry policy).
+        public var maxAttempts: Int
+
+        public init(server: ServerID, stoppedForDrain: Bool = false, maxAttempts: Int = 3) {
+            self.server = server
+            self.stoppedForDrain = stoppedForDrain
+            self.maxAttempts = maxAttempts
+        }
+    }
+
     /// The events that bring a task's row in line with the agent's report of the same attempt.
     ///
-    /// - Parameters:
-    ///   - row: The task as the log holds it.
-    ///   - report: The agent's status report.
-    ///   - server: The reporting server.
-    /// - Returns: `task.started` and/or `task.finished`, or nothing when the row already agrees or the report is about
-    ///   another attempt or server.
-    public static func transitions(for row: TaskRow, report: TaskStatusReport, server: ServerID) -> [DomainEvent] {
+    /// - Returns: `task.started` and/or `task.finished` (then `task.requeued` for a retryable infrastructure
+    ///   failure), or nothing when the row already agrees or the report is about another attempt or server.
+    public static func transitions(for row: TaskRow, report: TaskStatusReport, context: Context) -> [DomainEvent] {
+        let server = context.server
         guard row.attempt == report.attempt, row.serverID == server, !row.status.isTerminal else { return [] }
         var events: [DomainEvent] = []
         let notYetRunning = row.status == .dispatching || row.status == .starting
@@ -24,32 +38,54 @@ public enum Reconciler {
                         taskID: row.taskID, attempt: row.attempt, serverID: server, pid: report.pid,
                         startedAt: report.startedAt ?? Date(timeIntervalSince1970: 0))))
         }
+        let finished: TaskFinished
         switch report.state {
         case .running:
-            break
+            return events
         case .exited:
             let succeeded = report.exitCode == 0 && report.signal == nil
-            events.append(
-                .taskFinished(
-                    TaskFinished(
-                        taskID: row.taskID, attempt: row.attempt, serverID: server,
-                        outcome: succeeded ? .succeeded : .failed, exitCode: report.exitCode, signal: report.signal,
-                        failureClass: succeeded ? nil : .user, reason: report.reason, outputs: report.outputs,
-                        endedAt: report.endedAt)))
+            finished = TaskFinished(
+                taskID: row.taskID, attempt: row.attempt, serverID: server, outcome: succeeded ? .succeeded : .failed,
+                exitCode: report.exitCode, signal: report.signal, failureClass: succeeded ? nil : .user,
+                reason: report.reason, outputs: report.outputs, endedAt: report.endedAt)
+        case .stopped where context.stoppedForDrain:
+            finished = TaskFinished(
+                taskID: row.taskID, attempt: row.attempt, serverID: server, outcome: .failed,
+                exitCode: report.exitCode, signal: report.signal, failureClass: .infrastructure,
+                reason: "stopped: the drain deadline of \(server) passed", outputs: report.outputs,
+                endedAt: report.endedAt)
         case .stopped:
-            events.append(
-                .taskFinished(
-                    TaskFinished(
-                        taskID: row.taskID, attempt: row.attempt, serverID: server, outcome: .cancelled,
-                        exitCode: report.exitCode, signal: report.signal, reason: report.reason,
-                        outputs: report.outputs, endedAt: report.endedAt)))
+            finished = TaskFinished(
+                taskID: row.taskID, attempt: row.attempt, serverID: server, outcome: .cancelled,
+                exitCode: report.exitCode, signal: report.signal, reason: report.reason, outputs: report.outputs,
+                endedAt: report.endedAt)
         case .failedToStart:
-            events.append(
-                .taskFinished(
-                    TaskFinished(
-                        taskID: row.taskID, attempt: row.attempt, serverID: server, outcome: .failed,
-                        failureClass: .infrastructure, reason: report.reason, endedAt: report.endedAt)))
+            finished = TaskFinished(
+                taskID: row.taskID, attempt: row.attempt, serverID: server, outcome: .failed,
+                failureClass: .infrastructure, reason: report.reason, endedAt: report.endedAt)
         }
+        events.append(.taskFinished(finished))
+        if let requeue = requeue(after: finished, maxAttempts: context.maxAttempts) { events.append(requeue) }
         return events
+    }
+
+    /// A running task the agent no longer reports, or one on a server unreachable past `lost_after`: `lost`, then
+    /// requeued under the retry policy.
+    public static func lost(_ row: TaskRow, reason: String, maxAttempts: Int) -> [DomainEvent] {
+        guard !row.status.isTerminal, row.attempt > 0 else { return [] }
+        let finished = TaskFinished(
+            taskID: row.taskID, attempt: row.attempt, serverID: row.serverID, outcome: .lost,
+            failureClass: .infrastructure, reason: reason)
+        return [.taskFinished(finished)] + (requeue(after: finished, maxAttempts: maxAttempts).map { [$0] } ?? [])
+    }
+
+    /// The retry policy: an infrastructure failure or a loss is retried until `maxAttempts` attempts have run.
+    public static func requeue(after finished: TaskFinished, maxAttempts: Int) -> DomainEvent? {
+        let retryable = finished.outcome == .lost || (finished.outcome == .failed && finished.failureClass == .infrastructure)
+        guard retryable, finished.attempt < maxAttempts else { return nil }
+        return .taskRequeued(
+            TaskRequeued(
+                taskID: finished.taskID, afterAttempt: finished.attempt,
+                reason: "retrying after attempt \(finished.attempt): \(finished.reason ?? finished.outcome.rawValue)"))
     }
 }

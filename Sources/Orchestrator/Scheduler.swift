@@ -1,6 +1,14 @@
 import Domain
 import Projections
 
+/// How the scheduler chooses among servers that fit a task.
+public enum PackingPolicy: String, Sendable, CaseIterable {
+    /// Fill servers that are already busy, keeping whole machines free for engineers (the default).
+    case pack
+    /// Put each task on the least busy server.
+    case spread
+}
+
 /// Decides placements: pure, so it can be tested exhaustively and replayed.
 public enum Scheduler {
     /// One placement decision.
@@ -8,37 +16,103 @@ public enum Scheduler {
         public var taskID: TaskID
         public var attempt: Int
         public var serverID: ServerID
+        /// GPU indices booked on that server (empty for CPU-only tasks).
+        public var gpuIndices: [Int]
+        /// The server stream version the decision was made against (see ``ServerRow/streamVersion``).
+        public var serverVersion: Int64
     }
 
-    /// Places queued tasks, oldest first, on servers with free slots.
+    struct Slot {
+        var row: ServerRow
+        var booked: Int
+        var freeGPUs: [Int]
+    }
+
+    /// Servers that may take new tasks: attached, reachable, no detach pending, and linked (`eligible`).
+    static func slots(servers: ServerCapacity, eligible: Set<ServerID>) -> [ServerID: Slot] {
+        var slots: [ServerID: Slot] = [:]
+        for row in servers.rows.values
+        where eligible.contains(row.serverID) && row.state == .attached && row.detachRequested == nil {
+            slots[row.serverID] = Slot(row: row, booked: row.booked.count, freeGPUs: row.freeGPUs)
+        }
+        return slots
+    }
+
+    /// Queued tasks in the order they are considered: higher priority first, then oldest first.
+    public static func queue(_ tasks: TaskBoard) -> [TaskRow] {
+        tasks.rows.values.filter { $0.status == .queued }
+            .sorted { ($1.priority, $0.submittedAt, $0.taskID) < ($0.priority, $1.submittedAt, $1.taskID) }
+    }
+
+    /// Places queued tasks on servers with a free slot and enough free GPUs.
     ///
-    /// Never books past a server's `maxTasks` (invariant 1): bookings made in this plan count against it.
-    /// Packing: among servers with a free slot, the one with most tasks booked is chosen (keeping whole machines free
-    /// for engineers), ties broken by name.
+    /// Never books more than `min(maxTasks, free GPUs)` on a server (invariant 1): bookings made in this plan count
+    /// against both. A task that fits nowhere does not block smaller ones behind it (backfill).
     ///
     /// - Parameters:
     ///   - tasks: The task board.
     ///   - servers: Server capacity.
-    ///   - eligible: Servers the backend can reach now; others get nothing.
+    ///   - eligible: Servers the backend has a link to; others get nothing.
+    ///   - packing: How to choose among servers that fit.
     /// - Returns: The placements, in the order they should be dispatched.
-    public static func plan(tasks: TaskBoard, servers: ServerCapacity, eligible: Set<ServerID>) -> [Placement] {
-        var booked: [ServerID: Int] = [:]
-        var limits: [ServerID: Int] = [:]
-        for row in servers.rows.values where eligible.contains(row.serverID) && row.state == .attached {
-            booked[row.serverID] = row.booked.count
-            limits[row.serverID] = row.maxTasks
-        }
-        let queued = tasks.rows.values.filter { $0.status == .queued }
-            .sorted { ($0.submittedAt, $0.taskID) < ($1.submittedAt, $1.taskID) }
+    public static func plan(
+        tasks: TaskBoard, servers: ServerCapacity, eligible: Set<ServerID>, packing: PackingPolicy = .pack
+    ) -> [Placement] {
+        var slots = slots(servers: servers, eligible: eligible)
         var placements: [Placement] = []
-        for task in queued {
-            let candidates = booked.keys.filter { booked[$0]! < limits[$0]! }
-            guard let server = candidates.max(by: { (booked[$0]!, $1.rawValue) < (booked[$1]!, $0.rawValue) }) else {
-                break
+        for task in queue(tasks) {
+            let fitting = slots.values.filter { $0.booked < $0.row.maxTasks && $0.freeGPUs.count >= task.gpus }
+            let chosen: Slot?
+            switch packing {
+            case .pack:
+                chosen = fitting.max { ($0.booked, $1.row.serverID.rawValue) < ($1.booked, $0.row.serverID.rawValue) }
+            case .spread:
+                chosen = fitting.min { ($0.booked, $0.row.serverID.rawValue) < ($1.booked, $1.row.serverID.rawValue) }
             }
-            booked[server]! += 1
-            placements.append(Placement(taskID: task.taskID, attempt: task.attempt + 1, serverID: server))
+            guard var slot = chosen else { continue }
+            let gpus = Array(slot.freeGPUs.prefix(task.gpus))
+            slot.freeGPUs.removeFirst(task.gpus)
+            slot.booked += 1
+            slots[slot.row.serverID] = slot
+            placements.append(
+                Placement(
+                    taskID: task.taskID, attempt: task.attempt + 1, serverID: slot.row.serverID, gpuIndices: gpus,
+                    serverVersion: slot.row.streamVersion))
         }
         return placements
+    }
+
+    /// Why a task is not running yet, in one line for `task show`.
+    ///
+    /// - Returns: e.g. `waiting: needs 2 GPUs; largest free is 1, on gpu-03`, or `nil` when the task is not queued.
+    public static func explain(_ task: TaskRow, tasks: TaskBoard, servers: ServerCapacity) -> String? {
+        guard task.status == .queued else { return nil }
+        let all = servers.rows.values.sorted { $0.serverID < $1.serverID }
+        if all.isEmpty { return "waiting: no server is attached" }
+        let open = slots(servers: servers, eligible: Set(all.map(\.serverID))).values
+            .sorted { $0.row.serverID < $1.row.serverID }
+        if open.isEmpty {
+            let states = all.map { "\($0.serverID) \($0.state.rawValue)" }.joined(separator: ", ")
+            return "waiting: no server takes tasks now (\(states))"
+        }
+        if task.gpus > 0 {
+            let best = open.max { ($0.freeGPUs.count, $1.row.serverID.rawValue) < ($1.freeGPUs.count, $0.row.serverID.rawValue) }!
+            let most = all.map(\.gpus.count).max() ?? 0
+            if most < task.gpus {
+                return "waiting: needs \(task.gpus) GPUs; no server has that many (largest has \(most))"
+            }
+            if best.freeGPUs.count < task.gpus {
+                let busy = open.flatMap { slot in slot.row.foreignBusyGPUs.map { "\(slot.row.serverID)#\($0)" } }
+                return "waiting: needs \(task.gpus) GPUs; largest free is \(best.freeGPUs.count), on \(best.row.serverID)"
+                    + (busy.isEmpty ? "" : " (busy with other users' processes: \(busy.joined(separator: ", ")))")
+            }
+        }
+        let withSlot = open.filter { $0.booked < $0.row.maxTasks }
+        if withSlot.isEmpty {
+            let usage = open.map { "\($0.row.serverID) \($0.booked)/\($0.row.maxTasks)" }.joined(separator: ", ")
+            return "waiting: every server is at its task limit (\(usage))"
+        }
+        let ahead = queue(tasks).prefix { $0.taskID != task.taskID }.count
+        return ahead == 0 ? "waiting: placed at the next scheduling pass" : "waiting: \(ahead) task(s) ahead in the queue"
     }
 }

@@ -42,7 +42,10 @@ public struct ChannelSync: Projection {
         case .requestSent(let e): return [e.channel.description]
         case .responseReceived(let e): return [e.channel.description]
         case .responseRejected(let e): return [e.channel.description]
-        case .serverHelloReceived, .taskSubmitted, .taskDispatched, .taskStarted, .taskFinished: return []
+        case .serverHelloReceived, .taskSubmitted, .taskDispatched, .taskStarted, .taskFinished, .serverCapacitySet,
+            .serverDrainRequested, .serverDetachRequested, .serverDetached, .serverLivenessChanged, .serverGPUsObserved,
+            .taskDispatchWithdrawn, .taskRequeued:
+            return []
         }
     }
 
@@ -73,7 +76,9 @@ public struct ChannelSync: Projection {
             rows[e.channel.description] = row
         case .responseRejected(let e):
             rows[e.channel.description]?.responsesRejected += 1
-        case .serverHelloReceived, .taskSubmitted, .taskDispatched, .taskStarted, .taskFinished:
+        case .serverHelloReceived, .taskSubmitted, .taskDispatched, .taskStarted, .taskFinished, .serverCapacitySet,
+            .serverDrainRequested, .serverDetachRequested, .serverDetached, .serverLivenessChanged, .serverGPUsObserved,
+            .taskDispatchWithdrawn, .taskRequeued:
             break
         }
     }

@@ -33,9 +33,62 @@ public struct ServerRow: Codable, Sendable, Equatable {
     public var clockSkewMilliseconds: Int64?
     /// GPUs the agent reported at its last hello.
     public var gpuCount: Int?
+    /// The drain in progress (or finished, until the next attach or capacity change).
+    public var drain: DrainInfo?
+    /// An operator asked to detach it; `force` drains with a zero deadline first.
+    public var detachRequested: DetachRequest?
+    /// The version of the `server/<name>` stream this row reflects: appends that must not race a drain, detach or
+    /// capacity change expect it (optimistic concurrency).
+    public var streamVersion: Int64 = 0
+    /// Set by `server.detached`; cleared by the next attach.
+    public var detached: Bool = false
+    /// The backend's liveness verdict: false after missed heartbeats.
+    public var reachable: Bool = true
+    /// When it became unreachable (backend clock), `nil` while reachable.
+    public var unreachableSince: Date?
+    /// The GPUs the agent last reported.
+    public var gpus: [GPUDevice] = []
+    /// Why the GPU list may be incomplete (nvidia-smi missing or unreadable), as the agent reported it.
+    public var gpuProblem: String?
+    /// GPU index → the attempt it is booked for.
+    public var gpuBookings: [GPUBooking] = []
 
     /// Task slots still free: `max(0, maxTasks - booked.count)`.
     public var freeSlots: Int { max(0, maxTasks - booked.count) }
+
+    /// GPUs neither booked by us nor busy with processes that are not ours, by index.
+    public var freeGPUs: [Int] {
+        let booked = Set(gpuBookings.map(\.index))
+        return gpus.filter { !booked.contains($0.index) && $0.foreignProcesses == 0 }.map(\.index).sorted()
+    }
+
+    /// GPUs busy with processes that are not ours (an engineer's work).
+    public var foreignBusyGPUs: [Int] { gpus.filter { $0.foreignProcesses > 0 }.map(\.index).sorted() }
+}
+
+/// A drain's facts, for `server show`.
+public struct DrainInfo: Codable, Sendable, Equatable {
+    public var reason: String?
+    /// The actor who drained it, e.g. `operator:alice`.
+    public var requestedBy: String
+    public var requestedAt: Date
+    /// When remaining tasks are stopped and requeued; `nil` waits for them to end.
+    public var deadline: Date?
+    /// Tasks booked when the drain began.
+    public var tasksAtStart: Int
+}
+
+/// A pending detach.
+public struct DetachRequest: Codable, Sendable, Equatable {
+    public var force: Bool
+    public var requestedBy: String
+    public var requestedAt: Date
+}
+
+/// One GPU booked for one attempt.
+public struct GPUBooking: Codable, Sendable, Equatable {
+    public var index: Int
+    public var attempt: TaskAttempt
 }
 
 /// Per-server capacity, derived from attach events, dispatches and task ends.
@@ -55,11 +108,25 @@ public struct ServerCapacity: Projection {
         case .taskStarted(let e): return [e.serverID.rawValue]
         case .taskFinished(let e): return e.serverID.map { [$0.rawValue] } ?? []
         case .responseReceived(let e): return [e.channel.server.rawValue]
-        case .taskSubmitted, .requestSent, .responseRejected: return []
+        case .serverCapacitySet(let e): return [e.serverID.rawValue]
+        case .serverDrainRequested(let e): return [e.serverID.rawValue]
+        case .serverDetachRequested(let e): return [e.serverID.rawValue]
+        case .serverDetached(let e): return [e.serverID.rawValue]
+        case .serverLivenessChanged(let e): return [e.serverID.rawValue]
+        case .serverGPUsObserved(let e): return [e.serverID.rawValue]
+        case .taskDispatchWithdrawn(let e): return [e.serverID.rawValue]
+        case .taskSubmitted, .requestSent, .responseRejected, .taskRequeued: return []
         }
     }
 
     public mutating func apply(_ recorded: RecordedEvent<DomainEvent>) {
+        applyEvent(recorded)
+        if recorded.stream.hasPrefix("server/"), let server = ServerID(rawValue: String(recorded.stream.dropFirst(7))) {
+            rows[server.rawValue]?.streamVersion = recorded.version
+        }
+    }
+
+    private mutating func applyEvent(_ recorded: RecordedEvent<DomainEvent>) {
         switch recorded.event {
         case .serverAttached(let e):
             var row =
@@ -69,39 +136,100 @@ public struct ServerCapacity: Projection {
                     running: [], attachedAt: recorded.recordedAt)
             row.maxTasks = e.maxTasks
             row.channels = e.channels
-            row.state = Self.lifecycle(maxTasks: e.maxTasks, booked: row.booked.count)
-            rows[e.serverID.rawValue] = row
+            row.detached = false
+            row.detachRequested = nil
+            row.drain = nil
+            update(row)
+        case .serverCapacitySet(let e):
+            guard var row = rows[e.serverID.rawValue] else { return }
+            row.maxTasks = e.maxTasks
+            if e.maxTasks > 0 {
+                row.drain = nil
+                row.detached = false
+                row.detachRequested = nil
+            }
+            update(row)
+        case .serverDrainRequested(let e):
+            guard var row = rows[e.serverID.rawValue] else { return }
+            row.maxTasks = 0
+            row.drain = DrainInfo(
+                reason: e.reason, requestedBy: recorded.actor, requestedAt: recorded.recordedAt, deadline: e.deadline,
+                tasksAtStart: row.booked.count)
+            update(row)
+        case .serverDetachRequested(let e):
+            guard var row = rows[e.serverID.rawValue] else { return }
+            row.detachRequested = DetachRequest(
+                force: e.force, requestedBy: recorded.actor, requestedAt: recorded.recordedAt)
+            update(row)
+        case .serverDetached(let e):
+            guard var row = rows[e.serverID.rawValue] else { return }
+            row.detached = true
+            row.maxTasks = 0
+            row.detachRequested = nil
+            update(row)
+        case .serverLivenessChanged(let e):
+            guard var row = rows[e.serverID.rawValue] else { return }
+            row.reachable = e.reachable
+            row.unreachableSince = e.reachable ? nil : recorded.recordedAt
+            update(row)
         case .serverHelloReceived(let e):
-            rows[e.serverID.rawValue]?.agentVersion = e.agentVersion
-            rows[e.serverID.rawValue]?.clockSkewMilliseconds = e.clockSkewMilliseconds
-            rows[e.serverID.rawValue]?.gpuCount = e.gpuCount
-            rows[e.serverID.rawValue]?.lastContact = recorded.recordedAt
+            guard var row = rows[e.serverID.rawValue] else { return }
+            row.agentVersion = e.agentVersion
+            row.clockSkewMilliseconds = e.clockSkewMilliseconds
+            row.gpuCount = e.gpuCount
+            if let gpus = e.gpus { row.gpus = gpus }
+            row.lastContact = recorded.recordedAt
+            update(row)
+        case .serverGPUsObserved(let e):
+            guard var row = rows[e.serverID.rawValue] else { return }
+            row.gpus = e.gpus
+            row.gpuCount = e.gpus.count
+            row.gpuProblem = e.problem
+            update(row)
         case .taskDispatched(let e):
             guard var row = rows[e.serverID.rawValue] else { return }
             let attempt = TaskAttempt(taskID: e.taskID, attempt: e.attempt)
             if !row.booked.contains(attempt) { row.booked.append(attempt) }
-            rows[e.serverID.rawValue] = row
+            for index in e.gpuIndices ?? [] where !row.gpuBookings.contains(where: { $0.index == index }) {
+                row.gpuBookings.append(GPUBooking(index: index, attempt: attempt))
+            }
+            update(row)
         case .taskStarted(let e):
             guard var row = rows[e.serverID.rawValue] else { return }
             let attempt = TaskAttempt(taskID: e.taskID, attempt: e.attempt)
             if !row.running.contains(attempt) { row.running.append(attempt) }
-            rows[e.serverID.rawValue] = row
+            update(row)
         case .taskFinished(let e):
-            guard let server = e.serverID, var row = rows[server.rawValue] else { return }
-            let attempt = TaskAttempt(taskID: e.taskID, attempt: e.attempt)
-            row.booked.removeAll { $0 == attempt }
-            row.running.removeAll { $0 == attempt }
-            row.state = Self.lifecycle(maxTasks: row.maxTasks, booked: row.booked.count)
-            rows[server.rawValue] = row
+            guard let server = e.serverID else { return }
+            release(TaskAttempt(taskID: e.taskID, attempt: e.attempt), on: server)
+        case .taskDispatchWithdrawn(let e):
+            release(TaskAttempt(taskID: e.taskID, attempt: e.attempt), on: e.serverID)
         case .responseReceived(let e):
             rows[e.channel.server.rawValue]?.lastContact = recorded.recordedAt
-        case .taskSubmitted, .requestSent, .responseRejected:
+        case .taskSubmitted, .requestSent, .responseRejected, .taskRequeued:
             break
         }
     }
 
-    static func lifecycle(maxTasks: Int, booked: Int) -> ServerLifecycle {
-        if maxTasks > 0 { return .attached }
-        return booked > 0 ? .draining : .detached
+    private mutating func release(_ attempt: TaskAttempt, on server: ServerID) {
+        guard var row = rows[server.rawValue] else { return }
+        row.booked.removeAll { $0 == attempt }
+        row.running.removeAll { $0 == attempt }
+        row.gpuBookings.removeAll { $0.attempt == attempt }
+        update(row)
+    }
+
+    private mutating func update(_ row: ServerRow) {
+        var row = row
+        row.state = Self.lifecycle(row)
+        rows[row.serverID.rawValue] = row
+    }
+
+    /// detached (explicitly) > unreachable > attached (max > 0) > draining (tasks left) > detached (drained).
+    static func lifecycle(_ row: ServerRow) -> ServerLifecycle {
+        if row.detached { return .detached }
+        if !row.reachable { return .unreachable }
+        if row.maxTasks > 0 { return .attached }
+        return row.booked.isEmpty ? .detached : .draining
     }
 }

@@ -28,6 +28,8 @@ public struct TaskRow: Codable, Sendable, Equatable {
     public var name: String?
     public var command: [String]
     public var gpus: Int
+    /// Higher runs first.
+    public var priority: Int = 0
     public var status: TaskStatus
     /// The current attempt: 0 before the first dispatch.
     public var attempt: Int
@@ -47,6 +49,10 @@ public struct TaskRow: Codable, Sendable, Equatable {
     public var reason: String?
     /// Small output files collected when the task ended: path → text.
     public var outputs: [String: String]
+    /// GPU indices booked for the current attempt.
+    public var gpuIndices: [Int] = []
+    /// The version of the `task/<id>` stream this row reflects: appends decided from this row expect it.
+    public var streamVersion: Int64 = 0
 }
 
 /// Per-task state, derived from submissions, dispatches, requests and agent reports.
@@ -65,16 +71,27 @@ public struct TaskBoard: Projection {
         case .taskStarted(let e): return [e.taskID.rawValue]
         case .taskFinished(let e): return [e.taskID.rawValue]
         case .requestSent(let e): return e.command == "startTask" ? e.taskID.map { [$0.rawValue] } ?? [] : []
-        case .serverAttached, .serverHelloReceived, .responseReceived, .responseRejected: return []
+        case .taskDispatchWithdrawn(let e): return [e.taskID.rawValue]
+        case .taskRequeued(let e): return [e.taskID.rawValue]
+        case .serverAttached, .serverHelloReceived, .responseReceived, .responseRejected, .serverCapacitySet,
+            .serverDrainRequested, .serverDetachRequested, .serverDetached, .serverLivenessChanged, .serverGPUsObserved:
+            return []
         }
     }
 
     public mutating func apply(_ recorded: RecordedEvent<DomainEvent>) {
+        applyEvent(recorded)
+        if recorded.stream.hasPrefix("task/") {
+            rows[String(recorded.stream.dropFirst(5))]?.streamVersion = recorded.version
+        }
+    }
+
+    private mutating func applyEvent(_ recorded: RecordedEvent<DomainEvent>) {
         switch recorded.event {
         case .taskSubmitted(let e):
             rows[e.taskID.rawValue] = TaskRow(
-                taskID: e.taskID, name: e.spec.name, command: e.spec.command, gpus: e.spec.gpus, status: .queued,
-                attempt: 0, submittedAt: recorded.recordedAt, outputs: [:])
+                taskID: e.taskID, name: e.spec.name, command: e.spec.command, gpus: e.spec.gpus,
+                priority: e.spec.priority, status: .queued, attempt: 0, submittedAt: recorded.recordedAt, outputs: [:])
         case .taskDispatched(let e):
             guard var row = rows[e.taskID.rawValue] else { return }
             row.status = .dispatching
@@ -85,6 +102,7 @@ public struct TaskBoard: Projection {
             row.dispatchedAt = recorded.recordedAt
             row.pid = nil
             row.startedAt = nil
+            row.gpuIndices = e.gpuIndices ?? []
             rows[e.taskID.rawValue] = row
         case .requestSent(let e):
             guard let task = e.taskID, e.command == "startTask", var row = rows[task.rawValue],
@@ -114,7 +132,31 @@ public struct TaskBoard: Projection {
             row.outputs = e.outputs
             row.finishedAt = e.endedAt ?? recorded.recordedAt
             rows[e.taskID.rawValue] = row
-        case .serverAttached, .serverHelloReceived, .responseReceived, .responseRejected:
+        case .taskDispatchWithdrawn(let e):
+            guard var row = rows[e.taskID.rawValue], row.attempt == e.attempt,
+                row.status == .dispatching || row.status == .starting
+            else { return }
+            row.status = .queued
+            row.serverID = nil
+            row.channel = nil
+            row.requestID = nil
+            row.gpuIndices = []
+            row.reason = e.reason
+            rows[e.taskID.rawValue] = row
+        case .taskRequeued(let e):
+            guard var row = rows[e.taskID.rawValue], row.attempt == e.afterAttempt,
+                row.status == .failed || row.status == .lost
+            else { return }
+            row.status = .queued
+            row.serverID = nil
+            row.channel = nil
+            row.requestID = nil
+            row.pid = nil
+            row.gpuIndices = []
+            row.reason = e.reason
+            rows[e.taskID.rawValue] = row
+        case .serverAttached, .serverHelloReceived, .responseReceived, .responseRejected, .serverCapacitySet,
+            .serverDrainRequested, .serverDetachRequested, .serverDetached, .serverLivenessChanged, .serverGPUsObserved:
             break
         }
     }

@@ -34,9 +34,15 @@ public struct TouchstoneLog: Sendable {
     ///
     /// - Returns: The stored events.
     /// - Throws: ``EventStoreError`` `.wrongExpectedVersion` on a conflict, `.storage`.
+    /// - Parameter conditions: Streams that must be at exactly these versions, though nothing is appended to them
+    ///   (e.g. a booking that must not race a drain of its server).
     @discardableResult
-    public func append(_ appends: [Append]) async throws(EventStoreError) -> [StoredEvent] {
-        var parts: [StreamAppend] = []
+    public func append(_ appends: [Append], conditions: [String: Int64] = [:]) async throws(EventStoreError)
+        -> [StoredEvent]
+    {
+        var parts: [StreamAppend] = conditions.sorted { $0.key < $1.key }.map {
+            StreamAppend(stream: $0.key, expectedVersion: .exact($0.value), events: [])
+        }
         for append in appends {
             let stream = DomainEventCodec.stream(of: append.event)
             let (type, schema, payload) = DomainEventCodec.encode(append.event)

@@ -11,6 +11,8 @@ public enum Command: Sendable, Equatable {
     case listTasks
     /// Stop one attempt: SIGTERM to its process tree, then SIGKILL after the grace period.
     case stopTask(StopTask)
+    /// Liveness probe on the control channel: every task's status and the GPU inventory.
+    case heartbeat
 
     /// The command's name on the wire and in the log.
     public var name: String {
@@ -19,6 +21,7 @@ public enum Command: Sendable, Equatable {
         case .startTask: return "startTask"
         case .listTasks: return "listTasks"
         case .stopTask: return "stopTask"
+        case .heartbeat: return "heartbeat"
         }
     }
 }
@@ -30,12 +33,26 @@ public struct StartTask: Codable, Sendable, Equatable {
     public var spec: TaskSpec
     /// The backend's identity, kept as the task's `touchstone.backend` label.
     public var backend: String
+    /// The GPU indices booked for it: the task sees exactly these (`CUDA_VISIBLE_DEVICES`).
+    public var gpuIndices: [Int]
 
-    public init(taskID: TaskID, attempt: Int, spec: TaskSpec, backend: String) {
+    public init(taskID: TaskID, attempt: Int, spec: TaskSpec, backend: String, gpuIndices: [Int] = []) {
         self.taskID = taskID
         self.attempt = attempt
         self.spec = spec
         self.backend = backend
+        self.gpuIndices = gpuIndices
+    }
+
+    enum CodingKeys: String, CodingKey { case taskID, attempt, spec, backend, gpuIndices }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        taskID = try container.decode(TaskID.self, forKey: .taskID)
+        attempt = try container.decode(Int.self, forKey: .attempt)
+        spec = try container.decode(TaskSpec.self, forKey: .spec)
+        backend = try container.decode(String.self, forKey: .backend)
+        gpuIndices = try container.decodeIfPresent([Int].self, forKey: .gpuIndices) ?? []
     }
 }
 
@@ -62,6 +79,7 @@ extension Command: Codable {
         switch kind {
         case "hello": self = .hello
         case "listTasks": self = .listTasks
+        case "heartbeat": self = .heartbeat
         case "startTask": self = .startTask(try container.decode(StartTask.self, forKey: .startTask))
         case "stopTask": self = .stopTask(try container.decode(StopTask.self, forKey: .stopTask))
         default:
@@ -74,7 +92,7 @@ extension Command: Codable {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(name, forKey: .kind)
         switch self {
-        case .hello, .listTasks: break
+        case .hello, .listTasks, .heartbeat: break
         case .startTask(let body): try container.encode(body, forKey: .startTask)
         case .stopTask(let body): try container.encode(body, forKey: .stopTask)
         }
@@ -88,6 +106,7 @@ public enum ResponseBody: Sendable, Equatable {
     case taskStarted(TaskStatusReport)
     case taskList([TaskStatusReport])
     case taskStopped(TaskStatusReport)
+    case heartbeat(HeartbeatReply)
     case error(WireError)
 
     /// The status word logged for the response: `ok` or the error code.
@@ -98,7 +117,7 @@ public enum ResponseBody: Sendable, Equatable {
 }
 
 extension ResponseBody: Codable {
-    enum CodingKeys: String, CodingKey { case kind, hello, taskStarted, taskList, taskStopped, error }
+    enum CodingKeys: String, CodingKey { case kind, hello, taskStarted, taskList, taskStopped, heartbeat, error }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -108,6 +127,7 @@ extension ResponseBody: Codable {
         case "taskStarted": self = .taskStarted(try container.decode(TaskStatusReport.self, forKey: .taskStarted))
         case "taskList": self = .taskList(try container.decode([TaskStatusReport].self, forKey: .taskList))
         case "taskStopped": self = .taskStopped(try container.decode(TaskStatusReport.self, forKey: .taskStopped))
+        case "heartbeat": self = .heartbeat(try container.decode(HeartbeatReply.self, forKey: .heartbeat))
         case "error": self = .error(try container.decode(WireError.self, forKey: .error))
         default:
             throw DecodingError.dataCorruptedError(
@@ -130,6 +150,9 @@ extension ResponseBody: Codable {
         case .taskStopped(let body):
             try container.encode("taskStopped", forKey: .kind)
             try container.encode(body, forKey: .taskStopped)
+        case .heartbeat(let body):
+            try container.encode("heartbeat", forKey: .kind)
+            try container.encode(body, forKey: .heartbeat)
         case .error(let body):
             try container.encode("error", forKey: .kind)
             try container.encode(body, forKey: .error)
@@ -140,15 +163,34 @@ extension ResponseBody: Codable {
 /// The agent's inventory, answering `hello`.
 public struct HelloReply: Codable, Sendable, Equatable {
     public var agentVersion: String
-    /// GPUs found (0 until the GPU inventory lands).
+    /// GPUs found.
     public var gpuCount: Int
     /// Every task the agent holds, with its status.
     public var tasks: [TaskStatusReport]
+    /// The GPUs, from nvidia-smi.
+    public var gpus: [GPUDevice]
+    /// Why the GPU list may be incomplete, `nil` when nvidia-smi was read cleanly or is absent by design.
+    public var gpuProblem: String?
 
-    public init(agentVersion: String, gpuCount: Int, tasks: [TaskStatusReport]) {
+    public init(agentVersion: String, gpuCount: Int, tasks: [TaskStatusReport], gpus: [GPUDevice] = [], gpuProblem: String? = nil) {
         self.agentVersion = agentVersion
         self.gpuCount = gpuCount
         self.tasks = tasks
+        self.gpus = gpus
+        self.gpuProblem = gpuProblem
+    }
+}
+
+/// The answer to `heartbeat`: every task's status and the GPU inventory.
+public struct HeartbeatReply: Codable, Sendable, Equatable {
+    public var tasks: [TaskStatusReport]
+    public var gpus: [GPUDevice]
+    public var gpuProblem: String?
+
+    public init(tasks: [TaskStatusReport], gpus: [GPUDevice], gpuProblem: String?) {
+        self.tasks = tasks
+        self.gpus = gpus
+        self.gpuProblem = gpuProblem
     }
 }
 

@@ -36,6 +36,9 @@ struct AgentCommand: AsyncParsableCommand {
     @Flag(help: "Do not put tasks in cgroups (process-group kill only).")
     var noCgroups = false
 
+    @Option(help: "The nvidia-smi to query for GPUs (a name on PATH or a path).")
+    var nvidiaSmi: String = "nvidia-smi"
+
     func validate() throws {
         guard ServerID.isValid(server) else { throw ValidationError("--server must be 1–63 of a-z, 0-9 and -") }
         guard (2...16).contains(channels) else { throw ValidationError("--channels must be 2–16") }
@@ -51,9 +54,10 @@ struct AgentCommand: AsyncParsableCommand {
         }
         let serverID = ServerID(rawValue: server)!
         let logger = Logger(label: "touchstone.agent.\(server)")
-        let configuration = AgentConfiguration(
+        var configuration = AgentConfiguration(
             serverID: serverID, queuePath: queuePath, channels: channels, workspace: workspace,
             pollWait: .seconds(pollWait), drainDeadlineSeconds: drainDeadline, useCgroups: !noCgroups)
+        configuration.nvidiaSMI = nvidiaSmi
         let store: EmbeddedQueueStore
         var queues: [(requests: any MessageQueue, responses: any MessageQueue)] = []
         do {

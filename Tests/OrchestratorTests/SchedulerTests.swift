@@ -53,6 +53,8 @@ import Wire
 }
 
 @Suite struct ReconcilerTests {
+    let ctx = Reconciler.Context(server: Fixtures.gpu1)
+
     func row(_ status: TaskStatus, attempt: Int = 1) -> TaskRow {
         TaskRow(taskID: Fixtures.taskA, command: ["x"], gpus: 0, status: status, attempt: attempt, serverID: Fixtures.gpu1, submittedAt: Fixtures.epoch0, outputs: [:])
     }
@@ -62,31 +64,59 @@ import Wire
     }
 
     @Test func runningReportStartsAStartingTask() {
-        #expect(Reconciler.transitions(for: row(.starting), report: report(.running), server: Fixtures.gpu1) == [
+        #expect(Reconciler.transitions(for: row(.starting), report: report(.running), context: ctx) == [
             .taskStarted(TaskStarted(taskID: Fixtures.taskA, attempt: 1, serverID: Fixtures.gpu1, pid: 5, startedAt: Fixtures.epoch0))
         ])
-        #expect(Reconciler.transitions(for: row(.running), report: report(.running), server: Fixtures.gpu1).isEmpty)
+        #expect(Reconciler.transitions(for: row(.running), report: report(.running), context: ctx).isEmpty)
     }
 
     @Test func exitZeroSucceedsAndNonZeroFailsAsUserError() {
-        let ok = Reconciler.transitions(for: row(.running), report: report(.exited, exit: 0), server: Fixtures.gpu1)
+        let ok = Reconciler.transitions(for: row(.running), report: report(.exited, exit: 0), context: ctx)
         #expect(ok == [.taskFinished(TaskFinished(taskID: Fixtures.taskA, attempt: 1, serverID: Fixtures.gpu1, outcome: .succeeded, exitCode: 0, outputs: ["m": "1"], endedAt: Fixtures.epoch0))])
-        let bad = Reconciler.transitions(for: row(.starting), report: report(.exited, exit: 3), server: Fixtures.gpu1)
+        let bad = Reconciler.transitions(for: row(.starting), report: report(.exited, exit: 3), context: ctx)
         #expect(bad.count == 2)
         guard case .taskFinished(let finished) = bad.last else { Issue.record("no finish"); return }
         #expect(finished.outcome == .failed)
         #expect(finished.failureClass == .user)
     }
 
-    @Test func failedToStartIsAnInfrastructureFailure() {
-        let events = Reconciler.transitions(for: row(.starting), report: report(.failedToStart), server: Fixtures.gpu1)
-        guard case .taskFinished(let finished) = events.first, events.count == 1 else { Issue.record("\(events)"); return }
+    @Test func failedToStartIsAnInfrastructureFailureAndIsRetried() {
+        let events = Reconciler.transitions(for: row(.starting), report: report(.failedToStart), context: ctx)
+        guard case .taskFinished(let finished) = events.first, case .taskRequeued(let requeued) = events.last,
+            events.count == 2
+        else { Issue.record("\(events)"); return }
         #expect(finished.failureClass == .infrastructure)
+        #expect(requeued.afterAttempt == 1)
+        // The last allowed attempt is final.
+        let last = Reconciler.transitions(for: row(.starting, attempt: 3), report: report(.failedToStart, attempt: 3), context: ctx)
+        #expect(last.count == 1)
+    }
+
+    @Test func aStopAfterTheDrainDeadlineIsRequeuedNotCancelled() {
+        let drained = Reconciler.Context(server: Fixtures.gpu1, stoppedForDrain: true)
+        let events = Reconciler.transitions(for: row(.running), report: report(.stopped), context: drained)
+        guard case .taskFinished(let finished) = events.first, case .taskRequeued = events.last else {
+            Issue.record("\(events)"); return
+        }
+        #expect(finished.outcome == .failed)
+        #expect(finished.failureClass == .infrastructure)
+        let cancelled = Reconciler.transitions(for: row(.running), report: report(.stopped), context: ctx)
+        guard case .taskFinished(let plain) = cancelled.first, cancelled.count == 1 else { Issue.record("\(cancelled)"); return }
+        #expect(plain.outcome == .cancelled)
+    }
+
+    @Test func aRunningTaskMissingFromTheAgentIsLostAndRequeued() {
+        let events = Reconciler.lost(row(.running), reason: "gone", maxAttempts: 3)
+        guard case .taskFinished(let finished) = events.first, case .taskRequeued = events.last else {
+            Issue.record("\(events)"); return
+        }
+        #expect(finished.outcome == .lost)
+        #expect(Reconciler.lost(row(.succeeded), reason: "gone", maxAttempts: 3).isEmpty)
     }
 
     @Test func reportsForOtherAttemptsServersOrEndedTasksAreIgnored() {
-        #expect(Reconciler.transitions(for: row(.running, attempt: 2), report: report(.exited, exit: 0), server: Fixtures.gpu1).isEmpty)
-        #expect(Reconciler.transitions(for: row(.running), report: report(.exited, exit: 0), server: Fixtures.gpu2).isEmpty)
-        #expect(Reconciler.transitions(for: row(.succeeded), report: report(.exited, exit: 1), server: Fixtures.gpu1).isEmpty)
+        #expect(Reconciler.transitions(for: row(.running, attempt: 2), report: report(.exited, exit: 0), context: ctx).isEmpty)
+        #expect(Reconciler.transitions(for: row(.running), report: report(.exited, exit: 0), context: .init(server: Fixtures.gpu2)).isEmpty)
+        #expect(Reconciler.transitions(for: row(.succeeded), report: report(.exited, exit: 1), context: ctx).isEmpty)
     }
 }

@@ -27,8 +27,9 @@ import Testing
 
     @Test func submissionQueuesTheTask() {
         let board = TaskBoard(replaying: [submitted()])
+        #expect(board[taskA]?.streamVersion == 1)
         #expect(
-            board[taskA]
+            board[taskA]?.ignoringVersion
                 == TaskRow(
                     taskID: taskA, name: "svm", command: ["python3", "t.py"], gpus: 1, status: .queued, attempt: 0,
                     submittedAt: Fixtures.epoch0.addingTimeInterval(1), outputs: [:]))
@@ -44,19 +45,19 @@ import Testing
         expected.serverID = gpu1
         expected.requestID = request
         expected.dispatchedAt = Fixtures.epoch0.addingTimeInterval(2)
-        #expect(board[taskA] == expected)
+        #expect(board[taskA]?.ignoringVersion == expected.ignoringVersion)
 
         board.apply(sent())
         expected.status = .starting
         expected.channel = 2
-        #expect(board[taskA] == expected)
+        #expect(board[taskA]?.ignoringVersion == expected.ignoringVersion)
 
         let startedAt = Fixtures.epoch0.addingTimeInterval(3.5)
         board.apply(Fixtures.recorded(.taskStarted(TaskStarted(taskID: taskA, attempt: 1, serverID: gpu1, pid: 42, startedAt: startedAt)), at: 4))
         expected.status = .running
         expected.pid = 42
         expected.startedAt = startedAt
-        #expect(board[taskA] == expected)
+        #expect(board[taskA]?.ignoringVersion == expected.ignoringVersion)
 
         let endedAt = Fixtures.epoch0.addingTimeInterval(9)
         board.apply(
@@ -71,19 +72,19 @@ import Testing
         expected.reason = "exit code 3"
         expected.outputs = ["m.json": "{}"]
         expected.finishedAt = endedAt
-        #expect(board[taskA] == expected)
+        #expect(board[taskA]?.ignoringVersion == expected.ignoringVersion)
     }
 
     @Test func reportsOfAnotherAttemptOrAfterTheEndChangeNothing() {
         var board = TaskBoard(replaying: [submitted(), dispatched(attempt: 2)])
         let before = board
         board.apply(Fixtures.recorded(.taskStarted(TaskStarted(taskID: taskA, attempt: 1, serverID: gpu1, pid: 1, startedAt: Fixtures.epoch0)), at: 3))
-        #expect(board == before)
+        #expect(board.ignoringVersions == before.ignoringVersions)
 
         board.apply(Fixtures.recorded(.taskFinished(TaskFinished(taskID: taskA, attempt: 2, serverID: gpu1, outcome: .succeeded, exitCode: 0)), at: 4))
         let finished = board
         board.apply(Fixtures.recorded(.taskFinished(TaskFinished(taskID: taskA, attempt: 2, serverID: gpu1, outcome: .failed, exitCode: 1)), at: 5))
-        #expect(board == finished)
+        #expect(board.ignoringVersions == finished.ignoringVersions)
         #expect(board[taskA]?.status == .succeeded)
     }
 
@@ -110,6 +111,7 @@ import Testing
         var expected = ServerRow(
             serverID: gpu1, state: .attached, maxTasks: 2, channels: 3, booked: [], running: [],
             attachedAt: Fixtures.epoch0.addingTimeInterval(1))
+        expected.streamVersion = 1  // the attach was version 1 of server/gpu-01
         #expect(capacity[gpu1] == expected)
 
         let a1 = TaskAttempt(taskID: Fixtures.taskA, attempt: 1)
@@ -170,4 +172,17 @@ import Testing
         #expect(sync[channel]?.responsesReceived == 1)
         #expect(sync[channel]?.requestsSent == 1)
     }
+}
+
+extension TaskRow {
+    /// The row without its stream version, for comparing states across events that only bump the version.
+    var ignoringVersion: TaskRow {
+        var copy = self
+        copy.streamVersion = 0
+        return copy
+    }
+}
+
+extension TaskBoard {
+    var ignoringVersions: [String: TaskRow] { rows.mapValues(\.ignoringVersion) }
 }

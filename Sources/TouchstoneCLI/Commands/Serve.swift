@@ -22,7 +22,26 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds a request stays valid and the backend waits for its response.")
     var requestTimeout: Int = 60
 
+    @Option(help: "Seconds a heartbeat waits before it counts as missed.")
+    var heartbeatTimeout: Double = 5
+
+    @Option(help: "Missed heartbeats after which a server is unreachable.")
+    var missedHeartbeats: Int = 3
+
+    @Option(help: "Seconds a server may stay unreachable before its tasks are lost and requeued.")
+    var lostAfter: Int = 300
+
+    @Option(help: "Attempts a task gets before an infrastructure failure is final.")
+    var maxAttempts: Int = 3
+
+    @Option(help: "How to choose among servers that fit: pack (fill busy servers first) or spread.")
+    var packing: String = "pack"
+
     func validate() throws {
+        guard PackingPolicy(rawValue: packing) != nil else { throw ValidationError("--packing is pack or spread") }
+        guard heartbeatTimeout > 0, missedHeartbeats >= 1, lostAfter >= 0, maxAttempts >= 1 else {
+            throw ValidationError("--heartbeat-timeout, --missed-heartbeats, --lost-after and --max-attempts must be positive")
+        }
         guard statusInterval > 0, statusInterval <= 3600 else {
             throw ValidationError("--status-interval must be in (0, 3600] seconds")
         }
@@ -36,7 +55,9 @@ struct Serve: AsyncParsableCommand {
         let queues = try global.openQueues()
         let logger = Logger(label: "touchstone.backend")
         let configuration = BackendConfiguration(
-            statusInterval: .milliseconds(Int(statusInterval * 1000)), requestTimeout: .seconds(requestTimeout))
+            statusInterval: .milliseconds(Int(statusInterval * 1000)), requestTimeout: .seconds(requestTimeout),
+            heartbeatTimeout: .milliseconds(Int(heartbeatTimeout * 1000)), missedHeartbeatsForUnreachable: missedHeartbeats,
+            lostAfter: .seconds(lostAfter), maxAttempts: maxAttempts, packing: PackingPolicy(rawValue: packing)!)
         let backend = Backend(log: log, queues: queues, configuration: configuration, logger: logger)
         let group = ServiceGroup(
             configuration: .init(services: [backend], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

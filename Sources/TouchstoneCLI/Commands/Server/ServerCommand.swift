@@ -4,5 +4,8 @@ import ArgumentParser
 struct ServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "server", abstract: "Attach in-house servers and see their capacity.",
-        subcommands: [ServerAttach.self, ServerList.self, ServerShow.self])
+        subcommands: [
+            ServerAttach.self, ServerList.self, ServerShow.self, ServerDrain.self, ServerDetach.self,
+            ServerSetCapacity.self,
+        ])
 }

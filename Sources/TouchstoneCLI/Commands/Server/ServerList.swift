@@ -1,33 +1,40 @@
 import ArgumentParser
-import Foundation
-import EventStore
-import Transport
 import Domain
+import Foundation
 import Projections
 
-/// `touchstone server list`.
+/// `touchstone server list [--watch]`.
 struct ServerList: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "list", abstract: "List servers with their state and capacity.")
+        commandName: "list", abstract: "List servers with their state, capacity, GPUs and drain progress.")
 
     @OptionGroup var global: GlobalOptions
 
+    @Flag(help: "Refresh every second until interrupted.")
+    var watch = false
+
     func run() async throws {
         let log = try global.openLog()
-        let servers = try await log.readModel(ServerCapacity.self).rows.values.sorted { $0.serverID < $1.serverID }
-        switch global.format {
-        case .json:
-            print(Render.json(servers))
-        case .table:
-            print(
-                Render.table(
-                    ["SERVER", "STATE", "BOOKED", "MAX", "RUNNING", "AGENT", "LAST CONTACT"],
-                    servers.map {
-                        [
-                            $0.serverID.rawValue, $0.state.rawValue, "\($0.booked.count)", "\($0.maxTasks)",
-                            "\($0.running.count)", $0.agentVersion ?? "-", Render.time($0.lastContact),
-                        ]
-                    }))
-        }
+        repeat {
+            let snapshot = try await log.snapshot()
+            let servers = snapshot.servers.rows.values.sorted { $0.serverID < $1.serverID }
+            if watch { print("\u{1B}[2J\u{1B}[H", terminator: "") }
+            switch global.format {
+            case .json:
+                print(Render.json(servers))
+            case .table:
+                print(
+                    Render.table(
+                        ["SERVER", "STATE", "BOOKED", "MAX", "RUNNING", "GPUS FREE", "DRAIN", "LAST CONTACT"],
+                        servers.map { row in
+                            [
+                                row.serverID.rawValue, row.state.rawValue, "\(row.booked.count)", "\(row.maxTasks)",
+                                "\(row.running.count)", "\(row.freeGPUs.count)/\(row.gpus.count)",
+                                ServerShow.drainSummary(row, tasks: snapshot.tasks), Render.time(row.lastContact),
+                            ]
+                        }))
+            }
+            if watch { try await Task.sleep(for: .seconds(1)) }
+        } while watch
     }
 }

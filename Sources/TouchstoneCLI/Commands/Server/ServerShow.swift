@@ -1,41 +1,86 @@
 import ArgumentParser
 import Domain
 import Foundation
-import EventStore
-import Transport
 import Projections
 
-/// `touchstone server show NAME`.
+/// `touchstone server show NAME [--watch]`.
 struct ServerShow: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "show", abstract: "Show one server: capacity, booked tasks, channels.")
+        commandName: "show", abstract: "Show one server: capacity, drain progress, GPUs, booked tasks, channels.")
 
     @OptionGroup var global: GlobalOptions
 
     @Argument(help: "The server's name.")
     var name: String
 
+    @Flag(help: "Refresh every second until interrupted.")
+    var watch = false
+
+    /// `2 left of 3, deadline in 40s` / `done` / `-`.
+    static func drainSummary(_ row: ServerRow, tasks: TaskBoard) -> String {
+        guard let drain = row.drain else { return "-" }
+        if row.booked.isEmpty { return "done" }
+        var text = "\(row.booked.count) left of \(drain.tasksAtStart)"
+        if let deadline = drain.deadline {
+            let remaining = Int(deadline.timeIntervalSinceNow.rounded())
+            text += remaining > 0 ? ", deadline in \(remaining)s" : ", deadline passed: stopping"
+        }
+        return text
+    }
+
     func run() async throws {
         let log = try global.openLog()
-        let snapshot = try await log.snapshot()
-        guard let server = ServerID(rawValue: name), let row = snapshot.servers[server] else {
-            throw CLIError("unknown server \(name.debugDescription): see `touchstone server list`")
+        repeat {
+            let snapshot = try await log.snapshot()
+            guard let server = ServerID(rawValue: name), let row = snapshot.servers[server] else {
+                throw CLIError("unknown server \(name.debugDescription): see `touchstone server list`")
+            }
+            if watch { print("\u{1B}[2J\u{1B}[H", terminator: "") }
+            render(row, snapshot)
+            if watch { try await Task.sleep(for: .seconds(1)) }
+        } while watch
+    }
+
+    func render(_ row: ServerRow, _ snapshot: ProjectionSet) {
+        let channels = (0..<row.channels).compactMap { snapshot.channels[ChannelID(server: row.serverID, index: $0)] }
+        let booked = row.booked.map { attempt -> BookedTask in
+            let task = snapshot.tasks[attempt.taskID]
+            return BookedTask(
+                attempt: attempt.description, status: task?.status.rawValue ?? "-",
+                age: Render.duration(from: task?.startedAt ?? task?.dispatchedAt, to: nil),
+                gpus: row.gpuBookings.filter { $0.attempt == attempt }.map(\.index))
         }
-        let channels = (0..<row.channels).compactMap { snapshot.channels[ChannelID(server: server, index: $0)] }
         switch global.format {
         case .json:
             struct Shown: Encodable {
                 var server: ServerRow
+                var freeGPUs: [Int]
+                var tasks: [BookedTask]
                 var channels: [ChannelRow]
             }
-            print(Render.json(Shown(server: row, channels: channels)))
+            print(Render.json(Shown(server: row, freeGPUs: row.freeGPUs, tasks: booked, channels: channels)))
         case .table:
             print("server       \(row.serverID)")
-            print("state        \(row.state.rawValue)")
+            print("state        \(row.state.rawValue)\(row.reachable ? "" : " since \(Render.time(row.unreachableSince))")")
             print("capacity     \(row.booked.count) booked of max \(row.maxTasks) (\(row.running.count) running)")
+            if let drain = row.drain {
+                print("drain        \(Self.drainSummary(row, tasks: snapshot.tasks)); by \(drain.requestedBy) at "
+                    + "\(Render.time(drain.requestedAt))\(drain.reason.map { ", reason: \($0)" } ?? "")")
+            }
+            if let detach = row.detachRequested {
+                print("detach       requested by \(detach.requestedBy)\(detach.force ? " (forced)" : "")")
+            }
+            let busy = row.foreignBusyGPUs
+            print("gpus         \(row.gpus.count) total, free \(row.freeGPUs.map(String.init).joined(separator: ",").ifEmpty("-"))"
+                + (busy.isEmpty ? "" : ", busy with other users' processes: \(busy.map(String.init).joined(separator: ","))")
+                + (row.gpuProblem.map { " (\($0))" } ?? ""))
             print("agent        \(row.agentVersion ?? "-"), clock skew \(row.clockSkewMilliseconds.map { "\($0) ms" } ?? "-")")
             print("last contact \(Render.time(row.lastContact))")
-            print("booked       \(row.booked.isEmpty ? "-" : row.booked.map(\.description).joined(separator: ", "))")
+            print("")
+            print(
+                Render.table(
+                    ["TASK", "STATUS", "AGE", "GPUS"],
+                    booked.map { [$0.attempt, $0.status, $0.age, $0.gpus.map(String.init).joined(separator: ",").ifEmpty("-")] }))
             print("")
             print(
                 Render.table(
@@ -48,4 +93,16 @@ struct ServerShow: AsyncParsableCommand {
                     }))
         }
     }
+}
+
+/// One booked task as `server show` lists it.
+struct BookedTask: Encodable {
+    var attempt: String
+    var status: String
+    var age: String
+    var gpus: [Int]
+}
+
+extension String {
+    func ifEmpty(_ replacement: String) -> String { isEmpty ? replacement : self }
 }

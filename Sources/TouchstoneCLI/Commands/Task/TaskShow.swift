@@ -3,6 +3,7 @@ import Domain
 import EventStore
 import Foundation
 import Transport
+import Orchestrator
 import Projections
 
 /// `touchstone task show ID`: the task's state and its whole event history.
@@ -18,7 +19,11 @@ struct TaskShow: AsyncParsableCommand {
     func run() async throws {
         let log = try global.openLog()
         let taskID = TaskID(rawValue: id)
-        guard let row = try await log.readModel(TaskBoard.self)[taskID] else {
+        let snapshot = try await log.snapshot()
+        let waiting = snapshot.tasks[taskID].flatMap {
+            Scheduler.explain($0, tasks: snapshot.tasks, servers: snapshot.servers)
+        }
+        guard let row = snapshot.tasks[taskID] else {
             throw CLIError("unknown task \(id.debugDescription): see `touchstone task list`")
         }
         let own = try await log.store.read(stream: StreamName.task(taskID))
@@ -37,13 +42,16 @@ struct TaskShow: AsyncParsableCommand {
         case .json:
             struct Shown: Encodable {
                 var task: TaskRow
+                var waiting: String?
                 var events: [EventLine]
             }
-            print(Render.json(Shown(task: row, events: history.map(EventLine.init))))
+            print(Render.json(Shown(task: row, waiting: waiting, events: history.map(EventLine.init))))
         case .table:
             print("task        \(row.taskID)\(row.name.map { " (\($0))" } ?? "")")
             print("state       \(row.status.rawValue)\(row.reason.map { ": \($0)" } ?? "")")
+            if let waiting { print("why         \(waiting)") }
             print("command     \(row.command.joined(separator: " "))")
+            print("needs       \(row.gpus) GPU(s), priority \(row.priority)\(row.gpuIndices.isEmpty ? "" : ", booked GPUs \(row.gpuIndices.map(String.init).joined(separator: ","))")")
             print("server      \(row.serverID?.rawValue ?? "-") attempt \(row.attempt), pid \(row.pid.map(String.init) ?? "-")")
             print("submitted   \(Render.time(row.submittedAt))")
             print("started     \(Render.time(row.startedAt))")

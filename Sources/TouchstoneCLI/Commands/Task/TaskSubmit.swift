@@ -35,6 +35,9 @@ struct TaskSubmit: AsyncParsableCommand {
     @Option(help: "Wall-clock limit in seconds.")
     var timeout: Int?
 
+    @Option(help: "Higher runs first; FIFO within a priority.")
+    var priority: Int = 0
+
     @Argument(parsing: .captureForPassthrough, help: "The command and its arguments.")
     var command: [String] = []
 
@@ -77,7 +80,7 @@ struct TaskSubmit: AsyncParsableCommand {
         }
         let spec = TaskSpec(
             name: name, command: argv, environment: env, files: working, outputs: outputs, gpus: gpus,
-            timeoutSeconds: timeout)
+            timeoutSeconds: timeout, priority: priority)
         do {
             try spec.validate()
         } catch {

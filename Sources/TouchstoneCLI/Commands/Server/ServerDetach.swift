@@ -1,0 +1,47 @@
+import ArgumentParser
+import Domain
+import Foundation
+import Projections
+
+/// `touchstone server detach NAME [--force]`.
+struct ServerDetach: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "detach",
+        abstract: "Detach a server: refused while Touchstone tasks run on it; --force drains it with a zero deadline first.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: "The server's name.")
+    var name: String
+
+    @Flag(help: "Stop its tasks now (requeued elsewhere), then detach.")
+    var force = false
+
+    func run() async throws {
+        let log = try global.openLog()
+        let row = try await ServerLifecycleSupport.append(to: name, in: log, actor: global.operatorActor) { row in
+            if row.booked.isEmpty {
+                return [
+                    .serverDetachRequested(ServerDetachRequested(serverID: row.serverID, force: force)),
+                    .serverDetached(ServerDetached(serverID: row.serverID)),
+                ]
+            }
+            guard force else {
+                throw CLIError(
+                    "\(row.serverID) runs \(row.booked.count) Touchstone task(s): drain it first, or detach --force "
+                        + "to stop them now and requeue them elsewhere")
+            }
+            return [
+                .serverDrainRequested(ServerDrainRequested(serverID: row.serverID, deadline: Date(), reason: "detach --force")),
+                .serverDetachRequested(ServerDetachRequested(serverID: row.serverID, force: true)),
+            ]
+        }
+        switch global.format {
+        case .json: print(Render.json(row))
+        case .table:
+            print(row.detached
+                ? "\(row.serverID) is detached"
+                : "\(row.serverID) is \(row.state.rawValue): stopping \(row.booked.count) task(s), then detaching")
+        }
+    }
+}
