@@ -204,6 +204,28 @@ struct ServerLink: Sendable {
             let reported = Set(reports.map(\.key))
             let maxAttempts = configuration.maxAttempts
             let reason = "the agent on \(serverID) no longer has this task's process"
+            // A start the agent does not have, well past its request's expiry: the agent never executes an expired
+            // request, so the attempt never ran. It is withdrawn and the task queued again.
+            let expiry = Double(configuration.requestTimeout.components.seconds) * 2 + 5
+            let server = serverID
+            for row in tasks.rows.values
+            where row.serverID == serverID && (row.status == .starting || row.status == .dispatching)
+                && !reported.contains(TaskAttempt(taskID: row.taskID, attempt: row.attempt))
+                && (row.dispatchedAt.map { Date().timeIntervalSince($0) > expiry } ?? false)
+            {
+                let attempt = row.attempt
+                decisions.append((row.taskID, { current in
+                    guard current.attempt == attempt, current.status == .starting || current.status == .dispatching else {
+                        return []
+                    }
+                    return [
+                        .taskDispatchWithdrawn(
+                            TaskDispatchWithdrawn(
+                                taskID: current.taskID, attempt: attempt, serverID: server,
+                                reason: "the start request expired unanswered and the agent does not have the task"))
+                    ]
+                }))
+            }
             for row in tasks.rows.values
             where row.serverID == serverID && row.status == .running
                 && !reported.contains(TaskAttempt(taskID: row.taskID, attempt: row.attempt))
