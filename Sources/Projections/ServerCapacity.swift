@@ -206,6 +206,9 @@ public struct ServerCapacity: Projection {
             release(TaskAttempt(taskID: e.taskID, attempt: e.attempt), on: e.serverID)
         case .responseReceived(let e):
             rows[e.channel.server.rawValue]?.lastContact = recorded.recordedAt
+            // Skew from the agent's wall clock in each response (an upper bound: it includes the queue's latency).
+            rows[e.channel.server.rawValue]?.clockSkewMilliseconds =
+                Int64((e.agentTime.timeIntervalSince(recorded.recordedAt) * 1000).rounded())
         case .taskSubmitted, .requestSent, .responseRejected, .taskRequeued:
             break
         }

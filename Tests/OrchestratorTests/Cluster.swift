@@ -53,6 +53,13 @@ final class Cluster: Sendable {
         agents.withLock { $0[server] = agent }
     }
 
+    /// SIGKILLs one agent (its tasks, in sessions of their own, keep running).
+    func killAgent(_ server: ServerID) async {
+        guard let agent = agents.withLock({ $0.removeValue(forKey: server) }) else { return }
+        agent.signal(SIGKILL)
+        await agent.wait(timeout: .seconds(10))
+    }
+
     func agentLogs() -> String {
         agents.withLock { $0.map { "\($0.key):\n\($0.value.stderr)" }.joined(separator: "\n") }
     }

@@ -157,4 +157,34 @@ struct LifecycleEndToEndTests {
         #expect(history.contains { if case .taskRequeued = $0.event { return true } else { return false } })
         try await cluster.verifyNoOverBooking()
     }
+
+    @Test func aSilentServerBecomesUnreachableAndItsTasksAreLostOnlyAfterLostAfter() async throws {
+        let cluster = try Cluster(
+            configuration: .init(
+                schedulingInterval: .milliseconds(100), statusInterval: .milliseconds(200), requestTimeout: .seconds(20),
+                heartbeatTimeout: .milliseconds(500), missedHeartbeatsForUnreachable: 2, lostAfter: .seconds(3)))
+        try await cluster.attach(gpu1, maxTasks: 1)
+        try cluster.startAgent(gpu1)
+        let task = try await cluster.submit("tsk-silent000000", "sleep 60")
+        let pid = try await cluster.run { cluster in
+            let running = try await cluster.waitUntil { $0.tasks[task]?.status == .running }
+            let pid = try #require(running.tasks[task]?.pid)
+            await cluster.killAgent(gpu1)
+            let unreachable = try await cluster.waitUntil(timeout: .seconds(15)) { $0.servers[gpu1]?.state == .unreachable }
+            let since = ContinuousClock.now
+            #expect(unreachable.tasks[task]?.status == .running, "a task must not be lost as soon as its server is silent")
+            let lost = try await cluster.waitUntil(timeout: .seconds(15)) { $0.tasks[task]?.status == .queued }
+            #expect(ContinuousClock.now - since >= .seconds(2), "lost before lost_after")
+            #expect(lost.tasks[task]?.reason?.contains("unreachable") == true)
+            // Nothing is dispatched to the unreachable server: the requeued task waits.
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(try await cluster.log.snapshot().tasks[task]?.status == .queued)
+            return pid
+        }
+        kill(-pid, SIGKILL)  // the orphaned attempt; cleaning these up on reconnect is the reconciler's job (issue 4)
+        let history = try await cluster.log.events(after: 0, limit: 10_000)
+        let verdicts = history.compactMap { if case .serverLivenessChanged(let e) = $0.event { return e.reachable } else { return nil } }
+        #expect(verdicts == [false])
+        try await cluster.verifyNoOverBooking()
+    }
 }

@@ -120,3 +120,70 @@ import Wire
         #expect(Reconciler.transitions(for: row(.succeeded), report: report(.exited, exit: 1), context: ctx).isEmpty)
     }
 }
+
+@Suite struct SchedulerPolicyTests {
+    func recorded(_ events: [DomainEvent]) -> [RecordedEvent<DomainEvent>] {
+        events.enumerated().map { Fixtures.recorded($1, at: Int64($0 + 1)) }
+    }
+
+    func gpus(_ count: Int, busy: Set<Int> = []) -> [GPUDevice] {
+        (0..<count).map {
+            GPUDevice(index: $0, uuid: "GPU-\($0)", name: "A100", memoryTotalMiB: 40960, memoryUsedMiB: 0,
+                      utilizationPercent: 0, foreignProcesses: busy.contains($0) ? 1 : 0)
+        }
+    }
+
+    @Test func higherPriorityFirstThenOldestFirst() {
+        let events = recorded([
+            .serverAttached(ServerAttached(serverID: Fixtures.gpu1, maxTasks: 2, channels: 3)),
+            .taskSubmitted(TaskSubmitted(taskID: TaskID(rawValue: "tsk-old"), spec: TaskSpec(command: ["x"]))),
+            .taskSubmitted(TaskSubmitted(taskID: TaskID(rawValue: "tsk-urgent"), spec: TaskSpec(command: ["x"], priority: 5))),
+            .taskSubmitted(TaskSubmitted(taskID: TaskID(rawValue: "tsk-new"), spec: TaskSpec(command: ["x"]))),
+        ])
+        let plan = Scheduler.plan(tasks: TaskBoard(replaying: events), servers: ServerCapacity(replaying: events), eligible: [Fixtures.gpu1])
+        #expect(plan.map(\.taskID.rawValue) == ["tsk-urgent", "tsk-old"])
+    }
+
+    @Test func spreadPutsTasksOnTheLeastBusyServer() {
+        let events = recorded([
+            .serverAttached(ServerAttached(serverID: Fixtures.gpu1, maxTasks: 4, channels: 3)),
+            .serverAttached(ServerAttached(serverID: Fixtures.gpu2, maxTasks: 4, channels: 3)),
+            .taskSubmitted(TaskSubmitted(taskID: TaskID(rawValue: "tsk-1"), spec: TaskSpec(command: ["x"]))),
+            .taskSubmitted(TaskSubmitted(taskID: TaskID(rawValue: "tsk-2"), spec: TaskSpec(command: ["x"]))),
+        ])
+        let tasks = TaskBoard(replaying: events)
+        let servers = ServerCapacity(replaying: events)
+        #expect(Scheduler.plan(tasks: tasks, servers: servers, eligible: [Fixtures.gpu1, Fixtures.gpu2], packing: .spread).map(\.serverID) == [Fixtures.gpu1, Fixtures.gpu2])
+        #expect(Scheduler.plan(tasks: tasks, servers: servers, eligible: [Fixtures.gpu1, Fixtures.gpu2], packing: .pack).map(\.serverID) == [Fixtures.gpu1, Fixtures.gpu1])
+    }
+
+    @Test func gpuTasksGetDistinctFreeGPUsAndBackfillAroundATaskThatDoesNotFit() {
+        let events = recorded([
+            .serverAttached(ServerAttached(serverID: Fixtures.gpu1, maxTasks: 8, channels: 3)),
+            .serverGPUsObserved(ServerGPUsObserved(serverID: Fixtures.gpu1, gpus: gpus(4, busy: [1]), problem: nil)),
+            .taskSubmitted(TaskSubmitted(taskID: TaskID(rawValue: "tsk-a"), spec: TaskSpec(command: ["x"], gpus: 2))),
+            .taskSubmitted(TaskSubmitted(taskID: TaskID(rawValue: "tsk-b"), spec: TaskSpec(command: ["x"], gpus: 2))),
+            .taskSubmitted(TaskSubmitted(taskID: TaskID(rawValue: "tsk-c"), spec: TaskSpec(command: ["x"], gpus: 1))),
+            .taskSubmitted(TaskSubmitted(taskID: TaskID(rawValue: "tsk-d"), spec: TaskSpec(command: ["x"]))),
+        ])
+        let plan = Scheduler.plan(tasks: TaskBoard(replaying: events), servers: ServerCapacity(replaying: events), eligible: [Fixtures.gpu1])
+        #expect(plan.map(\.taskID.rawValue) == ["tsk-a", "tsk-c", "tsk-d"])
+        #expect(plan.map(\.gpuIndices) == [[0, 2], [3], []])
+    }
+
+    @Test func unreachableOrDetachingServersGetNothing() {
+        var events: [DomainEvent] = [
+            .serverAttached(ServerAttached(serverID: Fixtures.gpu1, maxTasks: 4, channels: 3)),
+            .serverLivenessChanged(ServerLivenessChanged(serverID: Fixtures.gpu1, reachable: false, missedHeartbeats: 3)),
+            .taskSubmitted(TaskSubmitted(taskID: TaskID(rawValue: "tsk-1"), spec: TaskSpec(command: ["x"]))),
+        ]
+        var servers = ServerCapacity(replaying: recorded(events))
+        #expect(servers[Fixtures.gpu1]?.state == .unreachable)
+        #expect(Scheduler.plan(tasks: TaskBoard(replaying: recorded(events)), servers: servers, eligible: [Fixtures.gpu1]).isEmpty)
+        events.append(.serverLivenessChanged(ServerLivenessChanged(serverID: Fixtures.gpu1, reachable: true, missedHeartbeats: 0)))
+        events.append(.serverDetachRequested(ServerDetachRequested(serverID: Fixtures.gpu1, force: false)))
+        servers = ServerCapacity(replaying: recorded(events))
+        #expect(servers[Fixtures.gpu1]?.state == .attached)
+        #expect(Scheduler.plan(tasks: TaskBoard(replaying: recorded(events)), servers: servers, eligible: [Fixtures.gpu1]).isEmpty)
+    }
+}

@@ -19,7 +19,7 @@ import Testing
             let request = RequestID.make(now: Fixtures.epoch0, using: &generator)
             let task = tasks.randomElement(using: &generator)
             let attempt = Int.random(in: 1...2, using: &generator)
-            switch Int.random(in: 0..<10, using: &generator) {
+            switch Int.random(in: 0..<18, using: &generator) {
             case 0:
                 events.append(.serverAttached(ServerAttached(serverID: server, maxTasks: Int.random(in: 0...3, using: &generator), channels: Int.random(in: 2...4, using: &generator))))
             case 1, 2:
@@ -28,7 +28,7 @@ import Testing
                 events.append(.taskSubmitted(TaskSubmitted(taskID: id, spec: Fixtures.spec())))
             case 3:
                 guard let task else { continue }
-                events.append(.taskDispatched(TaskDispatched(taskID: task, attempt: attempt, serverID: server, requestID: request)))
+                events.append(.taskDispatched(TaskDispatched(taskID: task, attempt: attempt, serverID: server, requestID: request, gpuIndices: Bool.random(using: &generator) ? [Int.random(in: 0...3, using: &generator)] : nil)))
             case 4:
                 events.append(.requestSent(RequestSent(channel: channel, requestID: request, epoch: 0, sequence: Int64(events.count), command: Bool.random(using: &generator) ? "startTask" : "listTasks", taskID: task, expiresAt: Fixtures.epoch0, messageID: "m")))
             case 5:
@@ -41,6 +41,27 @@ import Testing
                 events.append(.responseReceived(ResponseReceived(channel: channel, requestID: request, epoch: 0, status: "ok", message: nil, agentTime: Fixtures.epoch0, messageID: "r")))
             case 8:
                 events.append(.responseRejected(ResponseRejected(channel: channel, messageID: "x", reason: "malformed", requestID: nil, bodyPrefix: "")))
+            case 10:
+                events.append(.serverCapacitySet(ServerCapacitySet(serverID: server, maxTasks: Int.random(in: 0...3, using: &generator))))
+            case 11:
+                events.append(.serverDrainRequested(ServerDrainRequested(serverID: server, deadline: Bool.random(using: &generator) ? Fixtures.epoch0 : nil, reason: "r")))
+            case 12:
+                events.append(.serverDetachRequested(ServerDetachRequested(serverID: server, force: Bool.random(using: &generator))))
+            case 13:
+                events.append(.serverDetached(ServerDetached(serverID: server)))
+            case 14:
+                events.append(.serverLivenessChanged(ServerLivenessChanged(serverID: server, reachable: Bool.random(using: &generator), missedHeartbeats: 3)))
+            case 15:
+                let gpus = (0..<Int.random(in: 0...4, using: &generator)).map {
+                    GPUDevice(index: $0, uuid: "GPU-\($0)", name: "A100", memoryTotalMiB: nil, memoryUsedMiB: nil, utilizationPercent: nil, foreignProcesses: Int.random(in: 0...1, using: &generator))
+                }
+                events.append(.serverGPUsObserved(ServerGPUsObserved(serverID: server, gpus: gpus, problem: nil)))
+            case 16:
+                guard let task else { continue }
+                events.append(.taskDispatchWithdrawn(TaskDispatchWithdrawn(taskID: task, attempt: attempt, serverID: server, reason: "w")))
+            case 17:
+                guard let task else { continue }
+                events.append(.taskRequeued(TaskRequeued(taskID: task, afterAttempt: attempt, reason: "q")))
             default:
                 events.append(.serverHelloReceived(ServerHelloReceived(serverID: server, agentVersion: "v", agentTime: Fixtures.epoch0, clockSkewMilliseconds: 0, runningTasks: [], gpuCount: 0)))
             }

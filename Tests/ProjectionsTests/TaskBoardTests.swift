@@ -186,3 +186,61 @@ extension TaskRow {
 extension TaskBoard {
     var ignoringVersions: [String: TaskRow] { rows.mapValues(\.ignoringVersion) }
 }
+
+@Suite struct LifecycleFoldTests {
+    let gpu1 = Fixtures.gpu1
+    let a1 = TaskAttempt(taskID: Fixtures.taskA, attempt: 1)
+
+    func events(_ list: [DomainEvent]) -> [RecordedEvent<DomainEvent>] {
+        list.enumerated().map { Fixtures.recorded($1, at: Int64($0 + 1), actor: "operator:alice") }
+    }
+
+    @Test func drainRecordsWhoWhyAndProgress() {
+        let history = events([
+            .serverAttached(ServerAttached(serverID: gpu1, maxTasks: 2, channels: 3)),
+            .taskSubmitted(TaskSubmitted(taskID: Fixtures.taskA, spec: Fixtures.spec())),
+            .taskDispatched(TaskDispatched(taskID: Fixtures.taskA, attempt: 1, serverID: gpu1, requestID: Fixtures.request(1), gpuIndices: [3])),
+            .serverDrainRequested(ServerDrainRequested(serverID: gpu1, deadline: Fixtures.epoch0, reason: "kernel update")),
+        ])
+        var capacity = ServerCapacity(replaying: history)
+        let row = capacity[gpu1]!
+        #expect(row.state == .draining)
+        #expect(row.maxTasks == 0)
+        #expect(row.drain == DrainInfo(reason: "kernel update", requestedBy: "operator:alice", requestedAt: Fixtures.epoch0.addingTimeInterval(4), deadline: Fixtures.epoch0, tasksAtStart: 1))
+        #expect(row.gpuBookings == [GPUBooking(index: 3, attempt: a1)])
+        capacity.apply(Fixtures.recorded(.taskFinished(TaskFinished(taskID: Fixtures.taskA, attempt: 1, serverID: gpu1, outcome: .succeeded)), at: 5))
+        #expect(capacity[gpu1]?.state == .detached)
+        #expect(capacity[gpu1]?.gpuBookings == [])
+        capacity.apply(Fixtures.recorded(.serverCapacitySet(ServerCapacitySet(serverID: gpu1, maxTasks: 3)), at: 6))
+        #expect(capacity[gpu1]?.state == .attached)
+        #expect(capacity[gpu1]?.drain == nil)
+    }
+
+    @Test func withdrawnDispatchReleasesTheSlotAndQueuesTheTaskAgain() {
+        let history = events([
+            .serverAttached(ServerAttached(serverID: gpu1, maxTasks: 1, channels: 3)),
+            .taskSubmitted(TaskSubmitted(taskID: Fixtures.taskA, spec: Fixtures.spec())),
+            .taskDispatched(TaskDispatched(taskID: Fixtures.taskA, attempt: 1, serverID: gpu1, requestID: Fixtures.request(1))),
+            .taskDispatchWithdrawn(TaskDispatchWithdrawn(taskID: Fixtures.taskA, attempt: 1, serverID: gpu1, reason: "draining")),
+        ])
+        #expect(ServerCapacity(replaying: history)[gpu1]?.booked == [])
+        let row = TaskBoard(replaying: history)[Fixtures.taskA]!
+        #expect(row.status == .queued)
+        #expect(row.attempt == 1)
+        #expect(row.serverID == nil)
+        #expect(row.reason == "draining")
+    }
+
+    @Test func requeueAfterAnInfrastructureFailureQueuesTheNextAttempt() {
+        let history = events([
+            .taskSubmitted(TaskSubmitted(taskID: Fixtures.taskA, spec: Fixtures.spec())),
+            .taskDispatched(TaskDispatched(taskID: Fixtures.taskA, attempt: 1, serverID: gpu1, requestID: Fixtures.request(1))),
+            .taskFinished(TaskFinished(taskID: Fixtures.taskA, attempt: 1, serverID: gpu1, outcome: .lost, failureClass: .infrastructure, reason: "gone")),
+            .taskRequeued(TaskRequeued(taskID: Fixtures.taskA, afterAttempt: 1, reason: "retrying")),
+        ])
+        let row = TaskBoard(replaying: history)[Fixtures.taskA]!
+        #expect(row.status == .queued)
+        #expect(row.attempt == 1)
+        #expect(row.reason == "retrying")
+    }
+}
