@@ -5,7 +5,9 @@ public struct Touchstone: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "touchstone",
         abstract: "Dispatch containerised training tasks to in-house GPU servers, from one event-sourced backend.",
-        subcommands: [Serve.self, ServerCommand.self, TaskCommand.self, Events.self, Audit.self]
+        subcommands: [
+            Serve.self, ServerCommand.self, TaskCommand.self, Events.self, Replay.self, Debug.self, Audit.self,
+        ]
     )
 
     public init() {}

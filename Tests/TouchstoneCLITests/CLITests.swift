@@ -51,6 +51,45 @@ struct CLITests {
         #expect(events.stdout.contains("task.submitted"))
         #expect(try await eventCount() == "2")
         #expect(try await touchstone("audit", "verify").stdout.contains("chain_ok=true events=2 rebuild_equal=true"))
+
+        // As of position 1 the task did not exist yet; as of 2 it is queued.
+        let before = try await touchstone("replay", "--at", "1", "--format", "json")
+        let early = try JSONSerialization.jsonObject(with: Data(before.stdout.utf8)) as? [String: Any]
+        #expect((early?["tasks"] as? [Any])?.isEmpty == true)
+        #expect((early?["servers"] as? [Any])?.count == 1)
+        let after = try await touchstone("replay", "--at", "2", "--task", id)
+        #expect(after.stdout.contains("\(id)  queued"))
+        let channel = try await touchstone("debug", "channel", "gpu-01/0")
+        #expect(channel.status == 0)
+        #expect(channel.stdout.hasPrefix("POS"))
+        let unknown = try await touchstone("debug", "channel", "gpu-01/9")
+        #expect(unknown.status != 0)
+        #expect(unknown.stderr.contains("unknown channel"))
+        let badAt = try await touchstone("replay", "--at", "yesterday")
+        #expect(badAt.status != 0)
+        #expect(badAt.stderr.contains("--at takes a position or an ISO 8601 time"))
+    }
+
+    @Test func drainDetachAndSetCapacityFromTheCommandLine() async throws {
+        _ = try await touchstone("server", "attach", "gpu-01", "--max-tasks", "2")
+        let capacity = try await touchstone("server", "set-capacity", "gpu-01", "--max-tasks", "3")
+        #expect(capacity.stdout == "gpu-01: max-tasks 3, 0 booked, attached\n")
+        let drain = try await touchstone("server", "drain", "gpu-01", "--deadline", "10m", "--reason", "kernel update")
+        #expect(drain.status == 0, "\(drain.stderr)")
+        let shown = try await touchstone("server", "show", "gpu-01")
+        #expect(shown.stdout.contains("state        detached"))
+        #expect(shown.stdout.contains("reason: kernel update"))
+        #expect(shown.stdout.contains("by operator:"))
+        let badDeadline = try await touchstone("server", "drain", "gpu-01", "--deadline", "soon")
+        #expect(badDeadline.status != 0)
+        let detach = try await touchstone("server", "detach", "gpu-01")
+        #expect(detach.stdout == "gpu-01 is detached\n")
+        let unknown = try await touchstone("server", "drain", "gpu-99")
+        #expect(unknown.stderr.contains("unknown server \"gpu-99\""))
+        let events = try await touchstone("events", "--stream", "server/gpu-01")
+        for type in ["server.attached", "server.capacity-set", "server.drain-requested", "server.detach-requested", "server.detached"] {
+            #expect(events.stdout.contains(type), "missing \(type)")
+        }
     }
 
     @Test func badInputGetsOneLineErrorsAndWritesNothing() async throws {
