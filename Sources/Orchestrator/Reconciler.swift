@@ -65,7 +65,16 @@ public enum Reconciler {
                 failureClass: .infrastructure, reason: report.reason, endedAt: report.endedAt)
         }
         events.append(.taskFinished(finished))
-        if let requeue = requeue(after: finished, maxAttempts: context.maxAttempts) { events.append(requeue) }
+        if report.state == .stopped && context.stoppedForDrain {
+            // An operator's drain is not the task's failure: it is always requeued, whatever attempt it was.
+            events.append(
+                .taskRequeued(
+                    TaskRequeued(
+                        taskID: row.taskID, afterAttempt: row.attempt,
+                        reason: "requeued: \(server) was drained while the task ran")))
+        } else if let requeue = requeue(after: finished, maxAttempts: context.maxAttempts) {
+            events.append(requeue)
+        }
         return events
     }
 

@@ -102,6 +102,12 @@ public struct TaskBoard: Projection {
             row.dispatchedAt = recorded.recordedAt
             row.pid = nil
             row.startedAt = nil
+            row.finishedAt = nil
+            row.exitCode = nil
+            row.signal = nil
+            row.failureClass = nil
+            row.reason = nil
+            row.outputs = [:]
             row.gpuIndices = e.gpuIndices ?? []
             rows[e.taskID.rawValue] = row
         case .requestSent(let e):

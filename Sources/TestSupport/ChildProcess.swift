@@ -26,6 +26,11 @@ public final class ChildProcess: @unchecked Sendable {
 
     public var pid: Int32 { process.processIdentifier }
 
+    /// A test that fails before stopping its child must not leave it running.
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+
     /// Sends a signal.
     public func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
 

@@ -46,6 +46,8 @@ public struct GlobalOptions: ParsableArguments {
         }
         do {
             return try TouchstoneLog(path: logPath)
+        } catch where error.code == .notAnEventLog {
+            throw CLIError(error.message)
         } catch {
             throw CLIError("\(error)")
         }
@@ -64,7 +66,10 @@ public struct GlobalOptions: ParsableArguments {
 
     /// The actor recorded for operator commands: `operator:<user>`.
     public var operatorActor: String {
-        "operator:" + (ProcessInfo.processInfo.environment["USER"] ?? ProcessInfo.processInfo.environment["LOGNAME"] ?? "unknown")
+        let environment = ProcessInfo.processInfo.environment
+        if let user = environment["USER"] ?? environment["LOGNAME"], !user.isEmpty { return "operator:\(user)" }
+        if let entry = getpwuid(getuid()), let name = entry.pointee.pw_name { return "operator:" + String(cString: name) }
+        return "operator:uid\(getuid())"
     }
 }
 

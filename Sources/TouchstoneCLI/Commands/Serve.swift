@@ -34,6 +34,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Attempts a task gets before an infrastructure failure is final.")
     var maxAttempts: Int = 3
 
+    @Option(help: "Seconds between SIGTERM and SIGKILL when a drain deadline stops a task.")
+    var stopGrace: Int = 10
+
     @Option(help: "How to choose among servers that fit: pack (fill busy servers first) or spread.")
     var packing: String = "pack"
 
@@ -57,7 +60,7 @@ struct Serve: AsyncParsableCommand {
         let configuration = BackendConfiguration(
             statusInterval: .milliseconds(Int(statusInterval * 1000)), requestTimeout: .seconds(requestTimeout),
             heartbeatTimeout: .milliseconds(Int(heartbeatTimeout * 1000)), missedHeartbeatsForUnreachable: missedHeartbeats,
-            lostAfter: .seconds(lostAfter), maxAttempts: maxAttempts, packing: PackingPolicy(rawValue: packing)!)
+            lostAfter: .seconds(lostAfter), maxAttempts: maxAttempts, stopGraceSeconds: stopGrace, packing: PackingPolicy(rawValue: packing)!)
         let backend = Backend(log: log, queues: queues, configuration: configuration, logger: logger)
         let group = ServiceGroup(
             configuration: .init(services: [backend], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

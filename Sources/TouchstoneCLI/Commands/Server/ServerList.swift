@@ -18,7 +18,7 @@ struct ServerList: AsyncParsableCommand {
         repeat {
             let snapshot = try await log.snapshot()
             let servers = snapshot.servers.rows.values.sorted { $0.serverID < $1.serverID }
-            if watch { print("\u{1B}[2J\u{1B}[H", terminator: "") }
+            if watch && isatty(1) != 0 { print("\u{1B}[2J\u{1B}[H", terminator: "") }
             switch global.format {
             case .json:
                 print(Render.json(servers))
@@ -34,7 +34,10 @@ struct ServerList: AsyncParsableCommand {
                             ]
                         }))
             }
-            if watch { try await Task.sleep(for: .seconds(1)) }
+            if watch {
+                fflush(nil)  // a pipe sees each refresh
+                try await Task.sleep(for: .seconds(1))
+            }
         } while watch
     }
 }

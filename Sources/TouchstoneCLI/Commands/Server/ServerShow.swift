@@ -35,9 +35,12 @@ struct ServerShow: AsyncParsableCommand {
             guard let server = ServerID(rawValue: name), let row = snapshot.servers[server] else {
                 throw CLIError("unknown server \(name.debugDescription): see `touchstone server list`")
             }
-            if watch { print("\u{1B}[2J\u{1B}[H", terminator: "") }
+            if watch && isatty(1) != 0 { print("\u{1B}[2J\u{1B}[H", terminator: "") }
             render(row, snapshot)
-            if watch { try await Task.sleep(for: .seconds(1)) }
+            if watch {
+                fflush(nil)  // a pipe sees each refresh
+                try await Task.sleep(for: .seconds(1))
+            }
         } while watch
     }
 

@@ -57,7 +57,9 @@ struct TaskShow: AsyncParsableCommand {
             print("started     \(Render.time(row.startedAt))")
             print("finished    \(Render.time(row.finishedAt)) exit \(row.exitCode.map(String.init) ?? "-")")
             for (path, text) in row.outputs.sorted(by: { $0.key < $1.key }) {
-                print("output      \(path): \(text.trimmingCharacters(in: .whitespacesAndNewlines).prefix(200))")
+                let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+                let shown = trimmed.count > 200 ? trimmed.prefix(200) + "… (\(text.utf8.count) bytes; --format json has it all)" : trimmed
+                print("output      \(path): \(shown)")
             }
             print("")
             print(

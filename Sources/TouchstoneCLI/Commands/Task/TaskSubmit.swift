@@ -59,6 +59,7 @@ struct TaskSubmit: AsyncParsableCommand {
     }
 
     func makeSpec() throws -> TaskSpec {
+        if command.first == "--help" || command.first == "-h" { throw CleanExit.helpRequest(TaskSubmit.self) }
         let argv = command.first == "--" ? Array(command.dropFirst()) : command
         var env: [String: String] = [:]
         for pair in environment {
