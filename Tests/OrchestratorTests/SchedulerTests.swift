@@ -100,6 +100,9 @@ import Wire
         }
         #expect(finished.outcome == .failed)
         #expect(finished.failureClass == .infrastructure)
+        // An operator's drain never uses up the retry budget.
+        let third = Reconciler.transitions(for: row(.running, attempt: 3), report: report(.stopped, attempt: 3), context: drained)
+        guard case .taskRequeued = third.last else { Issue.record("attempt 3 stopped by a drain was not requeued: \(third)"); return }
         let cancelled = Reconciler.transitions(for: row(.running), report: report(.stopped), context: ctx)
         guard case .taskFinished(let plain) = cancelled.first, cancelled.count == 1 else { Issue.record("\(cancelled)"); return }
         #expect(plain.outcome == .cancelled)

@@ -238,9 +238,14 @@ extension TaskBoard {
             .taskFinished(TaskFinished(taskID: Fixtures.taskA, attempt: 1, serverID: gpu1, outcome: .lost, failureClass: .infrastructure, reason: "gone")),
             .taskRequeued(TaskRequeued(taskID: Fixtures.taskA, afterAttempt: 1, reason: "retrying")),
         ])
-        let row = TaskBoard(replaying: history)[Fixtures.taskA]!
+        var board = TaskBoard(replaying: history)
+        let row = board[Fixtures.taskA]!
         #expect(row.status == .queued)
         #expect(row.attempt == 1)
         #expect(row.reason == "retrying")
+        // The next attempt starts with none of the last attempt's results.
+        board.apply(Fixtures.recorded(.taskDispatched(TaskDispatched(taskID: Fixtures.taskA, attempt: 2, serverID: gpu1, requestID: Fixtures.request(2))), at: 5))
+        let next = board[Fixtures.taskA]!
+        #expect(next.finishedAt == nil && next.exitCode == nil && next.failureClass == nil && next.reason == nil && next.outputs.isEmpty)
     }
 }
