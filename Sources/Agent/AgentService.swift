@@ -56,6 +56,11 @@ public struct AgentService: Service {
             group.addTask {
                 await runtime.run { report in await tasks.ended(report) }
             }
+            // Processes started by an earlier life of this agent that still run: watched until they end, then their
+            // exit code is read from the file their wrapper writes.
+            for adopted in await tasks.adoptedRunning() {
+                group.addTask { await tasks.watchAdopted(adopted) }
+            }
             // 3. Only then poll the channels, concurrently; graceful shutdown stops the polling.
             group.addTask {
                 try await cancelWhenGracefulShutdown {
@@ -124,6 +129,13 @@ public struct AgentService: Service {
     }
 }
 
+extension TaskStatusReport {
+    /// The output paths kept in the `touchstone.outputs` label (newline-separated), for adopted attempts.
+    var outputPaths: [String] {
+        (labels["touchstone.outputs"] ?? "").split(separator: "\n").map(String.init)
+    }
+}
+
 /// What the agent knows of its task attempts: the journal's reports, kept in memory.
 actor AgentTasks {
     let journal: AgentJournal
@@ -145,7 +157,8 @@ actor AgentTasks {
             guard let pid = report.pid, kill(pid, 0) != 0 else { continue }
             var ended = report
             ended.state = .exited
-            ended.endedAt = Date()
+            ended.endedAt =
+                (try? FileManager.default.attributesOfItem(atPath: exitFile(report))[.modificationDate] as? Date) ?? Date()
             if let text = try? String(contentsOfFile: exitFile(report), encoding: .utf8),
                 let code = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
             {
@@ -157,6 +170,39 @@ actor AgentTasks {
             reports[key] = ended
             try await journal.record(ended)
         }
+    }
+
+    /// Attempts journaled as running whose process is still alive (adopted after a restart).
+    func adoptedRunning() -> [TaskStatusReport] {
+        reports.values.filter { $0.state == .running }
+    }
+
+    /// Polls an adopted process until it ends, then records its end from the exit-code file.
+    nonisolated func watchAdopted(_ report: TaskStatusReport) async {
+        guard let pid = report.pid else { return }
+        while kill(pid, 0) == 0 || errno == EPERM {
+            if Task.isCancelled { return }
+            try? await Task.sleep(for: .milliseconds(500))
+        }
+        await endAdopted(report)
+    }
+
+    private func endAdopted(_ report: TaskStatusReport) async {
+        var ended = report
+        ended.state = .exited
+        let file = exitFile(report)
+        ended.endedAt = (try? FileManager.default.attributesOfItem(atPath: file)[.modificationDate] as? Date) ?? Date()
+        if let text = try? String(contentsOfFile: file, encoding: .utf8),
+            let code = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        {
+            ended.exitCode = code
+            ended.reason = code == 0 ? nil : "exit code \(code)"
+        } else {
+            ended.reason = "the process ended while the agent was not supervising it; no exit code was recorded"
+        }
+        let directory = report.labels["touchstone.directory"] ?? ""
+        ended.outputs = Workspace.collectOutputs(report.outputPaths, in: directory + "/work")
+        await self.ended(ended)
     }
 
     private func exitFile(_ report: TaskStatusReport) -> String {

@@ -38,6 +38,7 @@ public actor ProcessRuntime {
     private let launchSink: AsyncStream<Launch>.Continuation
     private var running: [TaskAttempt: Running] = [:]
     private var stopping: Set<TaskAttempt> = []
+    private var timedOut: Set<TaskAttempt> = []
     private let cgroups: CgroupController?
     private let logger: Logger
 
@@ -103,7 +104,25 @@ public actor ProcessRuntime {
         await withDiscardingTaskGroup { group in
             for await launch in launches {
                 group.addTask {
-                    let report = await self.execute(launch)
+                    let report = await withTaskGroup(of: TaskStatusReport?.self) { attemptGroup in
+                        attemptGroup.addTask { await self.execute(launch) }
+                        if let limit = launch.spec.timeoutSeconds {
+                            attemptGroup.addTask {
+                                try? await Task.sleep(for: .seconds(limit))
+                                if !Task.isCancelled { await self.timeOut(launch.attempt) }
+                                return nil
+                            }
+                        }
+                        var final: TaskStatusReport?
+                        for await result in attemptGroup {
+                            if let result {
+                                final = result
+                                attemptGroup.cancelAll()
+                            }
+                        }
+                        return final!
+                    }
+                    await self.forget(launch.attempt)
                     await onExit(report)
                 }
             }
@@ -131,8 +150,17 @@ public actor ProcessRuntime {
     private func unregister(_ attempt: TaskAttempt) -> (Running?, Bool) {
         let process = running.removeValue(forKey: attempt)
         let wasStopped = stopping.remove(attempt) != nil
-        return (process, wasStopped)
+        return (process, wasStopped && !timedOut.contains(attempt))
     }
+
+    /// Stops an attempt that ran past its `timeoutSeconds` (10 seconds' grace).
+    private func timeOut(_ attempt: TaskAttempt) async {
+        guard running[attempt] != nil else { return }
+        timedOut.insert(attempt)
+        _ = await stop(attempt, grace: .seconds(10))
+    }
+
+    private func forget(_ attempt: TaskAttempt) { timedOut.remove(attempt) }
 
     /// The shell wrapper: join the cgroup, then run the command, keeping its exit code (also written to a file so
     /// that a restarted agent can read the outcome of a process it no longer supervises).
@@ -210,13 +238,22 @@ public actor ProcessRuntime {
             switch result.terminationStatus {
             case .exited(let code):
                 report.exitCode = code
-                if code > 128, code < 160 { report.signal = code - 128 }
-                report.reason = code == 0 ? nil : "exit code \(code)"
+                report.reason =
+                    code == 0
+                    ? nil
+                    : code > 128 && code < 160
+                        ? "exit code \(code) (128+\(code - 128): the command was killed by signal \(code - 128)?)"
+                        : "exit code \(code)"
             case .signaled(let signal):
                 report.signal = signal
                 report.reason = "killed by signal \(signal)"
             }
             report.state = wasStopped ? .stopped : .exited
+            if await self.timedOut.contains(attempt) {
+                report.state = .exited
+                report.exitCode = report.exitCode ?? 124
+                report.reason = "timed out after \(launch.spec.timeoutSeconds ?? 0)s and was stopped"
+            }
             if wasStopped { report.reason = "stopped on request" + (report.reason.map { " (\($0))" } ?? "") }
             report.outputs = Workspace.collectOutputs(launch.spec.outputs, in: work)
         } catch {
@@ -224,6 +261,10 @@ public actor ProcessRuntime {
             report.state = .failedToStart
             report.reason = "could not start: \(error)"
             logger.error("task start failed", metadata: ["task.id": "\(attempt.taskID)", "error": "\(error)"])
+        }
+        if let pid = report.pid {
+            // Whatever the command left running in its process group dies with it (cgroup or not).
+            kill(-pid, SIGKILL)
         }
         if let cgroup, let cgroups {
             // Whatever the command left behind in its cgroup (daemonised children) dies with it.

@@ -94,6 +94,10 @@ struct RequestHandler: Sendable {
         } catch {
             return .error(WireError(.badRequest, error.message))
         }
+        // The task ID names a directory and a cgroup: it must be a plain name, never a path.
+        guard TaskID.isValid(start.taskID.rawValue), start.attempt >= 1 else {
+            return .error(WireError(.badRequest, "task ID \(start.taskID.rawValue.debugDescription) or attempt \(start.attempt) is not valid"))
+        }
         guard await tasks.reserve(key) else {
             // Idempotent per (task, attempt): adopt what runs or ran, never start a second process.
             if let existing = await tasks.awaitReport(key) { return .taskStarted(existing) }
@@ -104,6 +108,7 @@ struct RequestHandler: Sendable {
             "touchstone.backend": start.backend, "touchstone.task": start.taskID.rawValue,
             "touchstone.attempt": String(start.attempt), "touchstone.request": requestID.rawValue,
             "touchstone.directory": directory,
+            "touchstone.outputs": start.spec.outputs.joined(separator: "\n"),
         ]
         var spec = start.spec
         if !start.gpuIndices.isEmpty {

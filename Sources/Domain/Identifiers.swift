@@ -42,6 +42,13 @@ public struct TaskID: RawRepresentable, Hashable, Comparable, Codable, Sendable,
     public let rawValue: String
     public init(rawValue: String) { self.rawValue = rawValue }
 
+    /// Whether `name` can be a task ID: 1–64 characters of `a-z`, `0-9` and `-`, not starting with `-`, so that it
+    /// is safe as a directory and cgroup name.
+    public static func isValid(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, name.unicodeScalars.count <= 64, first != "-" else { return false }
+        return name.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }
+    }
+
     /// A new random task ID.
     public static func random<G: RandomNumberGenerator>(using generator: inout G) -> TaskID {
         let value = UInt64.random(in: 0..<(1 << 48), using: &generator)

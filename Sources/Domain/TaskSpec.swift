@@ -68,7 +68,16 @@ public struct TaskSpec: Codable, Sendable, Equatable {
             throw TaskSpecError("the timeout must be a positive number of seconds, got \(timeoutSeconds)")
         }
         var total = 0
+        var seen = Set<String>()
         for file in files {
+            let normalized = file.path.split(separator: "/").filter { $0 != "." }.joined(separator: "/")
+            guard !normalized.isEmpty else {
+                throw TaskSpecError("working file path \(file.path.debugDescription) names the directory itself, not a file")
+            }
+            for other in seen where other.hasPrefix(normalized + "/") || normalized.hasPrefix(other + "/") || other == normalized {
+                throw TaskSpecError("working file paths \(other) and \(normalized) collide")
+            }
+            seen.insert(normalized)
             guard RelativePath.isConfined(file.path) else {
                 throw TaskSpecError("working file path \(file.path) must be relative and stay inside the task's directory")
             }

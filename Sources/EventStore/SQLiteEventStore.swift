@@ -45,6 +45,7 @@ public final class SQLiteEventStore: Sendable {
         self.now = now
         var configuration = Configuration()
         configuration.busyMode = .timeout(busyTimeout)
+        try Self.refuseForeignFile(path)
         do {
             pool = try Self.openPool(path: path, configuration: configuration)
             // After opening: enabling WAL resets the writer to NORMAL, so FULL is set on it afterwards.
@@ -55,6 +56,39 @@ public final class SQLiteEventStore: Sendable {
             throw EventStoreError(.storage, "cannot open the event log at \(path)", underlying: error)
         }
         try Self.migrate(pool, path: path, hooks: hooks)
+    }
+
+    /// Refuses an existing file that is not ours **before** opening it for writing: opening a pool would switch a
+    /// foreign SQLite database to WAL mode, which changes it.
+    static func refuseForeignFile(_ path: String) throws(EventStoreError) {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return }  // absent: it will be created
+        let header = (try? handle.read(upToCount: 16)) ?? Data()
+        try? handle.close()
+        if header.isEmpty { return }
+        guard header == Data("SQLite format 3\0".utf8) else {
+            throw EventStoreError(.notAnEventLog, "\(path) is not an SQLite database, so not a Touchstone event log")
+        }
+        do {
+            var readOnly = Configuration()
+            readOnly.readonly = true
+            let queue = try DatabaseQueue(path: path, configuration: readOnly)
+            let (appID, tables) = try queue.read { db in
+                (
+                    try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0,
+                    try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master WHERE type = 'table'") ?? 0
+                )
+            }
+            try queue.close()
+            if appID != applicationID && (appID != 0 || tables > 0) {
+                throw EventStoreError(
+                    .notAnEventLog,
+                    "\(path) is an SQLite database of another application (application_id \(appID)), not a Touchstone event log")
+            }
+        } catch let error as EventStoreError {
+            throw error
+        } catch {
+            // Unreadable here (e.g. a WAL file needing recovery): the full open below decides.
+        }
     }
 
     /// Opens the pool, retrying while another process holds the lock that switching a new file to WAL needs:

@@ -8,6 +8,8 @@ import Projections
 enum Render {
     /// Left-aligned columns separated by two spaces.
     static func table(_ header: [String], _ rows: [[String]]) -> String {
+        // Control characters from task names or commands must not forge rows or move the cursor.
+        let rows = rows.map { $0.map(printable) }
         var widths = header.map(\.count)
         for row in rows {
             for (index, cell) in row.enumerated() where index < widths.count { widths[index] = max(widths[index], cell.count) }
@@ -18,6 +20,20 @@ enum Render {
             }.joined(separator: "  ")
         }
         return ([line(header)] + rows.map(line)).joined(separator: "\n")
+    }
+
+    /// The text with control characters shown as `\n`, `\t` or `\u{…}`.
+    static func printable(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { return text }
+        return String(
+            text.unicodeScalars.map { scalar -> String in
+                guard scalar.properties.generalCategory == .control else { return String(scalar) }
+                switch scalar {
+                case "\n": return "\\n"
+                case "\t": return "\\t"
+                default: return "\\u{\(String(scalar.value, radix: 16))}"
+                }
+            }.joined())
     }
 
     /// Pretty JSON with sorted keys and ISO 8601 dates.

@@ -182,4 +182,66 @@ struct AgentProcessTests {
         #expect(!alive, "the task's process group survived stopTask")
         #expect(await harness.stop() == 0)
     }
+
+    /// Polls `listTasks` until the attempt has a report matching `done`.
+    func waitForReport(
+        _ harness: inout Harness, _ task: TaskID, _ done: (TaskStatusReport) -> Bool
+    ) async throws -> TaskStatusReport? {
+        for _ in 0..<150 {
+            let list = harness.request(.listTasks, channel: 0)
+            try await harness.send(WireCoding.encode(list), channel: 0)
+            if case .taskList(let reports) = try await harness.response(channel: 0).body,
+                let report = reports.first(where: { $0.taskID == task }), done(report)
+            {
+                return report
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return nil
+    }
+
+    @Test func aTaskPastItsTimeoutIsStopped() async throws {
+        var harness = try await Harness(server: server)
+        let spec = TaskSpec(command: ["/bin/sh", "-c", "sleep 30"], timeoutSeconds: 1)
+        let start = harness.request(.startTask(StartTask(taskID: Fixtures.taskA, attempt: 1, spec: spec, backend: "test")))
+        try await harness.send(WireCoding.encode(start))
+        _ = try await harness.response()
+        let ended = try #require(try await waitForReport(&harness, Fixtures.taskA) { $0.state != .running })
+        #expect(ended.state == .exited)
+        #expect(ended.reason == "timed out after 1s and was stopped")
+        #expect(ended.exitCode != 0)
+        #expect(await harness.stop() == 0)
+    }
+
+    @Test func aTaskIDThatIsAPathIsRefused() async throws {
+        var harness = try await Harness(server: server)
+        let start = harness.request(.startTask(StartTask(taskID: TaskID(rawValue: "../../escaped"), attempt: 1, spec: Fixtures.spec(), backend: "test")))
+        try await harness.send(WireCoding.encode(start))
+        guard case .error(let error) = try await harness.response().body else { Issue.record("accepted"); return }
+        #expect(error.code == .badRequest)
+        #expect(!FileManager.default.fileExists(atPath: harness.directory.file("escaped")))
+        #expect(await harness.stop() == 0)
+    }
+
+    @Test func aRestartedAgentAdoptsARunningTaskAndReportsItsEnd() async throws {
+        var harness = try await Harness(server: server)
+        let spec = TaskSpec(command: ["/bin/sh", "-c", "sleep 2; echo ok > out.txt"], outputs: ["out.txt"])
+        let start = harness.request(.startTask(StartTask(taskID: Fixtures.taskA, attempt: 1, spec: spec, backend: "test")))
+        try await harness.send(WireCoding.encode(start))
+        _ = try await harness.response()
+        harness.agent.signal(SIGKILL)
+        await harness.agent.wait()
+        let restarted = try ChildProcess(
+            builtExecutable("touchstone-agent"),
+            ["--server", server.rawValue, "--queue-path", harness.directory.file("queues.db"), "--workspace",
+             harness.directory.file("workspace"), "--poll-wait", "1", "--drain-deadline", "0"],
+            logDirectory: harness.directory.path, name: "agent-restarted")
+        let ended = try #require(try await waitForReport(&harness, Fixtures.taskA) { $0.state != .running })
+        #expect(ended.state == .exited)
+        #expect(ended.exitCode == 0)
+        #expect(ended.outputs["out.txt"] == "ok\n")
+        restarted.signal(SIGTERM)
+        #expect(await restarted.wait(timeout: .seconds(20)) == 0)
+        harness.directory.remove()
+    }
 }

@@ -138,8 +138,12 @@ import Testing
         let queue = try DatabaseQueue(path: other)
         try await queue.write { db in try db.execute(sql: "CREATE TABLE customers (id INTEGER)") }
         try queue.close()
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: other))
         let foreign = #expect(throws: EventStoreError.self) { try SQLiteEventStore(path: other) }
         #expect(foreign?.code == .notAnEventLog)
+        // Not even switched to WAL: the file is byte for byte what it was, with no -wal beside it.
+        #expect(try Data(contentsOf: URL(fileURLWithPath: other)) == bytes)
+        #expect(!FileManager.default.fileExists(atPath: other + "-wal"))
         // Nothing was written to the foreign database.
         let tables = try await DatabaseQueue(path: other).read { db in
             try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table'")

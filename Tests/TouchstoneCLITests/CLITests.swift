@@ -129,4 +129,32 @@ struct CLITests {
         #expect(result.stderr.split(separator: "\n").count == 1)
         #expect(try Data(contentsOf: URL(fileURLWithPath: state + "/touchstone.db")) == foreign)
     }
+
+    @Test func aSecondBackendOnTheSameStateRefusesToStart() async throws {
+        _ = try await touchstone("server", "attach", "gpu-01", "--max-tasks", "1")
+        let first = try ChildProcess(
+            builtExecutable("touchstone"), ["serve", "--state-dir", state], logDirectory: directory.path, name: "serve-1")
+        defer { first.signal(SIGTERM) }
+        for _ in 0..<100 where !FileManager.default.fileExists(atPath: state + "/backend.lock") {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        let second = try await touchstone("serve")
+        #expect(second.status != 0)
+        #expect(second.stderr.contains("another backend (pid \(first.pid)) is already serving"))
+        first.signal(SIGTERM)
+        #expect(await first.wait(timeout: .seconds(20)) == 0)
+    }
+
+    @Test func workingFilePathsThatCannotWorkAreRefusedAtSubmit() async throws {
+        _ = try await touchstone("server", "attach", "gpu-01", "--max-tasks", "1")
+        let file = directory.file("small")
+        try Data("x".utf8).write(to: URL(fileURLWithPath: file))
+        let dot = try await touchstone("task", "submit", "--file", "\(file):.", "--", "true")
+        #expect(dot.status != 0)
+        #expect(dot.stderr.contains("names the directory itself"))
+        let collide = try await touchstone("task", "submit", "--file", "\(file):a", "--file", "\(file):a/b", "--", "true")
+        #expect(collide.status != 0)
+        #expect(collide.stderr.contains("collide"))
+    }
 }

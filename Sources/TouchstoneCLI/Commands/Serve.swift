@@ -40,6 +40,23 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "How to choose among servers that fit: pack (fill busy servers first) or spread.")
     var packing: String = "pack"
 
+    /// One backend per state directory: a second `serve` refuses to start (an exclusive `flock` on
+    /// `backend.lock`, held until the process exits, even if it is killed).
+    static func lockStateDirectory(_ directory: String) throws {
+        let path = directory + "/backend.lock"
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw CLIError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let holder = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
+            close(fd)
+            throw CLIError("another backend (pid \(holder)) is already serving \(directory)")
+        }
+        _ = ftruncate(fd, 0)
+        let pid = "\(getpid())\n"
+        _ = pid.withCString { write(fd, $0, strlen($0)) }
+        // The descriptor stays open for the life of the process: the lock goes with it.
+    }
+
     func validate() throws {
         guard PackingPolicy(rawValue: packing) != nil else { throw ValidationError("--packing is pack or spread") }
         guard heartbeatTimeout > 0, missedHeartbeats >= 1, lostAfter >= 0, maxAttempts >= 1 else {
@@ -55,6 +72,7 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let log = try global.openLog(create: true)
+        try Self.lockStateDirectory(global.resolvedStateDir)
         let queues = try global.openQueues()
         let logger = Logger(label: "touchstone.backend")
         let configuration = BackendConfiguration(
