@@ -33,14 +33,17 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let log = try global.openLog(create: true)
-        let queues = try global.openQueues()
         let logger = Logger(label: "touchstone.backend")
+        let queues = try global.openQueues(logger: logger)
         let configuration = BackendConfiguration(
-            statusInterval: .milliseconds(Int(statusInterval * 1000)), requestTimeout: .seconds(requestTimeout))
+            queuePrefix: global.queuePrefix, statusInterval: .milliseconds(Int(statusInterval * 1000)),
+            requestTimeout: .seconds(requestTimeout))
         let backend = Backend(log: log, queues: queues, configuration: configuration, logger: logger)
         let group = ServiceGroup(
             configuration: .init(services: [backend], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        logger.info("backend starting", metadata: ["state": "\(global.resolvedStateDir)"])
+        let transport = try global.queueTransport().summary
+        logger.info(
+            "backend starting", metadata: ["state": "\(global.resolvedStateDir)", "transport": "\(transport)"])
         try await group.run()
     }
 }
