@@ -122,7 +122,11 @@ let package = Package(
         .testTarget(name: "WireTests", dependencies: ["Wire", "Domain", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "TransportTests",
-            dependencies: ["Transport", "TestSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "Transport", "TestSupport", .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

@@ -65,12 +65,12 @@ public struct SQSClient: Sendable {
     ///
     /// - Parameters:
     ///   - configuration: Region, endpoint, credentials and retries.
-    ///   - httpClient: The HTTP client; default the process-wide `HTTPClient.shared`, which needs no shutdown.
+    ///   - httpClient: The HTTP client; default ``sharedHTTPClient``, which needs no shutdown.
     ///   - logger: Where requests that are retried or fail are logged (never with credentials).
     ///   - now: The signing clock; tests skew it to prove that a bad signature fails.
     /// - Throws: ``QueueError`` `.invalidParameter` when the endpoint is not an `http` or `https` URL with a host.
     public init(
-        configuration: SQSConfiguration, httpClient: HTTPClient = .shared, logger: Logger,
+        configuration: SQSConfiguration, httpClient: HTTPClient = SQSClient.sharedHTTPClient, logger: Logger,
         now: @escaping @Sendable () -> Date = { Date() }
     ) throws(QueueError) {
         let endpoint = configuration.endpoint ?? "https://sqs.\(configuration.region).amazonaws.com"
@@ -88,6 +88,17 @@ public struct SQSClient: Sendable {
         self.host = components.port.map { "\(host):\($0)" } ?? host
         self.path = components.path.isEmpty ? "/" : components.path
     }
+
+    /// The process-wide HTTP client every ``SQSClient`` uses unless given another; like `HTTPClient.shared` it is
+    /// never shut down.
+    ///
+    /// Connect timeout 5 s: a request waiting for a connection to a refused or unreachable endpoint fails within it
+    /// (`.connectionFailed`, then retried), where `HTTPClient.shared`'s browser-like 90 s would hold it. No read
+    /// timeout: each request has its own deadline, ``SQSConfiguration/requestTimeout`` plus a long poll's wait.
+    public static let sharedHTTPClient = HTTPClient(
+        eventLoopGroup: HTTPClient.defaultEventLoopGroup,
+        configuration: HTTPClient.Configuration(
+            redirectConfiguration: .disallow, timeout: .init(connect: .seconds(5)), decompression: .disabled))
 
     // MARK: Queue administration
 

@@ -40,8 +40,15 @@ import Testing
         try await SQSTestServer.requireMinistack().conformance().changeVisibilityExtendsAndReleases()
     }
 
+    /// AWS is the truth: the SQS API reference, `ChangeMessageVisibility`, Errors: `MessageNotInflight` ("The
+    /// specified message isn't in flight"). ministack 1.5.33 extends the visibility of a message whose timeout has
+    /// passed instead (`_act_change_visibility` only checks the handle), so this check is a known issue there; if
+    /// ministack starts refusing, the known issue is not recorded and this test fails, asking to drop the wrapper.
     @Test func changeVisibilityRefusesAMessageNoLongerInFlight() async throws {
-        try await SQSTestServer.requireMinistack().conformance().changeVisibilityRefusesAMessageNoLongerInFlight()
+        let conformance = try SQSTestServer.requireMinistack().conformance()
+        await withKnownIssue("ministack 1.5.33 does not raise MessageNotInflight (AWS documents it)") {
+            try await conformance.changeVisibilityRefusesAMessageNoLongerInFlight()
+        }
     }
 
     @Test func refusesAnUnknownReceiptHandle() async throws {

@@ -1,5 +1,7 @@
 import Foundation
+import AsyncHTTPClient
 import Logging
+import NIOCore
 import Testing
 import Transport
 
@@ -86,15 +88,21 @@ struct SQSBadInputTests {
     }
 }
 
-/// Servers that are not SQS at all: these need no SQS server and always run.
+/// Servers that are not SQS at all. The HTML one is `tools/lib/html503_server.py`, started by `tools/test`
+/// (`TOUCHSTONE_HTML503_ENDPOINT`); the others need nothing.
 @Suite(.timeLimit(.minutes(1))) struct SQSBrokenServerTests {
     /// A server that answers every request with an HTML 503 page: `.serviceUnavailable` after the bounded retries.
-    @Test func reportsAnHTMLServiceUnavailablePage() async throws {
-        let server = try HTMLErrorServer.start()
-        defer { server.stop() }
+    @Test(
+        .enabled(
+            if: SQSTestServer.html503Endpoint != nil || SQSTestServer.required,
+            "TOUCHSTONE_HTML503_ENDPOINT is not set: run tools/test"))
+    func reportsAnHTMLServiceUnavailablePage() async throws {
+        let endpoint = try #require(
+            SQSTestServer.html503Endpoint, "TOUCHSTONE_HTML503_ENDPOINT is not set, but TOUCHSTONE_REQUIRE_SQS=1")
+        let before = try await requestCount(endpoint)
         let client = try SQSClient(
             configuration: SQSConfiguration(
-                region: "us-east-1", endpoint: server.endpoint,
+                region: "us-east-1", endpoint: endpoint,
                 credentials: AWSCredentials(accessKeyID: "AKID", secretAccessKey: "secret"),
                 retry: SQSRetryPolicy(maximumAttempts: 3, baseDelay: .milliseconds(10), maximumDelay: .milliseconds(50))),
             logger: .init(label: "test"))
@@ -102,7 +110,7 @@ struct SQSBadInputTests {
         #expect(error?.code == .serviceUnavailable)
         #expect(error?.message.contains("HTTP 503") ?? false)
         #expect(error?.message.contains("text/html") ?? false)
-        #expect(server.requestCount() == 3)
+        #expect(try await requestCount(endpoint) - before == 3)
     }
 
     @Test func reportsARefusedConnection() async throws {
@@ -112,8 +120,11 @@ struct SQSBadInputTests {
                 credentials: AWSCredentials(accessKeyID: "AKID", secretAccessKey: "secret"),
                 retry: SQSRetryPolicy(maximumAttempts: 2, baseDelay: .milliseconds(10))),
             logger: .init(label: "test"))
+        let clock = ContinuousClock()
+        let start = clock.now
         let error = await #expect(throws: QueueError.self) { _ = try await client.queueURL(named: "q.fifo") }
         #expect(error?.code == .connectionFailed)
+        #expect(clock.now - start < .seconds(15))
     }
 
     @Test func refusesAnEndpointThatIsNotAURL() {
@@ -126,67 +137,11 @@ struct SQSBadInputTests {
         }
         #expect(error?.code == .invalidParameter)
     }
-}
 
-/// A Python `http.server` on 127.0.0.1 (a free port) answering every POST with an HTML 503 page, and counting them.
-final class HTMLErrorServer {
-    let endpoint: String
-    private let process: Process
-    private let countFile: String
-
-    private init(endpoint: String, process: Process, countFile: String) {
-        self.endpoint = endpoint
-        self.process = process
-        self.countFile = countFile
-    }
-
-    static func start() throws -> HTMLErrorServer {
-        let countFile = NSTemporaryDirectory() + "touchstone-html-\(UUID().uuidString)"
-        let script = """
-            import http.server, sys
-            count = 0
-            class H(http.server.BaseHTTPRequestHandler):
-                def do_POST(self):
-                    global count
-                    self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                    count += 1
-                    open(sys.argv[1], "w").write(str(count))
-                    body = b"<html><body><h1>503 Service Unavailable</h1></body></html>"
-                    self.send_response(503)
-                    self.send_header("Content-Type", "text/html")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                def log_message(self, *args): pass
-            server = http.server.HTTPServer(("127.0.0.1", 0), H)
-            print(server.server_address[1], flush=True)
-            server.serve_forever()
-            """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script, countFile]
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        var line = Data()
-        while !line.contains(UInt8(ascii: "\n")) {
-            let chunk = output.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            line.append(chunk)
-        }
-        let port = try #require(
-            Int(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)),
-            "the HTML error server did not start")
-        return HTMLErrorServer(endpoint: "http://127.0.0.1:\(port)", process: process, countFile: countFile)
-    }
-
-    func requestCount() -> Int {
-        (try? String(contentsOfFile: countFile, encoding: .utf8)).flatMap { Int($0) } ?? 0
-    }
-
-    func stop() {
-        process.terminate()
-        process.waitUntilExit()
-        try? FileManager.default.removeItem(atPath: countFile)
+    /// How many POSTs the HTML server has had (its `GET /count`).
+    private func requestCount(_ endpoint: String) async throws -> Int {
+        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: endpoint + "/count"), timeout: .seconds(5))
+        let body = try await response.body.collect(upTo: 1_024)
+        return try #require(Int(String(buffer: body)))
     }
 }

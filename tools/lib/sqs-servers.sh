@@ -5,6 +5,7 @@
 #                    IAM user "touchstone" whose key it exports: TOUCHSTONE_SQS_ENDPOINT, TOUCHSTONE_SQS_ACCESS_KEY_ID,
 #                    TOUCHSTONE_SQS_SECRET_ACCESS_KEY, TOUCHSTONE_SQS_REGION.
 #   start_moto       moto_server; exports TOUCHSTONE_MOTO_ENDPOINT.
+#   start_html503    a server answering every POST with an HTML 503 page; exports TOUCHSTONE_HTML503_ENDPOINT.
 
 sqs_server_pids=()
 sqs_server_dir="$(mktemp -d -t touchstone-sqs-XXXXXX)"
@@ -69,6 +70,17 @@ start_moto() {
   wait_for_http "http://127.0.0.1:$port/moto-api/" moto "$pid" || return 1
   export TOUCHSTONE_MOTO_ENDPOINT="http://127.0.0.1:$port"
   sqs_log "moto_server $("$repo/.venv-moto/bin/python" -c 'from importlib.metadata import version; print(version("moto"))') on $TOUCHSTONE_MOTO_ENDPOINT"
+}
+
+start_html503() {
+  local repo port
+  repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+  port="$(free_port)"
+  python3 "$repo/tools/lib/html503_server.py" "$port" >"$sqs_server_dir/html503.log" 2>&1 &
+  local pid=$!
+  sqs_server_pids+=("$pid")
+  wait_for_http "http://127.0.0.1:$port/count" html503 "$pid" || return 1
+  export TOUCHSTONE_HTML503_ENDPOINT="http://127.0.0.1:$port"
 }
 
 stop_sqs_servers() {

@@ -35,6 +35,9 @@ struct SQSTestServer: Sendable {
             name: "moto", endpoint: endpoint, credentials: AWSCredentials(accessKeyID: "testing", secretAccessKey: "testing"))
     }()
 
+    /// The HTML 503 server `tools/test` starts (`TOUCHSTONE_HTML503_ENDPOINT`).
+    static let html503Endpoint = environment["TOUCHSTONE_HTML503_ENDPOINT"].flatMap { $0.isEmpty ? nil : $0 }
+
     /// Whether the ministack suites run: when its endpoint is set, or when `tools/test` requires it (then a missing
     /// endpoint fails in ``requireMinistack()``).
     static let ministackEnabled = ministack != nil || required
