@@ -11,16 +11,17 @@ import Wire
 /// dispatches them over the channels, and records every request, response and task transition.
 public struct Backend: Service {
     let log: TouchstoneLog
-    let queues: EmbeddedQueueStore
+    let queues: any QueueProvider
     let configuration: BackendConfiguration
     let logger: Logger
 
     /// - Parameters:
     ///   - log: The event log with its read models.
-    ///   - queues: The embedded queue store the agents poll.
+    ///   - queues: Where the channels' queues are (the embedded store or SQS); the backend creates any that are
+    ///     missing.
     ///   - configuration: Intervals and timeouts.
     ///   - logger: The backend's logger.
-    public init(log: TouchstoneLog, queues: EmbeddedQueueStore, configuration: BackendConfiguration, logger: Logger) {
+    public init(log: TouchstoneLog, queues: any QueueProvider, configuration: BackendConfiguration, logger: Logger) {
         self.log = log
         self.queues = queues
         self.configuration = configuration
@@ -38,7 +39,7 @@ public struct Backend: Service {
                         let snapshot = try await log.snapshot()
                         for row in snapshot.servers.rows.values.sorted(by: { $0.serverID < $1.serverID })
                         where links[row.serverID] == nil {
-                            let link = try makeLink(row, channels: snapshot.channels)
+                            let link = try await makeLink(row, channels: snapshot.channels)
                             links[row.serverID] = link
                             group.addTask { await link.run() }
                             logger.info("server linked", metadata: ["server": "\(row.serverID)"])
@@ -65,18 +66,18 @@ public struct Backend: Service {
         }
     }
 
-    private func makeLink(_ row: ServerRow, channels: ChannelSync) throws -> ServerLink {
+    private func makeLink(_ row: ServerRow, channels: ChannelSync) async throws -> ServerLink {
         var clients: [ChannelClient] = []
         for index in 0..<row.channels {
             let id = ChannelID(server: row.serverID, index: index)
             let requestName = ChannelQueues.requestQueue(prefix: configuration.queuePrefix, channel: id)
             let responseName = ChannelQueues.responseQueue(prefix: configuration.queuePrefix, channel: id)
-            try queues.createQueue(name: requestName)
-            try queues.createQueue(name: responseName)
+            try await queues.createQueueIfNeeded(named: requestName, attributes: QueueAttributes())
+            try await queues.createQueueIfNeeded(named: responseName, attributes: QueueAttributes())
             clients.append(
                 ChannelClient(
-                    channel: id, requests: try queues.queue(named: requestName),
-                    responses: try queues.queue(named: responseName), log: log, state: channels[id],
+                    channel: id, requests: try await queues.openQueue(named: requestName),
+                    responses: try await queues.openQueue(named: responseName), log: log, state: channels[id],
                     configuration: configuration, logger: logger))
         }
         return ServerLink(serverID: row.serverID, clients: clients, log: log, configuration: configuration, logger: logger)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Domain
 import EventStore
 import Foundation
+import Logging
 import Projections
 import Transport
 
@@ -21,6 +22,21 @@ public struct GlobalOptions: ParsableArguments {
 
     @Option(help: "Output format: table or json.")
     public var format: OutputFormat = .table
+
+    @Option(
+        help: ArgumentHelp(
+            "The queue transport: embedded (queues.db in the state dir) or sqs. Default: $TOUCHSTONE_TRANSPORT, "
+                + "else embedded."))
+    public var transport: String?
+
+    @Option(help: "The SQS region (sqs transport). Default: $TOUCHSTONE_SQS_REGION, else $AWS_REGION.")
+    public var sqsRegion: String?
+
+    @Option(help: "An SQS endpoint URL overriding the region's (sqs transport). Default: $TOUCHSTONE_SQS_ENDPOINT.")
+    public var sqsEndpoint: String?
+
+    @Option(help: "The queue name prefix: queues are <prefix>-<server>-<n>-req.fifo / -resp.fifo.")
+    public var queuePrefix: String = "touchstone"
 
     public init() {}
 
@@ -53,12 +69,27 @@ public struct GlobalOptions: ParsableArguments {
         }
     }
 
-    /// Opens the embedded queue store.
+    /// The configured transport (``transport``, ``sqsRegion``, ``sqsEndpoint``, with their environment fallbacks).
     ///
-    /// - Throws: ``CLIError`` when it is not a queue database or cannot be opened.
-    public func openQueues() throws -> EmbeddedQueueStore {
+    /// - Throws: ``CLIError`` for an unknown transport, or SQS without a region or credentials.
+    public func queueTransport() throws -> QueueTransport {
         do {
-            return try EmbeddedQueueStore(path: queuePath)
+            return try QueueTransport.fromSettings(
+                transport: transport, queuePath: queuePath, region: sqsRegion, endpoint: sqsEndpoint)
+        } catch {
+            throw CLIError("\(error)")
+        }
+    }
+
+    /// Opens the configured transport's queues.
+    ///
+    /// - Parameter logger: The SQS client's logger.
+    /// - Throws: ``CLIError`` when the transport is misconfigured or the embedded file cannot be opened.
+    public func openQueues(logger: Logger = Logger(label: "touchstone.queues")) throws -> any QueueProvider {
+        do {
+            return try queueTransport().makeProvider(logger: logger)
+        } catch let error as CLIError {
+            throw error
         } catch {
             throw CLIError("\(error)")
         }

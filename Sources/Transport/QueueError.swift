@@ -6,6 +6,8 @@ public struct QueueError: Error, Sendable, CustomStringConvertible {
             case messageTooLarge, invalidParameter, queueDoesNotExist, receiptHandleIsInvalid
             case tooManyEntriesInBatch, batchEntryIdsNotDistinct, emptyBatch, storage, notAQueueDatabase
             case batchRequestTooLong, invalidBatchEntryId, messageNotInflight, queueNameExists
+            case accessDenied, invalidSignature, invalidCredentials, missingCredentials, throttled
+            case serviceUnavailable, connectionFailed, unexpectedResponse, serviceError
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -38,6 +40,29 @@ public struct QueueError: Error, Sendable, CustomStringConvertible {
         public static var messageNotInflight: Self { .init(.messageNotInflight) }
         /// A queue of that name exists with other attributes (`QueueNameExists`, from `CreateQueue`).
         public static var queueNameExists: Self { .init(.queueNameExists) }
+        /// The caller's credentials are valid but not allowed to do this (`AccessDenied`,
+        /// `AccessDeniedException`, `KmsAccessDenied`). Never retried.
+        public static var accessDenied: Self { .init(.accessDenied) }
+        /// The request's SigV4 signature does not match the one the service computed (`SignatureDoesNotMatch`,
+        /// `IncompleteSignature`, `InvalidSignatureException`): a wrong secret key or clock. Never retried.
+        public static var invalidSignature: Self { .init(.invalidSignature) }
+        /// The service does not know the access key or session token, or the token expired
+        /// (`InvalidClientTokenId`, `UnrecognizedClientException`, `ExpiredToken`, `InvalidToken`). Never retried.
+        public static var invalidCredentials: Self { .init(.invalidCredentials) }
+        /// No credentials were found in the environment or the shared credentials file, or the file is malformed.
+        public static var missingCredentials: Self { .init(.missingCredentials) }
+        /// The service throttled the request (`ThrottlingException`, `RequestThrottled`, HTTP 429), still so
+        /// after the client's bounded retries.
+        public static var throttled: Self { .init(.throttled) }
+        /// The service failed (HTTP 5xx, `ServiceUnavailable`, `InternalError`), still so after the client's bounded
+        /// retries; also a 5xx whose body is HTML or empty.
+        public static var serviceUnavailable: Self { .init(.serviceUnavailable) }
+        /// The connection failed, was closed or timed out, still so after the client's bounded retries.
+        public static var connectionFailed: Self { .init(.connectionFailed) }
+        /// A response that is not what the SQS JSON protocol gives: not JSON, or missing a required field.
+        public static var unexpectedResponse: Self { .init(.unexpectedResponse) }
+        /// Any other error the service named; the message holds its `__type` and text. Never retried.
+        public static var serviceError: Self { .init(.serviceError) }
         /// The code's name, for example `receiptHandleIsInvalid`.
         public var description: String { base.rawValue }
     }

@@ -18,8 +18,20 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "This server's name, as attached in the backend.")
     var server: String
 
-    @Option(help: "The embedded queue file shared with the backend (its state dir's queues.db).")
-    var queuePath: String
+    @Option(help: "The queue transport: embedded or sqs. Default: $TOUCHSTONE_TRANSPORT, else embedded.")
+    var transport: String?
+
+    @Option(help: "The embedded queue file shared with the backend (its state dir's queues.db); embedded only.")
+    var queuePath: String?
+
+    @Option(help: "The SQS region (sqs transport). Default: $TOUCHSTONE_SQS_REGION, else $AWS_REGION.")
+    var sqsRegion: String?
+
+    @Option(help: "An SQS endpoint URL overriding the region's (sqs transport). Default: $TOUCHSTONE_SQS_ENDPOINT.")
+    var sqsEndpoint: String?
+
+    @Option(help: "The queue name prefix: queues are <prefix>-<server>-<n>-req.fifo / -resp.fifo.")
+    var queuePrefix: String = "touchstone"
 
     @Option(help: "The workspace: the agent's journal and every task's directory.")
     var workspace: String
@@ -55,24 +67,37 @@ struct AgentCommand: AsyncParsableCommand {
         let serverID = ServerID(rawValue: server)!
         let logger = Logger(label: "touchstone.agent.\(server)")
         var configuration = AgentConfiguration(
-            serverID: serverID, queuePath: queuePath, channels: channels, workspace: workspace,
-            pollWait: .seconds(pollWait), drainDeadlineSeconds: drainDeadline, useCgroups: !noCgroups)
+            serverID: serverID, queuePath: queuePath ?? "", queuePrefix: queuePrefix, channels: channels,
+            workspace: workspace, pollWait: .seconds(pollWait), drainDeadlineSeconds: drainDeadline,
+            useCgroups: !noCgroups)
         configuration.nvidiaSMI = nvidiaSmi
-        let store: EmbeddedQueueStore
+        let transport: QueueTransport
+        do {
+            transport = try QueueTransport.fromSettings(
+                transport: self.transport, queuePath: queuePath, region: sqsRegion, endpoint: sqsEndpoint)
+        } catch {
+            throw AgentStartError(description: "\(error)")
+        }
         var queues: [(requests: any MessageQueue, responses: any MessageQueue)] = []
         do {
-            store = try EmbeddedQueueStore(path: queuePath)
+            let provider = try transport.makeProvider(logger: logger)
             for index in 0..<channels {
                 let channel = ChannelID(server: serverID, index: index)
                 let requestName = ChannelQueues.requestQueue(prefix: configuration.queuePrefix, channel: channel)
                 let responseName = ChannelQueues.responseQueue(prefix: configuration.queuePrefix, channel: channel)
-                try store.createQueue(name: requestName)
-                try store.createQueue(name: responseName)
-                queues.append((try store.queue(named: requestName), try store.queue(named: responseName)))
+                // On SQS the queues are provisioned by `touchstone server attach`; the agent's IAM policy allows it
+                // no CreateQueue (docs/sqs.md), so it only opens them. The embedded file is created on demand.
+                if case .embedded = transport {
+                    try await provider.createQueueIfNeeded(named: requestName, attributes: QueueAttributes())
+                    try await provider.createQueueIfNeeded(named: responseName, attributes: QueueAttributes())
+                }
+                queues.append(
+                    (try await provider.openQueue(named: requestName), try await provider.openQueue(named: responseName)))
             }
         } catch {
-            throw AgentStartError(description: "cannot open the queues at \(queuePath): \(error)")
+            throw AgentStartError(description: "cannot open the queues (\(transport.summary)): \(error)")
         }
+        logger.info("agent starting", metadata: ["transport": "\(transport.summary)"])
         let service = AgentService(configuration: configuration, queues: queues, logger: logger)
         let group = ServiceGroup(
             configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

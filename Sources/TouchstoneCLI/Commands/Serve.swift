@@ -73,16 +73,19 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let log = try global.openLog(create: true)
         try Self.lockStateDirectory(global.resolvedStateDir)
-        let queues = try global.openQueues()
         let logger = Logger(label: "touchstone.backend")
+        let queues = try global.openQueues(logger: logger)
         let configuration = BackendConfiguration(
-            statusInterval: .milliseconds(Int(statusInterval * 1000)), requestTimeout: .seconds(requestTimeout),
-            heartbeatTimeout: .milliseconds(Int(heartbeatTimeout * 1000)), missedHeartbeatsForUnreachable: missedHeartbeats,
-            lostAfter: .seconds(lostAfter), maxAttempts: maxAttempts, stopGraceSeconds: stopGrace, packing: PackingPolicy(rawValue: packing)!)
+            queuePrefix: global.queuePrefix, statusInterval: .milliseconds(Int(statusInterval * 1000)),
+            requestTimeout: .seconds(requestTimeout), heartbeatTimeout: .milliseconds(Int(heartbeatTimeout * 1000)),
+            missedHeartbeatsForUnreachable: missedHeartbeats, lostAfter: .seconds(lostAfter), maxAttempts: maxAttempts,
+            stopGraceSeconds: stopGrace, packing: PackingPolicy(rawValue: packing)!)
         let backend = Backend(log: log, queues: queues, configuration: configuration, logger: logger)
         let group = ServiceGroup(
             configuration: .init(services: [backend], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        logger.info("backend starting", metadata: ["state": "\(global.resolvedStateDir)"])
+        let transport = try global.queueTransport().summary
+        logger.info(
+            "backend starting", metadata: ["state": "\(global.resolvedStateDir)", "transport": "\(transport)"])
         try await group.run()
     }
 }

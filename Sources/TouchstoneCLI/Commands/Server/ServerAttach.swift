@@ -11,7 +11,12 @@ import Wire
 struct ServerAttach: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "attach",
-        abstract: "Attach (or re-attach) a server, creating its queue pairs; max-tasks 0 drains it.")
+        abstract: "Attach (or re-attach) a server, creating its queue pairs; max-tasks 0 drains it.",
+        discussion: """
+            The queue pairs are created idempotently on the configured transport (--transport): on SQS each \
+            request and response queue also gets its dead-letter queue (<name>-dlq.fifo) and redrive policy. \
+            Attaching again creates whatever is missing.
+            """)
 
     @OptionGroup var global: GlobalOptions
 
@@ -40,8 +45,12 @@ struct ServerAttach: AsyncParsableCommand {
             // Queues first: if this fails nothing is recorded, and a second attach creates them idempotently.
             for index in 0..<channels {
                 let channel = ChannelID(server: server, index: index)
-                try queues.createQueue(name: ChannelQueues.requestQueue(prefix: "touchstone", channel: channel))
-                try queues.createQueue(name: ChannelQueues.responseQueue(prefix: "touchstone", channel: channel))
+                try await queues.createQueueIfNeeded(
+                    named: ChannelQueues.requestQueue(prefix: global.queuePrefix, channel: channel),
+                    attributes: QueueAttributes())
+                try await queues.createQueueIfNeeded(
+                    named: ChannelQueues.responseQueue(prefix: global.queuePrefix, channel: channel),
+                    attributes: QueueAttributes())
             }
             try await log.append(
                 .serverAttached(ServerAttached(serverID: server, maxTasks: maxTasks, channels: channels)),
