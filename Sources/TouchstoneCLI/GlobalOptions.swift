@@ -27,15 +27,19 @@ public struct GlobalOptions: ParsableArguments {
         help: ArgumentHelp(
             "The queue transport: embedded (queues.db in the state dir) or sqs. Default: $TOUCHSTONE_TRANSPORT, "
                 + "else embedded."))
+    /// `embedded` or `sqs`; `nil` falls back to `TOUCHSTONE_TRANSPORT`, then `embedded`.
     public var transport: String?
 
     @Option(help: "The SQS region (sqs transport). Default: $TOUCHSTONE_SQS_REGION, else $AWS_REGION.")
+    /// The SQS region; `nil` falls back to `TOUCHSTONE_SQS_REGION`, `AWS_REGION`, `AWS_DEFAULT_REGION`.
     public var sqsRegion: String?
 
     @Option(help: "An SQS endpoint URL overriding the region's (sqs transport). Default: $TOUCHSTONE_SQS_ENDPOINT.")
+    /// An SQS endpoint URL overriding the region's; `nil` falls back to `TOUCHSTONE_SQS_ENDPOINT`.
     public var sqsEndpoint: String?
 
     @Option(help: "The queue name prefix: queues are <prefix>-<server>-<n>-req.fifo / -resp.fifo.")
+    /// The queue name prefix: queues are `<prefix>-<server>-<n>-req.fifo` / `-resp.fifo`.
     public var queuePrefix: String = "touchstone"
 
     public init() {}

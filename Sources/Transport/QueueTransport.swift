@@ -17,7 +17,8 @@ public enum QueueTransport: Sendable {
     ///   - region: The SQS region; else `TOUCHSTONE_SQS_REGION`, `AWS_REGION`, `AWS_DEFAULT_REGION` (required for
     ///     `sqs`).
     ///   - endpoint: An SQS endpoint URL; else `TOUCHSTONE_SQS_ENDPOINT`; else the region's.
-    ///   - environment: The process environment; credentials come from it too (``AWSCredentials/resolve(environment:)``).
+    ///   - environment: The process environment; credentials come from it too
+    ///     (``AWSCredentials/resolve(environment:)``).
     /// - Returns: The transport.
     /// - Throws: ``QueueError`` `.invalidParameter` for an unknown transport or a missing region or path;
     ///   `.missingCredentials` for SQS without credentials.
@@ -68,7 +69,8 @@ public enum QueueTransport: Sendable {
         switch self {
         case .embedded(let path): "embedded \(path)"
         case .sqs(let configuration):
-            "sqs \(configuration.region) \(configuration.endpoint ?? "https://sqs.\(configuration.region).amazonaws.com")"
+            "sqs \(configuration.region) "
+                + (configuration.endpoint ?? "https://sqs.\(configuration.region).amazonaws.com")
         }
     }
 }

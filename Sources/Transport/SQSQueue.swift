@@ -47,7 +47,8 @@ public final class SQSQueue: MessageQueue {
             "SendMessage",
             SendMessageRequest(
                 QueueUrl: url, MessageBody: body, MessageGroupId: groupID, MessageDeduplicationId: deduplicationID))
-        return try result(messageID: response.MessageId, sequenceNumber: response.SequenceNumber, operation: "SendMessage")
+        return try result(
+            messageID: response.MessageId, sequenceNumber: response.SequenceNumber, operation: "SendMessage")
     }
 
     /// Sends up to 10 messages (`SendMessageBatch`); entries that fail client-side validation are not sent.
@@ -94,9 +95,9 @@ public final class SQSQueue: MessageQueue {
                 }
             }
             for failure in response.Failed ?? [] {
-                results[failure.Id] = .failure(
-                    SQSErrorDecoder.entryError(code: failure.Code, message: failure.Message, operation: "SendMessageBatch")
-                )
+                let error = SQSErrorDecoder.entryError(
+                    code: failure.Code, message: failure.Message, operation: "SendMessageBatch")
+                results[failure.Id] = .failure(error)
             }
         }
         return entries.map { entry in
@@ -126,7 +127,8 @@ public final class SQSQueue: MessageQueue {
     public func receive(maxMessages: Int, waitTime: Duration, visibilityTimeout: Duration?) async throws
         -> [ReceivedMessage]
     {
-        try SQSLimits.validateReceive(maxMessages: maxMessages, waitTime: waitTime, visibilityTimeout: visibilityTimeout)
+        try SQSLimits.validateReceive(
+            maxMessages: maxMessages, waitTime: waitTime, visibilityTimeout: visibilityTimeout)
         let request = ReceiveMessageRequest(
             QueueUrl: url, MaxNumberOfMessages: maxMessages, WaitTimeSeconds: Int(SQSClient.wholeSeconds(waitTime)),
             VisibilityTimeout: visibilityTimeout.map { Int(SQSClient.wholeSeconds($0)) },

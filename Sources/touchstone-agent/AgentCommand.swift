@@ -91,8 +91,9 @@ struct AgentCommand: AsyncParsableCommand {
                     try await provider.createQueueIfNeeded(named: requestName, attributes: QueueAttributes())
                     try await provider.createQueueIfNeeded(named: responseName, attributes: QueueAttributes())
                 }
-                queues.append(
-                    (try await provider.openQueue(named: requestName), try await provider.openQueue(named: responseName)))
+                let requests = try await provider.openQueue(named: requestName)
+                let responses = try await provider.openQueue(named: responseName)
+                queues.append((requests, responses))
             }
         } catch {
             throw AgentStartError(description: "cannot open the queues (\(transport.summary)): \(error)")

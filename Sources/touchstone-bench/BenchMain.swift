@@ -32,6 +32,7 @@ enum BenchMain {
         let elapsed = clock.now - start
         try await client.deleteQueue(url: queue.url)
         let totalMs = Double(elapsed.components.seconds) * 1_000 + Double(elapsed.components.attoseconds) / 1e15
-        print("rounds=\(rounds) total_ms=\(String(format: "%.1f", totalMs)) per_round_ms=\(String(format: "%.3f", totalMs / Double(rounds)))")
+        let perRound = String(format: "%.3f", totalMs / Double(rounds))
+        print("rounds=\(rounds) total_ms=\(String(format: "%.1f", totalMs)) per_round_ms=\(perRound)")
     }
 }
