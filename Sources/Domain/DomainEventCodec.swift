@@ -52,6 +52,7 @@ public enum DomainEventCodec {
         case .taskDispatchWithdrawn(let p): return pack(p)
         case .taskRequeued(let p): return pack(p)
         case .serverGPUsObserved(let p): return pack(p)
+        case .transportFailed(let p): return pack(p)
         }
     }
 
@@ -92,6 +93,7 @@ public enum DomainEventCodec {
             return .taskDispatchWithdrawn(try unpack(TaskDispatchWithdrawn.self))
         case (TaskRequeued.eventType, 1): return .taskRequeued(try unpack(TaskRequeued.self))
         case (ServerGPUsObserved.eventType, 1): return .serverGPUsObserved(try unpack(ServerGPUsObserved.self))
+        case (TransportFailed.eventType, 1): return .transportFailed(try unpack(TransportFailed.self))
         default:
             throw DecodeError(
                 kind: .unknownEventType,
@@ -119,6 +121,7 @@ public enum DomainEventCodec {
         case .taskDispatchWithdrawn(let p): return StreamName.task(p.taskID)
         case .taskRequeued(let p): return StreamName.task(p.taskID)
         case .serverGPUsObserved(let p): return StreamName.server(p.serverID)
+        case .transportFailed(let p): return StreamName.channel(p.channel)
         }
     }
 }

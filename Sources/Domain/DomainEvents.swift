@@ -28,6 +28,7 @@ public enum DomainEvent: Sendable, Equatable {
     case taskDispatchWithdrawn(TaskDispatchWithdrawn)  // "task.dispatch-withdrawn" v1
     case taskRequeued(TaskRequeued)  // "task.requeued" v1
     case serverGPUsObserved(ServerGPUsObserved)  // "server.gpus-observed" v1
+    case transportFailed(TransportFailed)  // "channel.transport-failed" v1
 }
 
 // MARK: Server lifecycle
@@ -399,5 +400,25 @@ public struct ServerGPUsObserved: EventPayload {
         self.serverID = serverID
         self.gpus = gpus
         self.problem = problem
+    }
+}
+
+/// A queue operation of the backend failed: a queue that does not exist, refused credentials, an oversize or
+/// malformed message, a server answering HTML. The error's code and one-line message, never a secret.
+public struct TransportFailed: EventPayload {
+    public static let eventType = "channel.transport-failed"
+    public static let schemaVersion = 1
+    public var channel: ChannelID
+    /// `send`, `receive` or `delete`.
+    public var operation: String
+    /// The queue error's code, e.g. `queueDoesNotExist`, `invalidSignature`, `serviceUnavailable`.
+    public var code: String
+    public var message: String
+
+    public init(channel: ChannelID, operation: String, code: String, message: String) {
+        self.channel = channel
+        self.operation = operation
+        self.code = code
+        self.message = message
     }
 }

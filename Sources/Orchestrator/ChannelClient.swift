@@ -54,8 +54,8 @@ actor ChannelClient {
         // A fresh deduplication ID per send: SQS remembers IDs for 5 minutes even after delete, so a resend of the
         // same request ID must not reuse one.
         let dedup = "\(requestID)-\(sequence)-\(UInt32.random(in: 0...UInt32.max))"
-        let sent = try await requests.send(
-            WireCoding.encode(envelope), groupID: "channel-\(channel.index)", deduplicationID: dedup)
+        let sent = try await recordingFailure("send") { try await self.requests.send(
+            WireCoding.encode(envelope), groupID: "channel-\(channel.index)", deduplicationID: dedup) }
         try await log.append(
             .requestSent(
                 RequestSent(
@@ -67,7 +67,9 @@ actor ChannelClient {
             try Task.checkCancellation()
             let remaining = deadline - ContinuousClock.now
             let wait = min(remaining, .seconds(20))
-            let messages = try await responses.receive(maxMessages: 10, waitTime: wait, visibilityTimeout: .seconds(30))
+            let messages = try await recordingFailure("receive") {
+                try await self.responses.receive(maxMessages: 10, waitTime: wait, visibilityTimeout: .seconds(30))
+            }
             var matched: ResponseEnvelope?
             for message in messages {
                 if let response = try await accept(message, expecting: requestID) { matched = response }
@@ -115,6 +117,22 @@ actor ChannelClient {
                     bodyPrefix: prefix)),
             metadata: meta)
         try await responses.delete(receiptHandle: message.receiptHandle)
+    }
+
+    /// Runs a queue operation; a ``QueueError`` is recorded as `channel.transport-failed` (best effort) and rethrown.
+    private func recordingFailure<T: Sendable>(_ operation: String, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as QueueError {
+            logger.warning(
+                "queue operation failed",
+                metadata: ["channel": "\(channel)", "operation": "\(operation)", "error": "\(error)"])
+            try? await log.append(
+                .transportFailed(
+                    TransportFailed(channel: channel, operation: operation, code: "\(error.code)", message: error.message)),
+                metadata: EventMetadata(actor: "backend"))
+            throw error
+        }
     }
 
     static func errorMessage(_ body: ResponseBody) -> String? {

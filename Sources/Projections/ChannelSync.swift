@@ -24,6 +24,10 @@ public struct ChannelRow: Codable, Sendable, Equatable {
     public var responsesReceived: Int
     /// Messages on the response queue that were malformed, for another request, or of an old epoch.
     public var responsesRejected: Int
+    /// Queue operations that failed (see `channel.transport-failed`).
+    public var transportFailures: Int = 0
+    /// The last one, `code: message`.
+    public var lastTransportError: String?
 }
 
 /// Per-channel epoch, outstanding request and counters.
@@ -42,6 +46,7 @@ public struct ChannelSync: Projection {
         case .requestSent(let e): return [e.channel.description]
         case .responseReceived(let e): return [e.channel.description]
         case .responseRejected(let e): return [e.channel.description]
+        case .transportFailed(let e): return [e.channel.description]
         case .serverHelloReceived, .taskSubmitted, .taskDispatched, .taskStarted, .taskFinished, .serverCapacitySet,
             .serverDrainRequested, .serverDetachRequested, .serverDetached, .serverLivenessChanged, .serverGPUsObserved,
             .taskDispatchWithdrawn, .taskRequeued:
@@ -76,6 +81,9 @@ public struct ChannelSync: Projection {
             rows[e.channel.description] = row
         case .responseRejected(let e):
             rows[e.channel.description]?.responsesRejected += 1
+        case .transportFailed(let e):
+            rows[e.channel.description]?.transportFailures += 1
+            rows[e.channel.description]?.lastTransportError = "\(e.code): \(e.message)"
         case .serverHelloReceived, .taskSubmitted, .taskDispatched, .taskStarted, .taskFinished, .serverCapacitySet,
             .serverDrainRequested, .serverDetachRequested, .serverDetached, .serverLivenessChanged, .serverGPUsObserved,
             .taskDispatchWithdrawn, .taskRequeued:

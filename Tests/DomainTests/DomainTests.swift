@@ -14,6 +14,15 @@ import Testing
         .requestSent(RequestSent(channel: ChannelID(server: Fixtures.gpu1, index: 1), requestID: Fixtures.request(2), epoch: 0, sequence: 3, command: "hello", taskID: nil, expiresAt: Fixtures.epoch0, messageID: "m")),
         .responseReceived(ResponseReceived(channel: ChannelID(server: Fixtures.gpu1, index: 1), requestID: Fixtures.request(2), epoch: 0, status: "ok", message: nil, agentTime: Fixtures.epoch0, messageID: "r")),
         .responseRejected(ResponseRejected(channel: ChannelID(server: Fixtures.gpu1, index: 1), messageID: "x", reason: "malformed", requestID: nil, bodyPrefix: "{")),
+        .serverCapacitySet(ServerCapacitySet(serverID: Fixtures.gpu1, maxTasks: 3)),
+        .serverDrainRequested(ServerDrainRequested(serverID: Fixtures.gpu1, deadline: Fixtures.epoch0, reason: "r")),
+        .serverDetachRequested(ServerDetachRequested(serverID: Fixtures.gpu1, force: true)),
+        .serverDetached(ServerDetached(serverID: Fixtures.gpu1)),
+        .serverLivenessChanged(ServerLivenessChanged(serverID: Fixtures.gpu1, reachable: false, missedHeartbeats: 3)),
+        .serverGPUsObserved(ServerGPUsObserved(serverID: Fixtures.gpu1, gpus: [GPUDevice(index: 0, uuid: "GPU-1", name: "A100", memoryTotalMiB: nil, memoryUsedMiB: 1, utilizationPercent: nil, foreignProcesses: 1)], problem: "p")),
+        .taskDispatchWithdrawn(TaskDispatchWithdrawn(taskID: Fixtures.taskA, attempt: 1, serverID: Fixtures.gpu1, reason: "w")),
+        .taskRequeued(TaskRequeued(taskID: Fixtures.taskA, afterAttempt: 1, reason: "q")),
+        .transportFailed(TransportFailed(channel: ChannelID(server: Fixtures.gpu1, index: 0), operation: "send", code: "queueDoesNotExist", message: "m")),
     ]
 
     @Test(arguments: samples)
