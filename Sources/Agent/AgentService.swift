@@ -40,7 +40,7 @@ public struct AgentService: Service {
         let cgroups = configuration.useCgroups ? CgroupController.detect(scope: configuration.serverID.rawValue) : nil
         let runtime = ProcessRuntime(cgroups: cgroups, logger: logger)
         // 2. Take inventory before executing anything.
-        let tasks = AgentTasks(journal: journal, runtime: runtime)
+        let tasks = AgentTasks(journal: journal, runtime: runtime, configuration: configuration)
         try await tasks.loadInventory()
         let known = await tasks.count
         logger.info(
@@ -50,7 +50,8 @@ public struct AgentService: Service {
                 "kill": "\(runtime.killMechanism)", "tasks.known": "\(known)",
             ])
         let handler = RequestHandler(
-            configuration: configuration, journal: journal, tasks: tasks, runtime: runtime, logger: logger)
+            configuration: configuration, journal: journal, tasks: tasks, runtime: runtime,
+            epochs: try await ChannelEpochs(journal: journal), logger: logger)
         let deadline = Duration.seconds(configuration.drainDeadlineSeconds)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
@@ -103,6 +104,7 @@ public struct AgentService: Service {
                 for message in messages {
                     let response = await handler.handle(message.body, channel: channel)
                     if let response {
+                        Failpoint.crash(at: "agent.before-respond")
                         let body = WireCoding.encode(response)
                         // Per delivered message: a redelivery of the same message (the agent died before deleting
                         // it) dedups to the response already sent; a resend (a new message with the same request
@@ -142,9 +144,12 @@ actor AgentTasks {
     let runtime: ProcessRuntime
     private var reports: [TaskAttempt: TaskStatusReport] = [:]
 
-    init(journal: AgentJournal, runtime: ProcessRuntime) {
+    let configuration: AgentConfiguration
+
+    init(journal: AgentJournal, runtime: ProcessRuntime, configuration: AgentConfiguration) {
         self.journal = journal
         self.runtime = runtime
+        self.configuration = configuration
     }
 
     var count: Int { reports.count }
@@ -152,7 +157,11 @@ actor AgentTasks {
     /// Loads the journal. An attempt journaled as running whose process is gone (the agent was restarted) is
     /// reported with the exit code its wrapper wrote, or as ended without one.
     func loadInventory() async throws {
-        reports = try await journal.attempts()
+        let (journaled, launching) = try await journal.attempts()
+        reports = journaled
+        for key in launching {
+            try await resolveLaunch(key)
+        }
         for (key, report) in reports where report.state == .running {
             guard let pid = report.pid, kill(pid, 0) != 0 else { continue }
             var ended = report
@@ -171,6 +180,40 @@ actor AgentTasks {
             try await journal.record(ended)
         }
     }
+
+    /// An attempt whose launch was journaled but not its outcome: the agent stopped in between. Its wrapper process,
+    /// found by its labels in `/proc`, is adopted; an exit-code file means it already ended; with neither, it never
+    /// started (or left no trace) and is reported as failed to start, which the backend retries as an
+    /// infrastructure failure. It is never launched a second time.
+    private func resolveLaunch(_ key: TaskAttempt) async throws {
+        guard var report = reports[key] else { return }
+        let directory = report.labels["touchstone.directory"] ?? configuration.taskDirectory(key)
+        if let pid = ProcessTable.wrapper(of: key) {
+            report.state = .running
+            report.pid = pid
+            report.reason = nil
+            report.startedAt =
+                (try? FileManager.default.attributesOfItem(atPath: directory + "/stdout.log")[.creationDate] as? Date)
+                ?? Date()
+        } else if let text = try? String(contentsOfFile: directory + "/exit-code", encoding: .utf8),
+            let code = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        {
+            report.state = .exited
+            report.exitCode = code
+            report.endedAt = Date()
+            report.reason = code == 0 ? nil : "exit code \(code)"
+            report.outputs = Workspace.collectOutputs(report.outputPaths, in: directory + "/work")
+        } else {
+            report.state = .failedToStart
+            report.endedAt = Date()
+            report.reason = "the agent stopped while launching the attempt; no process of it was found"
+        }
+        reports[key] = report
+        try await journal.record(report)
+    }
+
+    /// Gives up a reservation whose launch was not attempted.
+    func release(_ key: TaskAttempt) { starting.remove(key) }
 
     /// Attempts journaled as running whose process is still alive (adopted after a restart).
     func adoptedRunning() -> [TaskStatusReport] {

@@ -14,6 +14,7 @@ struct RequestHandler: Sendable {
     let journal: AgentJournal
     let tasks: AgentTasks
     let runtime: ProcessRuntime
+    let epochs: ChannelEpochs
     let logger: Logger
 
     /// Handles a raw message from a request queue.
@@ -33,8 +34,25 @@ struct RequestHandler: Sendable {
         var metadata: Logger.Metadata = ["request.id": "\(request.requestID)", "command": "\(request.command.name)"]
         metadata["channel"] = "\(channel)"
         do {
-            if let recorded = try await journal.recordedResponse(for: request.requestID) {
+            // Epoch fencing: a request sent before the backend drained this channel is refused, not executed, and not
+            // journaled (the same request ID may come again in the new epoch).
+            if let current = try await epochs.admit(request.epoch, channel: channel) {
+                logger.warning("request of an old epoch refused", metadata: metadata.merging(["epoch": "\(current)"]) { $1 })
+                return ResponseEnvelope(
+                    requestID: request.requestID, server: configuration.serverID, channel: channel,
+                    epoch: request.epoch, sequence: request.sequence, agentTime: Date(),
+                    body: .error(
+                        WireError(
+                            .staleEpoch,
+                            "epoch \(request.epoch) is older than channel \(channel)'s epoch \(current); not executed")))
+            }
+            if var recorded = try await journal.recordedResponse(for: request.requestID) {
                 logger.info("request answered from the journal", metadata: metadata)
+                // The recorded outcome, stamped with this delivery's epoch and sequence so that a resend after a
+                // drain matches.
+                recorded.epoch = request.epoch
+                recorded.sequence = request.sequence
+                recorded.channel = request.channel
                 return recorded
             }
             let body = await execute(request)
@@ -67,6 +85,10 @@ struct RequestHandler: Sendable {
             return .heartbeat(HeartbeatReply(tasks: await tasks.all, gpus: reading.gpus, gpuProblem: reading.problem))
         case .listTasks:
             return .taskList(await tasks.all)
+        case .sync(let sync):
+            logger.notice(
+                "channel resynchronised", metadata: ["epoch": "\(request.epoch)", "reason": "\(sync.reason)"])
+            return .synced(SyncReply(epoch: request.epoch, tasks: await tasks.all))
         case .startTask(let start):
             return await startTask(start, requestID: request.requestID)
         case .stopTask(let stop):
@@ -117,7 +139,19 @@ struct RequestHandler: Sendable {
             spec.environment["CUDA_VISIBLE_DEVICES"] = visible
             spec.environment["NVIDIA_VISIBLE_DEVICES"] = visible
         }
+        do {
+            // Journaled before the process exists: an agent killed between the launch and its record finds the
+            // attempt on restart (and adopts its process) instead of launching it a second time.
+            try await journal.recordLaunching(
+                TaskStatusReport(
+                    taskID: start.taskID, attempt: start.attempt, state: .failedToStart,
+                    reason: "the agent stopped while launching the attempt", labels: labels))
+        } catch {
+            await tasks.release(key)
+            return .error(WireError(.executionFailed, "cannot journal the launch, so it was not started: \(error)"))
+        }
         let report = await runtime.start(key, spec: spec, labels: labels, directory: directory)
+        Failpoint.crash(at: "agent.after-launch")
         do {
             try await tasks.started(report)
         } catch {

@@ -53,6 +53,9 @@ public enum DomainEventCodec {
         case .taskRequeued(let p): return pack(p)
         case .serverGPUsObserved(let p): return pack(p)
         case .transportFailed(let p): return pack(p)
+        case .channelDesyncDetected(let p): return pack(p)
+        case .channelQueuesDrained(let p): return pack(p)
+        case .unrecognisedTaskFound(let p): return pack(p)
         }
     }
 
@@ -94,6 +97,11 @@ public enum DomainEventCodec {
         case (TaskRequeued.eventType, 1): return .taskRequeued(try unpack(TaskRequeued.self))
         case (ServerGPUsObserved.eventType, 1): return .serverGPUsObserved(try unpack(ServerGPUsObserved.self))
         case (TransportFailed.eventType, 1): return .transportFailed(try unpack(TransportFailed.self))
+        case (ChannelDesyncDetected.eventType, 1):
+            return .channelDesyncDetected(try unpack(ChannelDesyncDetected.self))
+        case (ChannelQueuesDrained.eventType, 1): return .channelQueuesDrained(try unpack(ChannelQueuesDrained.self))
+        case (UnrecognisedTaskFound.eventType, 1):
+            return .unrecognisedTaskFound(try unpack(UnrecognisedTaskFound.self))
         default:
             throw DecodeError(
                 kind: .unknownEventType,
@@ -122,6 +130,9 @@ public enum DomainEventCodec {
         case .taskRequeued(let p): return StreamName.task(p.taskID)
         case .serverGPUsObserved(let p): return StreamName.server(p.serverID)
         case .transportFailed(let p): return StreamName.channel(p.channel)
+        case .channelDesyncDetected(let p): return StreamName.channel(p.channel)
+        case .channelQueuesDrained(let p): return StreamName.channel(p.channel)
+        case .unrecognisedTaskFound(let p): return StreamName.server(p.serverID)
         }
     }
 }

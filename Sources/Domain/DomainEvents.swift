@@ -29,6 +29,9 @@ public enum DomainEvent: Sendable, Equatable {
     case taskRequeued(TaskRequeued)  // "task.requeued" v1
     case serverGPUsObserved(ServerGPUsObserved)  // "server.gpus-observed" v1
     case transportFailed(TransportFailed)  // "channel.transport-failed" v1
+    case channelDesyncDetected(ChannelDesyncDetected)  // "channel.desync-detected" v1
+    case channelQueuesDrained(ChannelQueuesDrained)  // "channel.queues-drained" v1
+    case unrecognisedTaskFound(UnrecognisedTaskFound)  // "server.unrecognised-task" v1
 }
 
 // MARK: Server lifecycle
@@ -213,14 +216,18 @@ public struct RequestSent: EventPayload {
     public var command: String
     /// The task the request is about, when it is about one.
     public var taskID: TaskID?
+    /// The delivery deadline: the agent does not execute the request after it.
     public var expiresAt: Date
+    /// The execution deadline, seconds after delivery (absent in events of older builds: 30).
+    public var executionSeconds: Int?
     /// The queue's message ID.
     public var messageID: String
 
     public init(
         channel: ChannelID, requestID: RequestID, epoch: Int64, sequence: Int64, command: String, taskID: TaskID?,
-        expiresAt: Date, messageID: String
+        expiresAt: Date, executionSeconds: Int? = nil, messageID: String
     ) {
+        self.executionSeconds = executionSeconds
         self.channel = channel
         self.requestID = requestID
         self.epoch = epoch
@@ -420,5 +427,96 @@ public struct TransportFailed: EventPayload {
         self.operation = operation
         self.code = code
         self.message = message
+    }
+}
+
+// MARK: Recovery (desync, queue drain, cleanup)
+
+/// The backend found its channel out of sync with the agent: a response with an unexpected request ID or an older
+/// epoch, or an outstanding request left unanswered past its deadline. A queue drain follows.
+public struct ChannelDesyncDetected: EventPayload {
+    public static let eventType = "channel.desync-detected"
+    public static let schemaVersion = 1
+    public var channel: ChannelID
+    /// The channel's epoch when the desync was seen.
+    public var epoch: Int64
+    /// `unexpectedRequestID`, `staleEpoch`, or `unanswered` (no response by the request's deadline).
+    public var reason: String
+    /// The request the backend was waiting for, if any.
+    public var expectedRequestID: RequestID?
+    /// The request ID and epoch the offending response carried, if one did.
+    public var receivedRequestID: RequestID?
+    public var receivedEpoch: Int64?
+    /// The offending message's queue message ID, if one did.
+    public var messageID: String?
+
+    public init(
+        channel: ChannelID, epoch: Int64, reason: String, expectedRequestID: RequestID?,
+        receivedRequestID: RequestID? = nil, receivedEpoch: Int64? = nil, messageID: String? = nil
+    ) {
+        self.channel = channel
+        self.epoch = epoch
+        self.reason = reason
+        self.expectedRequestID = expectedRequestID
+        self.receivedRequestID = receivedRequestID
+        self.receivedEpoch = receivedEpoch
+        self.messageID = messageID
+    }
+}
+
+/// One message removed from a queue by a drain.
+public struct DrainedMessage: Codable, Sendable, Equatable {
+    /// The queue's message ID.
+    public var messageID: String
+    /// What it was, e.g. `request startTask 0190… epoch 3` or `malformed: {"x…`.
+    public var summary: String
+
+    public init(messageID: String, summary: String) {
+        self.messageID = messageID
+        self.summary = summary
+    }
+}
+
+/// The backend drained a channel's request and response queues by receive-and-delete and moved the channel to a new
+/// epoch; every message of the old epoch that still arrives is stale. A `sync` with the agent follows.
+public struct ChannelQueuesDrained: EventPayload {
+    public static let eventType = "channel.queues-drained"
+    public static let schemaVersion = 1
+    public var channel: ChannelID
+    public var fromEpoch: Int64
+    public var toEpoch: Int64
+    /// Every message removed from the request queue (requests the agent had not yet taken).
+    public var requests: [DrainedMessage]
+    /// Every message removed from the response queue.
+    public var responses: [DrainedMessage]
+
+    public init(
+        channel: ChannelID, fromEpoch: Int64, toEpoch: Int64, requests: [DrainedMessage], responses: [DrainedMessage]
+    ) {
+        self.channel = channel
+        self.fromEpoch = fromEpoch
+        self.toEpoch = toEpoch
+        self.requests = requests
+        self.responses = responses
+    }
+}
+
+/// Cleanup: an agent runs a labelled task attempt that the log does not hold as live on that server (unknown, ended,
+/// superseded by a later attempt, or placed elsewhere). The backend stops and removes it. Unlabelled work is never
+/// reported by an agent, so it is never the subject of this event.
+public struct UnrecognisedTaskFound: EventPayload {
+    public static let eventType = "server.unrecognised-task"
+    public static let schemaVersion = 1
+    public var serverID: ServerID
+    public var taskID: TaskID
+    public var attempt: Int
+    /// Why it is not recognised, e.g. `task is lost in the log`, `no such task`.
+    public var reason: String
+
+    public init(serverID: ServerID, taskID: TaskID, attempt: Int, reason: String) {
+        self.serverID = serverID
+        self.taskID = taskID
+        self.attempt = attempt
+        self.reason = reason
     }
 }

@@ -10,9 +10,12 @@ public struct BackendConfiguration: Sendable {
     public var schedulingInterval: Duration
     /// How often each server's control channel asks for task status reports (`listTasks`).
     public var statusInterval: Duration
-    /// How long a request stays valid for the agent (its `expiresAt`), and how long the backend waits for the
-    /// response before giving up on it.
+    /// The delivery deadline: how long a request stays valid for the agent (its `expiresAt`). The backend waits for
+    /// the response until that deadline plus the command's execution deadline (``executionSeconds``, or a stop's
+    /// grace period plus that).
     public var requestTimeout: Duration
+    /// The execution deadline of a command once delivered, in seconds: a start's launch, a listing, a sync.
+    public var executionSeconds: Int = 10
     /// How long a heartbeat waits for its answer before it counts as missed.
     public var heartbeatTimeout: Duration
     /// Consecutive missed heartbeats after which a server is unreachable (nothing is dispatched to it).

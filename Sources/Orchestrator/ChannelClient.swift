@@ -6,7 +6,14 @@ import Projections
 import Transport
 import Wire
 
-/// One channel seen from the backend: at most one outstanding request, every request and response recorded.
+/// One channel seen from the backend: at most one outstanding request, every request and response recorded, and the
+/// recovery protocol when the two sides fall out of sync.
+///
+/// A response that names another request ID, or an older epoch, is a desync; so is an outstanding request left
+/// unanswered past its deadline. The client then appends `channel.desync-detected`, drains both queues by
+/// receive-and-delete (PurgeQueue is not used: it may take 60 s and can delete messages sent after the call),
+/// appends `channel.queues-drained` with every drained message ID and the new epoch, and before its next request
+/// sends `sync` with that epoch. The agent refuses any request of an older epoch from then on.
 actor ChannelClient {
     let channel: ChannelID
     let requests: any MessageQueue
@@ -16,6 +23,12 @@ actor ChannelClient {
     let logger: Logger
     private var epoch: Int64
     private var sequence: Int64
+    /// The request a previous backend process left outstanding (from the `channel_sync` read model).
+    private var inherited: OutstandingRequest?
+    /// Set by a drain: the next request on the channel is preceded by `sync`.
+    private var pendingSync: String?
+    /// Receives each `sync` reply: the agent's whole inventory, to reconcile and clean up.
+    private var onSync: (@Sendable (SyncReply) async -> Void)?
 
     init(
         channel: ChannelID, requests: any MessageQueue, responses: any MessageQueue, log: TouchstoneLog,
@@ -29,82 +42,185 @@ actor ChannelClient {
         self.logger = logger
         self.epoch = state?.epoch ?? 0
         self.sequence = state?.lastSequence ?? 0
+        self.inherited = state?.outstanding
+    }
+
+    /// Sets the handler of `sync` replies.
+    func onSync(_ handler: @escaping @Sendable (SyncReply) async -> Void) { onSync = handler }
+
+    /// The channel's current epoch.
+    var currentEpoch: Int64 { epoch }
+
+    /// Settles a request that a previous backend process left outstanding: waits for its response until the
+    /// request's execution deadline; without one by then, the channel is drained.
+    ///
+    /// - Returns: The response, when it came; `nil` when nothing was outstanding or the channel was drained.
+    /// - Throws: A queue or log error.
+    func settleInherited() async throws -> ResponseEnvelope? {
+        guard let outstanding = inherited else { return nil }
+        inherited = nil
+        let answerBy = outstanding.answerBy ?? outstanding.expiresAt.addingTimeInterval(30)
+        let wait = Duration.milliseconds(max(0, Int64(answerBy.timeIntervalSinceNow * 1000)))
+        logger.info(
+            "waiting for a response left outstanding by the previous backend",
+            metadata: ["channel": "\(channel)", "request.id": "\(outstanding.requestID)", "wait": "\(wait)"])
+        do {
+            return try await awaitResponse(to: outstanding.requestID, for: wait, syncing: false)
+        } catch let error as BackendError {
+            guard error.code == .timeout || error.code == .desync else { throw error }
+            if error.code == .timeout {
+                try await drain(
+                    ChannelDesyncDetected(
+                        channel: channel, epoch: epoch, reason: "unanswered", expectedRequestID: outstanding.requestID))
+            }
+            return nil
+        }
     }
 
     /// Sends one command and waits for its response. Actor isolation makes calls on one channel strictly serial.
+    /// After a drain, the command is preceded by `sync`.
     ///
     /// - Parameters:
     ///   - command: The command.
     ///   - taskID: The task it is about, for the log.
     ///   - requestID: The request ID to use (a resend reuses the original ID with a new deduplication ID).
+    ///   - delivery: The delivery deadline (default ``BackendConfiguration/requestTimeout``).
+    ///   - executionSeconds: The execution deadline once delivered (default
+    ///     ``BackendConfiguration/executionSeconds``).
     /// - Returns: The matching response.
-    /// - Throws: ``BackendError`` `.timeout` when no matching response arrives before the deadline; a queue or log
-    ///   error when those fail.
+    /// - Throws: ``BackendError`` `.timeout` when no response arrives by the execution deadline (the channel is then
+    ///   drained), `.desync` when a mismatched response made the channel drain (the caller may resend with the same
+    ///   request ID: the agent answers a request it executed from its journal); a queue or log error when those fail.
     func call(
-        _ command: Command, taskID: TaskID? = nil, requestID: RequestID = .make(), timeout: Duration? = nil
+        _ command: Command, taskID: TaskID? = nil, requestID: RequestID = .make(), delivery: Duration? = nil,
+        executionSeconds: Int? = nil
+    ) async throws -> ResponseEnvelope {
+        if let reason = pendingSync {
+            let response = try await exchange(
+                .sync(SyncChannel(epoch: epoch, reason: reason)), taskID: nil, requestID: .make(),
+                delivery: delivery ?? configuration.requestTimeout, executionSeconds: configuration.executionSeconds,
+                syncing: true)
+            pendingSync = nil
+            if case .synced(let reply) = response.body { await onSync?(reply) }
+        }
+        return try await exchange(
+            command, taskID: taskID, requestID: requestID, delivery: delivery ?? configuration.requestTimeout,
+            executionSeconds: executionSeconds ?? configuration.executionSeconds, syncing: false)
+    }
+
+    private func exchange(
+        _ command: Command, taskID: TaskID?, requestID: RequestID, delivery: Duration, executionSeconds: Int,
+        syncing: Bool
     ) async throws -> ResponseEnvelope {
         sequence += 1
         let sentAt = Date()
-        let timeout = timeout ?? configuration.requestTimeout
-        let expiresAt = sentAt.addingTimeInterval(
-            Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18)
+        let expiresAt = sentAt.addingTimeInterval(delivery.seconds)
         let envelope = RequestEnvelope(
             requestID: requestID, server: channel.server, channel: channel.index, epoch: epoch, sequence: sequence,
-            sentAt: sentAt, expiresAt: expiresAt, command: command)
+            sentAt: sentAt, expiresAt: expiresAt, executionSeconds: executionSeconds, command: command)
         // A fresh deduplication ID per send: SQS remembers IDs for 5 minutes even after delete, so a resend of the
         // same request ID must not reuse one.
-        let dedup = "\(requestID)-\(sequence)-\(UInt32.random(in: 0...UInt32.max))"
-        let sent = try await recordingFailure("send") { try await self.requests.send(
-            WireCoding.encode(envelope), groupID: "channel-\(channel.index)", deduplicationID: dedup) }
+        let dedup = "\(requestID)-\(epoch)-\(sequence)-\(UInt32.random(in: 0...UInt32.max))"
+        let sent = try await recordingFailure("send") {
+            try await self.requests.send(
+                WireCoding.encode(envelope), groupID: "channel-\(channel.index)", deduplicationID: dedup)
+        }
+        Failpoint.crash(at: "backend.after-send", detail: command.name)
         try await log.append(
             .requestSent(
                 RequestSent(
                     channel: channel, requestID: requestID, epoch: epoch, sequence: sequence, command: command.name,
-                    taskID: taskID, expiresAt: expiresAt, messageID: sent.messageID)),
+                    taskID: taskID, expiresAt: expiresAt, executionSeconds: executionSeconds,
+                    messageID: sent.messageID)),
             metadata: EventMetadata(actor: "backend", correlationID: requestID.rawValue))
-        let deadline = ContinuousClock.now + timeout
+        do {
+            return try await awaitResponse(
+                to: requestID, for: delivery + .seconds(executionSeconds), syncing: syncing)
+        } catch let error as BackendError where error.code == .timeout {
+            try await drain(
+                ChannelDesyncDetected(channel: channel, epoch: epoch, reason: "unanswered", expectedRequestID: requestID))
+            throw BackendError(
+                .timeout,
+                "no response to \(command.name) \(requestID) on channel \(channel) within \(delivery) + "
+                    + "\(executionSeconds)s; the channel was drained")
+        }
+    }
+
+    /// Receives until the response to `requestID` of the current epoch arrives.
+    ///
+    /// - Parameter syncing: While a `sync` is outstanding, responses of an older epoch are stale leftovers of the
+    ///   drain and are discarded (logged as rejected) instead of starting another drain.
+    private func awaitResponse(to requestID: RequestID, for wait: Duration, syncing: Bool) async throws
+        -> ResponseEnvelope
+    {
+        let deadline = ContinuousClock.now + wait
         while ContinuousClock.now < deadline {
             try Task.checkCancellation()
-            let remaining = deadline - ContinuousClock.now
-            let wait = min(remaining, .seconds(20))
+            let slice = min(deadline - ContinuousClock.now, .seconds(20))
             let messages = try await recordingFailure("receive") {
-                try await self.responses.receive(maxMessages: 10, waitTime: wait, visibilityTimeout: .seconds(30))
+                try await self.responses.receive(maxMessages: 10, waitTime: slice, visibilityTimeout: .seconds(30))
             }
             var matched: ResponseEnvelope?
+            var desync: ChannelDesyncDetected?
             for message in messages {
-                if let response = try await accept(message, expecting: requestID) { matched = response }
+                switch try await classify(message, expecting: requestID, syncing: syncing) {
+                case .matched(let response): matched = response
+                case .skipped: break
+                case .desync(let detected): desync = desync ?? detected
+                }
+            }
+            if let desync {
+                try await drain(desync)
+                throw BackendError(
+                    .desync,
+                    "channel \(channel) fell out of sync (\(desync.reason)); it was drained and moves to epoch \(epoch)")
             }
             if let matched { return matched }
         }
-        throw BackendError(.timeout, "no response to \(command.name) \(requestID) on channel \(channel) within \(timeout)")
+        throw BackendError(.timeout, "no response to \(requestID) on channel \(channel) within \(wait)")
     }
 
-    /// Records and deletes one response message; returns it when it is the expected one.
-    private func accept(_ message: ReceivedMessage, expecting requestID: RequestID) async throws -> ResponseEnvelope? {
+    private enum Classified {
+        case matched(ResponseEnvelope)
+        case skipped
+        case desync(ChannelDesyncDetected)
+    }
+
+    /// Records and deletes one response message, and says what it was.
+    private func classify(_ message: ReceivedMessage, expecting requestID: RequestID, syncing: Bool) async throws
+        -> Classified
+    {
         let meta = EventMetadata(actor: "agent:\(channel.server)", correlationID: requestID.rawValue)
         let prefix = String(decoding: message.body.utf8.prefix(200), as: UTF8.self)
+        let response: ResponseEnvelope
         do {
-            let response = try WireCoding.decodeResponse(message.body)
-            if response.requestID == requestID && response.epoch == epoch {
-                try await log.append(
-                    .responseReceived(
-                        ResponseReceived(
-                            channel: channel, requestID: requestID, epoch: epoch, status: response.body.status,
-                            message: Self.errorMessage(response.body), agentTime: response.agentTime,
-                            messageID: message.messageID)),
-                    metadata: meta)
-                try await responses.delete(receiptHandle: message.receiptHandle)
-                return response
-            }
-            let reason = response.epoch < epoch ? "staleEpoch" : "unexpectedRequestID"
-            try await reject(message, reason: reason, requestID: response.requestID, prefix: prefix, meta: meta)
-        } catch let error as WireError {
+            response = try WireCoding.decodeResponse(message.body)
+        } catch {
+            // Garbage carries no request ID or epoch to compare: it is discarded, never read as an answer.
             logger.warning("malformed response", metadata: ["channel": "\(channel)", "error": "\(error)"])
             try await reject(
                 message, reason: "malformed", requestID: WireCoding.salvageRequestID(message.body), prefix: prefix,
                 meta: meta)
+            return .skipped
         }
-        return nil
+        if response.requestID == requestID && response.epoch == epoch {
+            try await log.append(
+                .responseReceived(
+                    ResponseReceived(
+                        channel: channel, requestID: requestID, epoch: epoch, status: response.body.status,
+                        message: Self.errorMessage(response.body), agentTime: response.agentTime,
+                        messageID: message.messageID)),
+                metadata: meta)
+            try await responses.delete(receiptHandle: message.receiptHandle)
+            return .matched(response)
+        }
+        let reason = response.epoch < epoch ? "staleEpoch" : "unexpectedRequestID"
+        try await reject(message, reason: reason, requestID: response.requestID, prefix: prefix, meta: meta)
+        if syncing && response.epoch < epoch { return .skipped }
+        return .desync(
+            ChannelDesyncDetected(
+                channel: channel, epoch: epoch, reason: reason, expectedRequestID: requestID,
+                receivedRequestID: response.requestID, receivedEpoch: response.epoch, messageID: message.messageID))
     }
 
     private func reject(
@@ -117,6 +233,62 @@ actor ChannelClient {
                     bodyPrefix: prefix)),
             metadata: meta)
         try await responses.delete(receiptHandle: message.receiptHandle)
+    }
+
+    /// The queue drain: records the desync, empties both queues by receive-and-delete, moves to the next epoch and
+    /// records every drained message. The next request is preceded by `sync`.
+    private func drain(_ desync: ChannelDesyncDetected) async throws {
+        logger.warning(
+            "channel out of sync: draining its queues",
+            metadata: ["channel": "\(channel)", "reason": "\(desync.reason)", "epoch": "\(epoch)"])
+        try await log.append(
+            .channelDesyncDetected(desync),
+            metadata: EventMetadata(actor: "backend", correlationID: desync.expectedRequestID?.rawValue))
+        let drainedRequests = try await empty(requests)
+        let drainedResponses = try await empty(responses)
+        let from = epoch
+        epoch += 1
+        try await log.append(
+            .channelQueuesDrained(
+                ChannelQueuesDrained(
+                    channel: channel, fromEpoch: from, toEpoch: epoch, requests: drainedRequests,
+                    responses: drainedResponses)),
+            metadata: EventMetadata(actor: "backend", correlationID: desync.expectedRequestID?.rawValue))
+        pendingSync = desync.reason
+    }
+
+    /// Receives and deletes until two receives in a row come back empty (the second waits a second, since a short
+    /// SQS receive samples only some of the queue's servers).
+    private func empty(_ queue: any MessageQueue) async throws -> [DrainedMessage] {
+        var drained: [DrainedMessage] = []
+        var empties = 0
+        while empties < 2 {
+            let wait: Duration = empties == 0 ? .zero : .seconds(1)
+            let messages = try await recordingFailure("drain") {
+                try await queue.receive(maxMessages: 10, waitTime: wait, visibilityTimeout: .seconds(30))
+            }
+            if messages.isEmpty {
+                empties += 1
+                continue
+            }
+            empties = 0
+            for message in messages {
+                try await recordingFailure("drain") { try await queue.delete(receiptHandle: message.receiptHandle) }
+                drained.append(DrainedMessage(messageID: message.messageID, summary: Self.summary(message.body)))
+            }
+        }
+        return drained
+    }
+
+    /// One line about a drained message: its kind, request ID and epoch, or that it was malformed.
+    static func summary(_ body: String) -> String {
+        if let request = try? WireCoding.decodeRequest(body) {
+            return "request \(request.command.name) \(request.requestID) epoch \(request.epoch)"
+        }
+        if let response = try? WireCoding.decodeResponse(body) {
+            return "response \(response.body.status) \(response.requestID?.rawValue ?? "-") epoch \(response.epoch)"
+        }
+        return "malformed: " + String(decoding: body.utf8.prefix(60), as: UTF8.self)
     }
 
     /// Runs a queue operation; a ``QueueError`` is recorded as `channel.transport-failed` (best effort) and rethrown.
@@ -141,14 +313,21 @@ actor ChannelClient {
     }
 }
 
+extension Duration {
+    /// The duration in seconds, as a floating-point number.
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
 /// An error of the backend's own.
 public struct BackendError: Error, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
-        private enum Base: String { case timeout, unknownServer, unknownTask, invalidArgument }
+        private enum Base: String { case timeout, desync, unknownServer, unknownTask, invalidArgument }
         private let base: Base
         private init(_ base: Base) { self.base = base }
         /// No matching response before the request's deadline.
         public static var timeout: Self { .init(.timeout) }
+        /// A mismatched response made the channel drain; the request may be resent with the same request ID.
+        public static var desync: Self { .init(.desync) }
         /// The server is not attached.
         public static var unknownServer: Self { .init(.unknownServer) }
         /// No task has that ID.

@@ -28,7 +28,10 @@ public enum Reconciler {
     ///   failure), or nothing when the row already agrees or the report is about another attempt or server.
     public static func transitions(for row: TaskRow, report: TaskStatusReport, context: Context) -> [DomainEvent] {
         let server = context.server
-        guard row.attempt == report.attempt, row.serverID == server, !row.status.isTerminal else { return [] }
+        // Only a placed attempt is reconciled: a queued row (requeued after a loss) is not finished by a late report
+        // of its old attempt, which cleanup stops instead.
+        let placed = row.status == .dispatching || row.status == .starting || row.status == .running
+        guard row.attempt == report.attempt, row.serverID == server, placed else { return [] }
         var events: [DomainEvent] = []
         let notYetRunning = row.status == .dispatching || row.status == .starting
         if notYetRunning, report.state != .failedToStart {

@@ -17,11 +17,25 @@ struct ServerLink: Sendable {
     let logger: Logger
     let work: AsyncStream<Work>
     let workSink: AsyncStream<Work>.Continuation
+    /// Unrecognised attempts whose stop is under way, so one inventory after another does not stop them twice.
+    let cleaning = CleanupTracker()
 
     /// A start or a stop to carry on a task channel.
     enum Work: Sendable {
         case start(StartTask, RequestID)
-        case stop(TaskAttempt, graceSeconds: Int)
+        case stop(TaskAttempt, graceSeconds: Int, tries: Int = 0)
+    }
+
+    /// The reports a response carries, reconciled: a whole inventory (hello, heartbeat, sync) or one task's report.
+    func handle(_ response: ResponseEnvelope) async throws {
+        switch response.body {
+        case .hello(let hello): try await observe(hello.tasks, complete: true)
+        case .heartbeat(let beat): try await observe(beat.tasks, complete: true)
+        case .synced(let reply): try await observe(reply.tasks, complete: true)
+        case .taskStarted(let report), .taskStopped(let report): try await observe([report], complete: false)
+        case .taskList(let reports): try await observe(reports, complete: true)
+        case .error: break
+        }
     }
 
     init(serverID: ServerID, clients: [ChannelClient], log: TouchstoneLog, configuration: BackendConfiguration, logger: Logger) {
@@ -37,7 +51,33 @@ struct ServerLink: Sendable {
     func enqueue(_ item: Work) { workSink.yield(item) }
 
     /// Runs the control loop and the channel workers until cancelled.
+    ///
+    /// First each channel settles a request a previous backend process left outstanding (waiting for its response
+    /// until its deadline, else draining the channel), so no new request is sent on a channel whose last one is
+    /// unaccounted for.
     func run() async {
+        for client in clients {
+            await client.onSync { reply in
+                do {
+                    try await observe(reply.tasks, complete: true)
+                } catch {
+                    logger.warning("reconciling a sync failed", metadata: ["server": "\(serverID)", "error": "\(error)"])
+                }
+            }
+        }
+        await withDiscardingTaskGroup { group in
+            for client in clients {
+                group.addTask {
+                    do {
+                        if let response = try await client.settleInherited() { try await handle(response) }
+                    } catch {
+                        logger.warning(
+                            "settling an inherited request failed",
+                            metadata: ["channel": "\(client.channel)", "error": "\(error)"])
+                    }
+                }
+            }
+        }
         await withDiscardingTaskGroup { group in
             group.addTask { await control() }
             let workers = clients.count > 1 ? Array(clients.dropFirst()) : clients
@@ -63,7 +103,8 @@ struct ServerLink: Sendable {
         while !Task.isCancelled {
             do {
                 if !greeted {
-                    let response = try await control.call(.hello, timeout: configuration.heartbeatTimeout)
+                    let response = try await control.call(
+                        .hello, delivery: configuration.heartbeatTimeout, executionSeconds: 2)
                     if case .hello(let hello) = response.body {
                         let skew = Int64((response.agentTime.timeIntervalSinceNow) * 1000)
                         try await log.append(
@@ -78,7 +119,8 @@ struct ServerLink: Sendable {
                         greeted = true
                     }
                 } else {
-                    let response = try await control.call(.heartbeat, timeout: configuration.heartbeatTimeout)
+                    let response = try await control.call(
+                        .heartbeat, delivery: configuration.heartbeatTimeout, executionSeconds: 2)
                     if case .heartbeat(let beat) = response.body {
                         try await observeGPUs(beat.gpus, problem: beat.gpuProblem)
                         try await observe(beat.tasks, complete: true)
@@ -91,6 +133,10 @@ struct ServerLink: Sendable {
                 }
             } catch is CancellationError {
                 return
+            } catch let error as BackendError where error.code == .desync {
+                // The channel was drained; the next call syncs first. A desync is not a missed heartbeat.
+                logger.info("control channel resynchronising", metadata: ["server": "\(serverID)", "error": "\(error)"])
+                continue
             } catch let error as BackendError where error.code == .timeout {
                 if Task.isCancelled { return }
                 missed += 1
@@ -131,6 +177,8 @@ struct ServerLink: Sendable {
                     switch response.body {
                     case .taskStarted(let report):
                         try await observe([report], complete: false)
+                    case .error(let error) where error.code == .staleEpoch:
+                        enqueue(item)  // the agent saw a newer epoch: the next call syncs, then resends
                     case .error(let error):
                         try await observe(
                             [TaskStatusReport(taskID: start.taskID, attempt: start.attempt, state: .failedToStart, reason: "the agent refused the start: \(error)")],
@@ -138,17 +186,36 @@ struct ServerLink: Sendable {
                     default:
                         logger.warning("unexpected reply to startTask", metadata: ["task.id": "\(start.taskID)"])
                     }
-                case .stop(let attempt, let grace):
+                case .stop(let attempt, let grace, _):
                     let response = try await client.call(
                         .stopTask(StopTask(taskID: attempt.taskID, attempt: attempt.attempt, graceSeconds: grace)),
-                        taskID: attempt.taskID)
+                        taskID: attempt.taskID, executionSeconds: grace + configuration.executionSeconds)
                     if case .taskStopped(let report) = response.body { try await observe([report], complete: false) }
                 }
             } catch is CancellationError {
                 return
+            } catch let error as BackendError where error.code == .desync {
+                // The channel was drained, so the request may never have reached the agent. It is sent again with
+                // the same request ID: an agent that executed it answers from its journal, never twice.
+                logger.info("resending after a desync", metadata: ["server": "\(serverID)", "error": "\(error)"])
+                resend(item)
+            } catch let error as BackendError where error.code == .timeout {
+                // A start is not resent on a timeout: the agent may be down, and an expired start is never executed,
+                // so the next complete inventory settles it (see `observe`). A stop is idempotent: retried.
+                logger.warning("task channel call timed out", metadata: ["server": "\(serverID)", "error": "\(error)"])
+                if case .stop = item { resend(item) }
             } catch {
                 logger.warning("task channel call failed", metadata: ["server": "\(serverID)", "error": "\(error)"])
             }
+        }
+    }
+
+    /// Puts work back on the queue; a stop gives up after three tries (the next inventory shows what runs).
+    private func resend(_ item: Work) {
+        switch item {
+        case .start: enqueue(item)
+        case .stop(let attempt, let grace, let tries):
+            if tries < 3 { enqueue(.stop(attempt, graceSeconds: grace, tries: tries + 1)) }
         }
     }
 
@@ -204,14 +271,18 @@ struct ServerLink: Sendable {
             let reported = Set(reports.map(\.key))
             let maxAttempts = configuration.maxAttempts
             let reason = "the agent on \(serverID) no longer has this task's process"
-            // A start the agent does not have, well past its request's expiry: the agent never executes an expired
-            // request, so the attempt never ran. It is withdrawn and the task queued again.
-            let expiry = Double(configuration.requestTimeout.components.seconds) * 2 + 5
+            // A start the agent does not have, past its delivery deadline (plus the execution deadline and 5 s for
+            // clock skew): the agent never executes an expired request, so the attempt never ran. It is withdrawn
+            // and the task queued again. A start never sent is withdrawn once it waited as long.
+            let margin = Double(configuration.executionSeconds) + 5
+            let neverSentAfter = configuration.requestTimeout.seconds + margin
             let server = serverID
+            let now = Date()
             for row in tasks.rows.values
             where row.serverID == serverID && (row.status == .starting || row.status == .dispatching)
                 && !reported.contains(TaskAttempt(taskID: row.taskID, attempt: row.attempt))
-                && (row.dispatchedAt.map { Date().timeIntervalSince($0) > expiry } ?? false)
+                && (row.startDeliverBy.map { now.timeIntervalSince($0) > margin }
+                    ?? row.dispatchedAt.map { now.timeIntervalSince($0) > neverSentAfter } ?? false)
             {
                 let attempt = row.attempt
                 decisions.append((row.taskID, { current in
@@ -237,6 +308,7 @@ struct ServerLink: Sendable {
                 }))
             }
         }
+        if complete { try await cleanUp(reports, tasks: tasks) }
         for (task, decide) in decisions {
             // The row and its stream version from one snapshot, so the expected version matches what was decided on.
             guard let row = try await log.store.read({ db in try ReadModels.row(TaskBoard.self, key: task.rawValue, in: db) })
@@ -253,4 +325,48 @@ struct ServerLink: Sendable {
             }
         }
     }
+
+    /// Cleanup: stops every running attempt the agent reports that the log does not hold as live on this server
+    /// (dispatching, starting or running, same attempt). Each is logged as `server.unrecognised-task` once, then
+    /// stopped on a task channel. It runs on every complete inventory (hello, heartbeat, sync), so it repeats until an
+    /// inventory finds nothing new. Agents report only attempts carrying Touchstone's labels: an engineer's own
+    /// processes and containers never appear here.
+    private func cleanUp(_ reports: [TaskStatusReport], tasks: TaskBoard) async throws {
+        let running = reports.filter { $0.state == .running }
+        await cleaning.retain(Set(running.map(\.key)))
+        for report in running {
+            let row = tasks[report.taskID]
+            let live: Set<TaskStatus> = [.dispatching, .starting, .running]
+            if let row, row.serverID == serverID, row.attempt == report.attempt, live.contains(row.status) { continue }
+            guard await cleaning.claim(report.key) else { continue }
+            let reason: String
+            if let row {
+                reason =
+                    row.attempt != report.attempt || row.serverID != serverID
+                    ? "attempt \(report.attempt) was superseded: the task's attempt \(row.attempt) is on \(row.serverID?.rawValue ?? "no server")"
+                    : "the task is \(row.status.rawValue) in the log"
+            } else {
+                reason = "no such task in the log"
+            }
+            logger.warning(
+                "unrecognised task: stopping it",
+                metadata: ["server": "\(serverID)", "task.id": "\(report.taskID)", "reason": "\(reason)"])
+            try await log.append(
+                .unrecognisedTaskFound(
+                    UnrecognisedTaskFound(serverID: serverID, taskID: report.taskID, attempt: report.attempt, reason: reason)),
+                metadata: EventMetadata(actor: "backend"))
+            enqueue(.stop(report.key, graceSeconds: configuration.stopGraceSeconds))
+        }
+    }
+}
+
+/// The attempts a server link is cleaning up.
+actor CleanupTracker {
+    private var claimed: Set<TaskAttempt> = []
+
+    /// Claims an attempt; `false` when its cleanup is already under way.
+    func claim(_ attempt: TaskAttempt) -> Bool { claimed.insert(attempt).inserted }
+
+    /// Forgets attempts that no longer run, so a later reappearance is cleaned up again.
+    func retain(_ running: Set<TaskAttempt>) { claimed.formIntersection(running) }
 }

@@ -7,7 +7,10 @@ public struct OutstandingRequest: Codable, Sendable, Equatable {
     public var command: String
     public var sequence: Int64
     public var sentAt: Date
+    /// The delivery deadline.
     public var expiresAt: Date
+    /// The execution deadline: the response is due by then (delivery deadline + execution seconds).
+    public var answerBy: Date?
 }
 
 /// One channel's protocol state.
@@ -28,6 +31,50 @@ public struct ChannelRow: Codable, Sendable, Equatable {
     public var transportFailures: Int = 0
     /// The last one, `code: message`.
     public var lastTransportError: String?
+    /// Desyncs seen (`channel.desync-detected`), and the last one's reason.
+    public var desyncs: Int = 0
+    public var lastDesync: String?
+    /// Queue drains done, and the messages they removed.
+    public var drains: Int = 0
+    public var drainedMessages: Int = 0
+
+    enum CodingKeys: String, CodingKey {
+        case channel, epoch, lastSequence, outstanding, lastResponseAt, requestsSent, responsesReceived
+        case responsesRejected, transportFailures, lastTransportError, desyncs, lastDesync, drains, drainedMessages
+    }
+
+    public init(
+        channel: ChannelID, epoch: Int64, lastSequence: Int64, outstanding: OutstandingRequest? = nil,
+        lastResponseAt: Date? = nil, requestsSent: Int, responsesReceived: Int, responsesRejected: Int
+    ) {
+        self.channel = channel
+        self.epoch = epoch
+        self.lastSequence = lastSequence
+        self.outstanding = outstanding
+        self.lastResponseAt = lastResponseAt
+        self.requestsSent = requestsSent
+        self.responsesReceived = responsesReceived
+        self.responsesRejected = responsesRejected
+    }
+
+    // Rows stored by older builds lack the newer counters: they decode as zero.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        channel = try c.decode(ChannelID.self, forKey: .channel)
+        epoch = try c.decode(Int64.self, forKey: .epoch)
+        lastSequence = try c.decode(Int64.self, forKey: .lastSequence)
+        outstanding = try c.decodeIfPresent(OutstandingRequest.self, forKey: .outstanding)
+        lastResponseAt = try c.decodeIfPresent(Date.self, forKey: .lastResponseAt)
+        requestsSent = try c.decode(Int.self, forKey: .requestsSent)
+        responsesReceived = try c.decode(Int.self, forKey: .responsesReceived)
+        responsesRejected = try c.decode(Int.self, forKey: .responsesRejected)
+        transportFailures = try c.decodeIfPresent(Int.self, forKey: .transportFailures) ?? 0
+        lastTransportError = try c.decodeIfPresent(String.self, forKey: .lastTransportError)
+        desyncs = try c.decodeIfPresent(Int.self, forKey: .desyncs) ?? 0
+        lastDesync = try c.decodeIfPresent(String.self, forKey: .lastDesync)
+        drains = try c.decodeIfPresent(Int.self, forKey: .drains) ?? 0
+        drainedMessages = try c.decodeIfPresent(Int.self, forKey: .drainedMessages) ?? 0
+    }
 }
 
 /// Per-channel epoch, outstanding request and counters.
@@ -47,9 +94,11 @@ public struct ChannelSync: Projection {
         case .responseReceived(let e): return [e.channel.description]
         case .responseRejected(let e): return [e.channel.description]
         case .transportFailed(let e): return [e.channel.description]
+        case .channelDesyncDetected(let e): return [e.channel.description]
+        case .channelQueuesDrained(let e): return [e.channel.description]
         case .serverHelloReceived, .taskSubmitted, .taskDispatched, .taskStarted, .taskFinished, .serverCapacitySet,
             .serverDrainRequested, .serverDetachRequested, .serverDetached, .serverLivenessChanged, .serverGPUsObserved,
-            .taskDispatchWithdrawn, .taskRequeued:
+            .taskDispatchWithdrawn, .taskRequeued, .unrecognisedTaskFound:
             return []
         }
     }
@@ -70,7 +119,8 @@ public struct ChannelSync: Projection {
             row.lastSequence = e.sequence
             row.outstanding = OutstandingRequest(
                 requestID: e.requestID, command: e.command, sequence: e.sequence, sentAt: recorded.recordedAt,
-                expiresAt: e.expiresAt)
+                expiresAt: e.expiresAt,
+                answerBy: e.expiresAt.addingTimeInterval(Double(e.executionSeconds ?? 30)))
             row.requestsSent += 1
             rows[e.channel.description] = row
         case .responseReceived(let e):
@@ -84,9 +134,19 @@ public struct ChannelSync: Projection {
         case .transportFailed(let e):
             rows[e.channel.description]?.transportFailures += 1
             rows[e.channel.description]?.lastTransportError = "\(e.code): \(e.message)"
+        case .channelDesyncDetected(let e):
+            rows[e.channel.description]?.desyncs += 1
+            rows[e.channel.description]?.lastDesync = e.reason
+        case .channelQueuesDrained(let e):
+            guard var row = rows[e.channel.description] else { return }
+            row.epoch = e.toEpoch
+            row.outstanding = nil
+            row.drains += 1
+            row.drainedMessages += e.requests.count + e.responses.count
+            rows[e.channel.description] = row
         case .serverHelloReceived, .taskSubmitted, .taskDispatched, .taskStarted, .taskFinished, .serverCapacitySet,
             .serverDrainRequested, .serverDetachRequested, .serverDetached, .serverLivenessChanged, .serverGPUsObserved,
-            .taskDispatchWithdrawn, .taskRequeued:
+            .taskDispatchWithdrawn, .taskRequeued, .unrecognisedTaskFound:
             break
         }
     }

@@ -39,6 +39,9 @@ public struct TaskRow: Codable, Sendable, Equatable {
     public var pid: Int32?
     public var submittedAt: Date
     public var dispatchedAt: Date?
+    /// The delivery deadline of the latest `startTask` sent for the current attempt: the agent never executes it
+    /// after that instant (by its own clock).
+    public var startDeliverBy: Date?
     /// By the agent's clock.
     public var startedAt: Date?
     /// By the agent's clock when it reported the end, else the backend's.
@@ -74,7 +77,8 @@ public struct TaskBoard: Projection {
         case .taskDispatchWithdrawn(let e): return [e.taskID.rawValue]
         case .taskRequeued(let e): return [e.taskID.rawValue]
         case .serverAttached, .serverHelloReceived, .responseReceived, .responseRejected, .serverCapacitySet,
-            .serverDrainRequested, .serverDetachRequested, .serverDetached, .serverLivenessChanged, .serverGPUsObserved, .transportFailed:
+            .serverDrainRequested, .serverDetachRequested, .serverDetached, .serverLivenessChanged, .serverGPUsObserved, .transportFailed, .channelDesyncDetected, .channelQueuesDrained,
+            .unrecognisedTaskFound:
             return []
         }
     }
@@ -100,6 +104,7 @@ public struct TaskBoard: Projection {
             row.channel = nil
             row.requestID = e.requestID
             row.dispatchedAt = recorded.recordedAt
+            row.startDeliverBy = nil
             row.pid = nil
             row.startedAt = nil
             row.finishedAt = nil
@@ -112,9 +117,11 @@ public struct TaskBoard: Projection {
             rows[e.taskID.rawValue] = row
         case .requestSent(let e):
             guard let task = e.taskID, e.command == "startTask", var row = rows[task.rawValue],
-                row.requestID == e.requestID, row.status == .dispatching
+                row.requestID == e.requestID, row.status == .dispatching || row.status == .starting
             else { return }
+            // Sent, not acknowledged: `starting` until the agent reports the process (never shown as running).
             row.status = .starting
+            row.startDeliverBy = e.expiresAt
             row.channel = e.channel.index
             rows[task.rawValue] = row
         case .taskStarted(let e):
@@ -162,7 +169,8 @@ public struct TaskBoard: Projection {
             row.reason = e.reason
             rows[e.taskID.rawValue] = row
         case .serverAttached, .serverHelloReceived, .responseReceived, .responseRejected, .serverCapacitySet,
-            .serverDrainRequested, .serverDetachRequested, .serverDetached, .serverLivenessChanged, .serverGPUsObserved, .transportFailed:
+            .serverDrainRequested, .serverDetachRequested, .serverDetached, .serverLivenessChanged, .serverGPUsObserved, .transportFailed, .channelDesyncDetected, .channelQueuesDrained,
+            .unrecognisedTaskFound:
             break
         }
     }

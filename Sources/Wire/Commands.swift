@@ -13,6 +13,9 @@ public enum Command: Sendable, Equatable {
     case stopTask(StopTask)
     /// Liveness probe on the control channel: every task's status and the GPU inventory.
     case heartbeat
+    /// Resynchronise a channel after a queue drain: the agent adopts the new epoch for the channel (refusing any
+    /// request of an older one from then on) and answers with its whole inventory.
+    case sync(SyncChannel)
 
     /// The command's name on the wire and in the log.
     public var name: String {
@@ -22,6 +25,7 @@ public enum Command: Sendable, Equatable {
         case .listTasks: return "listTasks"
         case .stopTask: return "stopTask"
         case .heartbeat: return "heartbeat"
+        case .sync: return "sync"
         }
     }
 }
@@ -56,6 +60,31 @@ public struct StartTask: Codable, Sendable, Equatable {
     }
 }
 
+/// The `sync` command: sent with the channel's new epoch after the backend drained its queues.
+public struct SyncChannel: Codable, Sendable, Equatable {
+    /// The epoch the channel starts at; equal to the envelope's epoch.
+    public var epoch: Int64
+    /// Why the backend resynchronised (the desync's reason), for the agent's log.
+    public var reason: String
+
+    public init(epoch: Int64, reason: String) {
+        self.epoch = epoch
+        self.reason = reason
+    }
+}
+
+/// The answer to `sync`: the epoch now in force on the channel, and the agent's whole inventory.
+public struct SyncReply: Codable, Sendable, Equatable {
+    public var epoch: Int64
+    /// Every task the agent holds, with its status (as in `hello`).
+    public var tasks: [TaskStatusReport]
+
+    public init(epoch: Int64, tasks: [TaskStatusReport]) {
+        self.epoch = epoch
+        self.tasks = tasks
+    }
+}
+
 /// The `stopTask` command.
 public struct StopTask: Codable, Sendable, Equatable {
     public var taskID: TaskID
@@ -71,7 +100,7 @@ public struct StopTask: Codable, Sendable, Equatable {
 }
 
 extension Command: Codable {
-    enum CodingKeys: String, CodingKey { case kind, startTask, stopTask }
+    enum CodingKeys: String, CodingKey { case kind, startTask, stopTask, sync }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -82,6 +111,7 @@ extension Command: Codable {
         case "heartbeat": self = .heartbeat
         case "startTask": self = .startTask(try container.decode(StartTask.self, forKey: .startTask))
         case "stopTask": self = .stopTask(try container.decode(StopTask.self, forKey: .stopTask))
+        case "sync": self = .sync(try container.decode(SyncChannel.self, forKey: .sync))
         default:
             throw DecodingError.dataCorruptedError(
                 forKey: .kind, in: container, debugDescription: "unknown command \(kind.debugDescription)")
@@ -95,6 +125,7 @@ extension Command: Codable {
         case .hello, .listTasks, .heartbeat: break
         case .startTask(let body): try container.encode(body, forKey: .startTask)
         case .stopTask(let body): try container.encode(body, forKey: .stopTask)
+        case .sync(let body): try container.encode(body, forKey: .sync)
         }
     }
 }
@@ -107,6 +138,7 @@ public enum ResponseBody: Sendable, Equatable {
     case taskList([TaskStatusReport])
     case taskStopped(TaskStatusReport)
     case heartbeat(HeartbeatReply)
+    case synced(SyncReply)
     case error(WireError)
 
     /// The status word logged for the response: `ok` or the error code.
@@ -117,7 +149,7 @@ public enum ResponseBody: Sendable, Equatable {
 }
 
 extension ResponseBody: Codable {
-    enum CodingKeys: String, CodingKey { case kind, hello, taskStarted, taskList, taskStopped, heartbeat, error }
+    enum CodingKeys: String, CodingKey { case kind, hello, taskStarted, taskList, taskStopped, heartbeat, synced, error }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -128,6 +160,7 @@ extension ResponseBody: Codable {
         case "taskList": self = .taskList(try container.decode([TaskStatusReport].self, forKey: .taskList))
         case "taskStopped": self = .taskStopped(try container.decode(TaskStatusReport.self, forKey: .taskStopped))
         case "heartbeat": self = .heartbeat(try container.decode(HeartbeatReply.self, forKey: .heartbeat))
+        case "synced": self = .synced(try container.decode(SyncReply.self, forKey: .synced))
         case "error": self = .error(try container.decode(WireError.self, forKey: .error))
         default:
             throw DecodingError.dataCorruptedError(
@@ -153,6 +186,9 @@ extension ResponseBody: Codable {
         case .heartbeat(let body):
             try container.encode("heartbeat", forKey: .kind)
             try container.encode(body, forKey: .heartbeat)
+        case .synced(let body):
+            try container.encode("synced", forKey: .kind)
+            try container.encode(body, forKey: .synced)
         case .error(let body):
             try container.encode("error", forKey: .kind)
             try container.encode(body, forKey: .error)

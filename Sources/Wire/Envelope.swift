@@ -19,15 +19,19 @@ public struct RequestEnvelope: Codable, Sendable, Equatable {
     /// Per-channel sequence number, 1, 2, 3, …
     public var sequence: Int64
     public var sentAt: Date
-    /// After this instant the agent answers `expired` and does not execute the command.
+    /// The delivery deadline: after this instant the agent answers `expired` and does not execute the command.
     public var expiresAt: Date
+    /// The execution deadline, in seconds after delivery: how long the command may take once the agent picked it up
+    /// (a stop's grace period, a start's launch). The backend waits for the response until `expiresAt` plus this;
+    /// `nil` in messages of older senders, read as 30 seconds.
+    public var executionSeconds: Int?
     public var command: Command
     /// Base64 Ed25519 signature over the canonical request; `nil` until signing lands.
     public var signature: String?
 
     public init(
         requestID: RequestID, server: ServerID, channel: Int, epoch: Int64, sequence: Int64, sentAt: Date,
-        expiresAt: Date, command: Command, signature: String? = nil
+        expiresAt: Date, executionSeconds: Int? = nil, command: Command, signature: String? = nil
     ) {
         self.v = wireProtocolVersion
         self.requestID = requestID
@@ -37,6 +41,7 @@ public struct RequestEnvelope: Codable, Sendable, Equatable {
         self.sequence = sequence
         self.sentAt = sentAt
         self.expiresAt = expiresAt
+        self.executionSeconds = executionSeconds
         self.command = command
         self.signature = signature
     }

@@ -13,6 +13,8 @@ public struct WireError: Error, Sendable, Equatable, Codable, CustomStringConver
         public static let wrongServer = Code(rawValue: "wrongServer")
         /// The command was understood but failed on the agent (e.g. cannot write the working files).
         public static let executionFailed = Code(rawValue: "executionFailed")
+        /// The request carries an epoch older than the one the channel was resynchronised to; it was not executed.
+        public static let staleEpoch = Code(rawValue: "staleEpoch")
         /// The task named is not known to the agent.
         public static let unknownTask = Code(rawValue: "unknownTask")
         public var description: String { rawValue }

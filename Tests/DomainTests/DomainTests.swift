@@ -23,6 +23,9 @@ import Testing
         .taskDispatchWithdrawn(TaskDispatchWithdrawn(taskID: Fixtures.taskA, attempt: 1, serverID: Fixtures.gpu1, reason: "w")),
         .taskRequeued(TaskRequeued(taskID: Fixtures.taskA, afterAttempt: 1, reason: "q")),
         .transportFailed(TransportFailed(channel: ChannelID(server: Fixtures.gpu1, index: 0), operation: "send", code: "queueDoesNotExist", message: "m")),
+        .channelDesyncDetected(ChannelDesyncDetected(channel: ChannelID(server: Fixtures.gpu1, index: 1), epoch: 2, reason: "staleEpoch", expectedRequestID: Fixtures.request(1), receivedRequestID: Fixtures.request(2), receivedEpoch: 1, messageID: "m")),
+        .channelQueuesDrained(ChannelQueuesDrained(channel: ChannelID(server: Fixtures.gpu1, index: 1), fromEpoch: 2, toEpoch: 3, requests: [DrainedMessage(messageID: "a", summary: "request hello")], responses: [])),
+        .unrecognisedTaskFound(UnrecognisedTaskFound(serverID: Fixtures.gpu1, taskID: Fixtures.taskA, attempt: 2, reason: "no such task in the log")),
     ]
 
     @Test(arguments: samples)

@@ -24,7 +24,7 @@ import Wire
             channel: channel, requests: try queues.queue(named: "req.fifo"), responses: try queues.queue(named: "resp.fifo"),
             log: log, state: nil, configuration: BackendConfiguration(), logger: Logger(label: "test"))
         try queues.deleteQueue(name: "req.fifo")
-        let error = await #expect(throws: QueueError.self) { try await client.call(.hello, timeout: .seconds(1)) }
+        let error = await #expect(throws: QueueError.self) { try await client.call(.hello, delivery: .seconds(1)) }
         #expect(error?.code == .queueDoesNotExist)
         let events = try await log.events(after: 0)
         guard case .transportFailed(let failure) = events.last?.event else { Issue.record("\(events.map(\.event))"); return }

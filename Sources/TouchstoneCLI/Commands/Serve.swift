@@ -19,8 +19,11 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds between task status polls of each server.")
     var statusInterval: Double = 1
 
-    @Option(help: "Seconds a request stays valid and the backend waits for its response.")
+    @Option(help: "Delivery deadline: seconds a request stays valid for the agent (it never executes an expired one).")
     var requestTimeout: Int = 60
+
+    @Option(help: "Execution deadline: seconds a delivered start, listing or sync may take before its response is due; a stop adds its grace period. An unanswered request drains the channel.")
+    var executionTimeout: Int = 10
 
     @Option(help: "Seconds a heartbeat waits before it counts as missed.")
     var heartbeatTimeout: Double = 5
@@ -68,6 +71,9 @@ struct Serve: AsyncParsableCommand {
         guard requestTimeout >= 1, requestTimeout <= 3600 else {
             throw ValidationError("--request-timeout must be 1–3600 seconds")
         }
+        guard executionTimeout >= 1, executionTimeout <= 3600 else {
+            throw ValidationError("--execution-timeout must be 1–3600 seconds")
+        }
     }
 
     func run() async throws {
@@ -75,11 +81,12 @@ struct Serve: AsyncParsableCommand {
         try Self.lockStateDirectory(global.resolvedStateDir)
         let logger = Logger(label: "touchstone.backend")
         let queues = try global.openQueues(logger: logger)
-        let configuration = BackendConfiguration(
+        var configuration = BackendConfiguration(
             queuePrefix: global.queuePrefix, statusInterval: .milliseconds(Int(statusInterval * 1000)),
             requestTimeout: .seconds(requestTimeout), heartbeatTimeout: .milliseconds(Int(heartbeatTimeout * 1000)),
             missedHeartbeatsForUnreachable: missedHeartbeats, lostAfter: .seconds(lostAfter), maxAttempts: maxAttempts,
             stopGraceSeconds: stopGrace, packing: PackingPolicy(rawValue: packing)!)
+        configuration.executionSeconds = executionTimeout
         let backend = Backend(log: log, queues: queues, configuration: configuration, logger: logger)
         let group = ServiceGroup(
             configuration: .init(services: [backend], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

@@ -14,7 +14,7 @@ struct Debug: AsyncParsableCommand {
 struct DebugChannel: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "channel",
-        abstract: "Print a channel's timeline: requests, responses and rejected messages, marking matches and mismatches.")
+        abstract: "Print a channel's timeline: requests, responses, rejected messages, desyncs, queue drains and epochs, marking matches and mismatches.")
 
     @OptionGroup var global: GlobalOptions
 
@@ -50,6 +50,25 @@ struct DebugChannel: AsyncParsableCommand {
             case .responseRejected(let e):
                 let known = e.requestID.flatMap { sent[$0] }.map { "for #\($0.position) (\($0.command)), late" } ?? "unknown request"
                 lines.append(["\(event.position)", time, "✗ rejected", e.reason, e.bodyPrefix.prefix(40).description, e.requestID?.rawValue ?? "-", known])
+            case .channelDesyncDetected(let e):
+                let expected = e.expectedRequestID.map { id in
+                    sent[id].map { "expected #\($0.position) (\($0.command))" } ?? "expected \(id.rawValue)"
+                } ?? "nothing outstanding"
+                let got = e.receivedRequestID.map { "got \($0.rawValue) epoch \(e.receivedEpoch ?? -1)" } ?? "no response"
+                lines.append(["\(event.position)", time, "!! DESYNC", "epoch \(e.epoch)", e.reason, got, expected])
+            case .channelQueuesDrained(let e):
+                lines.append([
+                    "\(event.position)", time, "⌫ drained", "epoch \(e.fromEpoch) → \(e.toEpoch)",
+                    "\(e.requests.count) requests, \(e.responses.count) responses", "-", "",
+                ])
+                for message in e.requests {
+                    lines.append(["", "", "  ⌫ request", message.messageID, message.summary, "-", ""])
+                }
+                for message in e.responses {
+                    lines.append(["", "", "  ⌫ response", message.messageID, message.summary, "-", ""])
+                }
+            case .transportFailed(let e):
+                lines.append(["\(event.position)", time, "✗ transport", e.operation, "\(e.code): \(e.message)", "-", ""])
             default:
                 continue
             }

@@ -87,11 +87,13 @@ struct ServerShow: AsyncParsableCommand {
             print("")
             print(
                 Render.table(
-                    ["CHANNEL", "EPOCH", "SENT", "RECEIVED", "REJECTED", "QUEUE ERRORS", "OUTSTANDING"],
+                    ["CHANNEL", "EPOCH", "SENT", "RECEIVED", "REJECTED", "DESYNCS", "DRAINED", "QUEUE ERRORS", "OUTSTANDING"],
                     channels.map {
                         [
                             $0.channel.description, "\($0.epoch)", "\($0.requestsSent)", "\($0.responsesReceived)",
                             "\($0.responsesRejected)",
+                            $0.desyncs == 0 ? "0" : "\($0.desyncs) (last: \($0.lastDesync ?? "-"))",
+                            "\($0.drainedMessages) in \($0.drains)",
                             $0.transportFailures == 0 ? "0" : "\($0.transportFailures) (last: \($0.lastTransportError ?? "-"))",
                             $0.outstanding.map { "\($0.command) \($0.requestID)" } ?? "-",
                         ]
