@@ -99,6 +99,15 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(
+            name: "touchstone-chaos",
+            dependencies: [
+                "Domain", "EventStore", "Projections", "Transport", "Wire",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
             name: "touchstone-bench",
             dependencies: ["Transport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict

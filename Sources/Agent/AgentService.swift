@@ -53,14 +53,20 @@ public struct AgentService: Service {
             configuration: configuration, journal: journal, tasks: tasks, runtime: runtime,
             epochs: try await ChannelEpochs(journal: journal), logger: logger)
         let deadline = Duration.seconds(configuration.drainDeadlineSeconds)
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        /// Which child task ended: only the end of polling (graceful shutdown) starts the drain.
+        enum Child { case runtime, adopted, polling }
+        try await withThrowingTaskGroup(of: Child.self) { group in
             group.addTask {
                 await runtime.run { report in await tasks.ended(report) }
+                return .runtime
             }
             // Processes started by an earlier life of this agent that still run: watched until they end, then their
             // exit code is read from the file their wrapper writes.
             for adopted in await tasks.adoptedRunning() {
-                group.addTask { await tasks.watchAdopted(adopted) }
+                group.addTask {
+                    await tasks.watchAdopted(adopted)
+                    return .adopted
+                }
             }
             // 3. Only then poll the channels, concurrently; graceful shutdown stops the polling.
             group.addTask {
@@ -75,9 +81,11 @@ public struct AgentService: Service {
                         }
                     }
                 }
+                return .polling
             }
-            // The polling task ends at shutdown; then drain running tasks within the deadline.
-            try await group.next()
+            // The polling task ends at shutdown; then drain running tasks within the deadline. An adopted process
+            // ending first is not a shutdown.
+            while let child = try await group.next(), child != .polling {}
             let drainEnd = ContinuousClock.now + deadline
             while await runtime.runningCount > 0, ContinuousClock.now < drainEnd {
                 try? await Task.sleep(for: .milliseconds(100))
@@ -88,7 +96,10 @@ public struct AgentService: Service {
                 while await runtime.runningCount > 0 { try? await Task.sleep(for: .milliseconds(50)) }
             }
             runtime.finish()
-            try await group.waitForAll()
+            // Watchers of adopted processes stop watching; those processes, in sessions of their own, keep running
+            // and are adopted again by the next start.
+            group.cancelAll()
+            while try await group.next() != nil {}
         }
         logger.info("agent stopped")
     }

@@ -104,7 +104,7 @@ struct ServerLink: Sendable {
             do {
                 if !greeted {
                     let response = try await control.call(
-                        .hello, delivery: configuration.heartbeatTimeout, executionSeconds: 2)
+                        .hello, delivery: configuration.heartbeatTimeout, executionSeconds: 0)
                     if case .hello(let hello) = response.body {
                         let skew = Int64((response.agentTime.timeIntervalSinceNow) * 1000)
                         try await log.append(
@@ -120,7 +120,7 @@ struct ServerLink: Sendable {
                     }
                 } else {
                     let response = try await control.call(
-                        .heartbeat, delivery: configuration.heartbeatTimeout, executionSeconds: 2)
+                        .heartbeat, delivery: configuration.heartbeatTimeout, executionSeconds: 0)
                     if case .heartbeat(let beat) = response.body {
                         try await observeGPUs(beat.gpus, problem: beat.gpuProblem)
                         try await observe(beat.tasks, complete: true)

@@ -240,6 +240,13 @@ struct AgentProcessTests {
         #expect(ended.state == .exited)
         #expect(ended.exitCode == 0)
         #expect(ended.outputs["out.txt"] == "ok\n")
+        // The adopted process's end is not a shutdown: a task started afterwards keeps running.
+        let next = harness.request(.startTask(StartTask(taskID: Fixtures.taskB, attempt: 1, spec: TaskSpec(command: ["/bin/sh", "-c", "sleep 30"]), backend: "test")))
+        try await harness.send(WireCoding.encode(next))
+        _ = try await harness.response()
+        try await Task.sleep(for: .seconds(1))
+        let still = try #require(try await waitForReport(&harness, Fixtures.taskB) { _ in true })
+        #expect(still.state == .running, "the agent stopped its tasks after an adopted process ended: \(still)")
         restarted.signal(SIGTERM)
         #expect(await restarted.wait(timeout: .seconds(20)) == 0)
         harness.directory.remove()

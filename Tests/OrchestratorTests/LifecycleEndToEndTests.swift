@@ -179,12 +179,18 @@ struct LifecycleEndToEndTests {
             // Nothing is dispatched to the unreachable server: the requeued task waits.
             try await Task.sleep(for: .milliseconds(500))
             #expect(try await cluster.log.snapshot().tasks[task]?.status == .queued)
+            // The server comes back with the old attempt still running: cleanup stops it (it is not live in the log),
+            // so the task never runs twice.
+            try cluster.startAgent(gpu1)
+            for _ in 0..<200 where kill(pid, 0) == 0 { try await Task.sleep(for: .milliseconds(100)) }
+            #expect(kill(pid, 0) != 0, "the orphaned attempt survived the server's return")
             return pid
         }
-        kill(-pid, SIGKILL)  // the orphaned attempt; cleaning these up on reconnect is the reconciler's job (issue 4)
+        kill(-pid, SIGKILL)  // only if the expectation above failed
         let history = try await cluster.log.events(after: 0, limit: 10_000)
         let verdicts = history.compactMap { if case .serverLivenessChanged(let e) = $0.event { return e.reachable } else { return nil } }
-        #expect(verdicts == [false])
+        #expect(verdicts == [false, true])
+        #expect(history.contains { if case .unrecognisedTaskFound(let e) = $0.event { e.taskID == task && e.attempt == 1 } else { false } })
         try await cluster.verifyNoOverBooking()
     }
 }

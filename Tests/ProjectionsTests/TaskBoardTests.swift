@@ -50,6 +50,7 @@ import Testing
         board.apply(sent())
         expected.status = .starting
         expected.channel = 2
+        expected.startDeliverBy = Fixtures.epoch0  // the request's delivery deadline (`expiresAt`)
         #expect(board[taskA]?.ignoringVersion == expected.ignoringVersion)
 
         let startedAt = Fixtures.epoch0.addingTimeInterval(3.5)
