@@ -28,7 +28,7 @@ actor ChannelClient {
     /// Set by a drain: the next request on the channel is preceded by `sync`.
     private var pendingSync: String?
     /// Receives each `sync` reply: the agent's whole inventory, to reconcile and clean up.
-    private var onSync: (@Sendable (SyncReply) async -> Void)?
+    private var onSync: (@Sendable (SyncReply, Date) async -> Void)?
 
     init(
         channel: ChannelID, requests: any MessageQueue, responses: any MessageQueue, log: TouchstoneLog,
@@ -46,7 +46,8 @@ actor ChannelClient {
     }
 
     /// Sets the handler of `sync` replies.
-    func onSync(_ handler: @escaping @Sendable (SyncReply) async -> Void) { onSync = handler }
+    /// Sets the handler of `sync` replies: the reply, and when the `sync` was sent (the inventory is newer).
+    func onSync(_ handler: @escaping @Sendable (SyncReply, Date) async -> Void) { onSync = handler }
 
     /// The channel's current epoch.
     var currentEpoch: Int64 { epoch }
@@ -54,9 +55,10 @@ actor ChannelClient {
     /// Settles a request that a previous backend process left outstanding: waits for its response until the
     /// request's execution deadline; without one by then, the channel is drained.
     ///
-    /// - Returns: The response, when it came; `nil` when nothing was outstanding or the channel was drained.
+    /// - Returns: The response and when its request was sent, when it came; `nil` when nothing was outstanding or the
+    ///   channel was drained.
     /// - Throws: A queue or log error.
-    func settleInherited() async throws -> ResponseEnvelope? {
+    func settleInherited() async throws -> (ResponseEnvelope, Date)? {
         guard let outstanding = inherited else { return nil }
         inherited = nil
         let answerBy = outstanding.answerBy ?? outstanding.expiresAt.addingTimeInterval(30)
@@ -65,7 +67,10 @@ actor ChannelClient {
             "waiting for a response left outstanding by the previous backend",
             metadata: ["channel": "\(channel)", "request.id": "\(outstanding.requestID)", "wait": "\(wait)"])
         do {
-            return try await awaitResponse(to: outstanding.requestID, for: wait, syncing: false)
+            // Recorded just after the send: a second earlier is surely before the agent listed anything.
+            return (
+                try await awaitResponse(to: outstanding.requestID, for: wait, syncing: false),
+                outstanding.sentAt.addingTimeInterval(-1))
         } catch let error as BackendError {
             guard error.code == .timeout || error.code == .desync else { throw error }
             if error.code == .timeout {
@@ -96,12 +101,13 @@ actor ChannelClient {
         executionSeconds: Int? = nil
     ) async throws -> ResponseEnvelope {
         if let reason = pendingSync {
+            let askedAt = Date()
             let response = try await exchange(
                 .sync(SyncChannel(epoch: epoch, reason: reason)), taskID: nil, requestID: .make(),
                 delivery: delivery ?? configuration.requestTimeout, executionSeconds: configuration.executionSeconds,
                 syncing: true)
             pendingSync = nil
-            if case .synced(let reply) = response.body { await onSync?(reply) }
+            if case .synced(let reply) = response.body { await onSync?(reply, askedAt) }
         }
         return try await exchange(
             command, taskID: taskID, requestID: requestID, delivery: delivery ?? configuration.requestTimeout,

@@ -27,13 +27,15 @@ struct ServerLink: Sendable {
     }
 
     /// The reports a response carries, reconciled: a whole inventory (hello, heartbeat, sync) or one task's report.
-    func handle(_ response: ResponseEnvelope) async throws {
+    ///
+    /// - Parameter askedAt: When the request was sent, at the latest (see ``observe(_:listedAfter:)``).
+    func handle(_ response: ResponseEnvelope, askedAt: Date) async throws {
         switch response.body {
-        case .hello(let hello): try await observe(hello.tasks, complete: true)
-        case .heartbeat(let beat): try await observe(beat.tasks, complete: true)
-        case .synced(let reply): try await observe(reply.tasks, complete: true)
-        case .taskStarted(let report), .taskStopped(let report): try await observe([report], complete: false)
-        case .taskList(let reports): try await observe(reports, complete: true)
+        case .hello(let hello): try await observe(hello.tasks, listedAfter: askedAt)
+        case .heartbeat(let beat): try await observe(beat.tasks, listedAfter: askedAt)
+        case .synced(let reply): try await observe(reply.tasks, listedAfter: askedAt)
+        case .taskStarted(let report), .taskStopped(let report): try await observe([report], listedAfter: nil)
+        case .taskList(let reports): try await observe(reports, listedAfter: askedAt)
         case .error: break
         }
     }
@@ -57,9 +59,9 @@ struct ServerLink: Sendable {
     /// unaccounted for.
     func run() async {
         for client in clients {
-            await client.onSync { reply in
+            await client.onSync { reply, askedAt in
                 do {
-                    try await observe(reply.tasks, complete: true)
+                    try await observe(reply.tasks, listedAfter: askedAt)
                 } catch {
                     logger.warning("reconciling a sync failed", metadata: ["server": "\(serverID)", "error": "\(error)"])
                 }
@@ -69,7 +71,9 @@ struct ServerLink: Sendable {
             for client in clients {
                 group.addTask {
                     do {
-                        if let response = try await client.settleInherited() { try await handle(response) }
+                        if let (response, askedAt) = try await client.settleInherited() {
+                            try await handle(response, askedAt: askedAt)
+                        }
                     } catch {
                         logger.warning(
                             "settling an inherited request failed",
@@ -102,6 +106,7 @@ struct ServerLink: Sendable {
         var reachable = true
         while !Task.isCancelled {
             do {
+                let askedAt = Date()
                 if !greeted {
                     let response = try await control.call(
                         .hello, delivery: configuration.heartbeatTimeout, executionSeconds: 0)
@@ -115,7 +120,7 @@ struct ServerLink: Sendable {
                                     runningTasks: hello.tasks.filter { $0.state == .running }.map(\.key),
                                     gpuCount: hello.gpuCount, gpus: hello.gpus)),
                             metadata: EventMetadata(actor: "agent:\(serverID)", correlationID: response.requestID?.rawValue))
-                        try await observe(hello.tasks, complete: true)
+                        try await observe(hello.tasks, listedAfter: askedAt)
                         greeted = true
                     }
                 } else {
@@ -123,7 +128,7 @@ struct ServerLink: Sendable {
                         .heartbeat, delivery: configuration.heartbeatTimeout, executionSeconds: 0)
                     if case .heartbeat(let beat) = response.body {
                         try await observeGPUs(beat.gpus, problem: beat.gpuProblem)
-                        try await observe(beat.tasks, complete: true)
+                        try await observe(beat.tasks, listedAfter: askedAt)
                     }
                 }
                 missed = 0
@@ -176,13 +181,13 @@ struct ServerLink: Sendable {
                     let response = try await client.call(.startTask(start), taskID: start.taskID, requestID: requestID)
                     switch response.body {
                     case .taskStarted(let report):
-                        try await observe([report], complete: false)
+                        try await observe([report], listedAfter: nil)
                     case .error(let error) where error.code == .staleEpoch:
                         enqueue(item)  // the agent saw a newer epoch: the next call syncs, then resends
                     case .error(let error):
                         try await observe(
                             [TaskStatusReport(taskID: start.taskID, attempt: start.attempt, state: .failedToStart, reason: "the agent refused the start: \(error)")],
-                            complete: false)
+                            listedAfter: nil)
                     default:
                         logger.warning("unexpected reply to startTask", metadata: ["task.id": "\(start.taskID)"])
                     }
@@ -190,7 +195,7 @@ struct ServerLink: Sendable {
                     let response = try await client.call(
                         .stopTask(StopTask(taskID: attempt.taskID, attempt: attempt.attempt, graceSeconds: grace)),
                         taskID: attempt.taskID, executionSeconds: grace + configuration.executionSeconds)
-                    if case .taskStopped(let report) = response.body { try await observe([report], complete: false) }
+                    if case .taskStopped(let report) = response.body { try await observe([report], listedAfter: nil) }
                 }
             } catch is CancellationError {
                 return
@@ -254,9 +259,12 @@ struct ServerLink: Sendable {
     /// Appends the transitions that the agent's reports imply, each with the task stream's expected version so that
     /// two channels reporting the same end record it once.
     ///
-    /// - Parameter complete: The reports are the agent's whole list: a task the log holds as running on this server
-    ///   that is missing from it is lost (its process disappeared), and requeued under the retry policy.
-    func observe(_ reports: [TaskStatusReport], complete: Bool) async throws {
+    /// - Parameter listedAfter: Set when the reports are the agent's whole list, taken after this instant (the
+    ///   request's send time): a task the log held as running on this server *before* that instant and missing from
+    ///   the list is lost (its process disappeared), and requeued under the retry policy. A task seen running only
+    ///   later may simply have started after the list was taken. `nil` for a single task's report.
+    func observe(_ reports: [TaskStatusReport], listedAfter: Date?) async throws {
+        let complete = listedAfter != nil
         let (tasks, server) = try await log.store.read { db in
             (try ReadModels.load(TaskBoard.self, in: db).0, try ReadModels.row(ServerCapacity.self, key: serverID.rawValue, in: db))
         }
@@ -297,9 +305,11 @@ struct ServerLink: Sendable {
                     ]
                 }))
             }
+            let listedAfter = listedAfter ?? .distantPast
             for row in tasks.rows.values
             where row.serverID == serverID && row.status == .running
                 && !reported.contains(TaskAttempt(taskID: row.taskID, attempt: row.attempt))
+                && (row.runningObservedAt ?? .distantPast) < listedAfter
             {
                 let attempt = row.attempt
                 decisions.append((row.taskID, { current in
@@ -338,6 +348,7 @@ struct ServerLink: Sendable {
             let row = tasks[report.taskID]
             let live: Set<TaskStatus> = [.dispatching, .starting, .running]
             if let row, row.serverID == serverID, row.attempt == report.attempt, live.contains(row.status) { continue }
+            // Acted on when a second inventory still shows it: one list may predate the transition the log holds.
             guard await cleaning.claim(report.key) else { continue }
             let reason: String
             if let row {
@@ -360,13 +371,24 @@ struct ServerLink: Sendable {
     }
 }
 
-/// The attempts a server link is cleaning up.
+/// The attempts a server link is cleaning up: each is suspected on its first sighting and claimed on its second,
+/// once.
 actor CleanupTracker {
+    private var suspected: Set<TaskAttempt> = []
     private var claimed: Set<TaskAttempt> = []
 
-    /// Claims an attempt; `false` when its cleanup is already under way.
-    func claim(_ attempt: TaskAttempt) -> Bool { claimed.insert(attempt).inserted }
+    /// `true` once per attempt, on its second sighting as unrecognised.
+    func claim(_ attempt: TaskAttempt) -> Bool {
+        guard suspected.contains(attempt) else {
+            suspected.insert(attempt)
+            return false
+        }
+        return claimed.insert(attempt).inserted
+    }
 
     /// Forgets attempts that no longer run, so a later reappearance is cleaned up again.
-    func retain(_ running: Set<TaskAttempt>) { claimed.formIntersection(running) }
+    func retain(_ running: Set<TaskAttempt>) {
+        claimed.formIntersection(running)
+        suspected.formIntersection(running)
+    }
 }

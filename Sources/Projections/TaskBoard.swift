@@ -44,6 +44,9 @@ public struct TaskRow: Codable, Sendable, Equatable {
     public var startDeliverBy: Date?
     /// By the agent's clock.
     public var startedAt: Date?
+    /// When the log learned that the current attempt runs (the backend's clock): a complete inventory asked for
+    /// before this instant may not list it yet.
+    public var runningObservedAt: Date?
     /// By the agent's clock when it reported the end, else the backend's.
     public var finishedAt: Date?
     public var exitCode: Int32?
@@ -105,6 +108,7 @@ public struct TaskBoard: Projection {
             row.requestID = e.requestID
             row.dispatchedAt = recorded.recordedAt
             row.startDeliverBy = nil
+            row.runningObservedAt = nil
             row.pid = nil
             row.startedAt = nil
             row.finishedAt = nil
@@ -127,6 +131,7 @@ public struct TaskBoard: Projection {
         case .taskStarted(let e):
             guard var row = rows[e.taskID.rawValue], row.attempt == e.attempt, !row.status.isTerminal else { return }
             row.status = .running
+            row.runningObservedAt = recorded.recordedAt
             row.pid = e.pid
             row.startedAt = e.startedAt
             rows[e.taskID.rawValue] = row

@@ -39,11 +39,11 @@ actor FaultInjector {
             switch kind {
             case "duplicate":
                 // Visibility 0: the original stays deliverable; the copy is a second delivery of the same request.
-                guard let message = try await requests.receive(maxMessages: 1, waitTime: .zero, visibilityTimeout: .zero).first
+                guard let message = try await requests.receive(maxMessages: 1, waitTime: .seconds(1), visibilityTimeout: .zero).first
                 else { return }
                 _ = try await requests.send(message.body, groupID: group, deduplicationID: "dup-\(UUID().uuidString)")
             case "delay":
-                guard try await requests.receive(maxMessages: 1, waitTime: .zero, visibilityTimeout: .seconds(4)).first != nil
+                guard try await requests.receive(maxMessages: 1, waitTime: .seconds(1), visibilityTimeout: .seconds(4)).first != nil
                 else { return }
             case "stale":
                 let response = ResponseEnvelope(
