@@ -88,7 +88,8 @@ struct Chaos: AsyncParsableCommand {
         try run.startBackend()
         for index in 1...agents { try run.startAgent(index) }
 
-        let faults = FaultInjector(queues: queues, prefix: prefix, servers: run.servers, channels: 3)
+        let faults = FaultInjector(
+            queues: queues, prefix: prefix, servers: run.servers, channels: 3, pause: { run.pause($0, $1) })
         let sampler = ProcessSampler(directory: directory, maxTasks: maxTasks)
         let sampling = Task { await sampler.run() }
         let deadline = ContinuousClock.now + .seconds(timeout)

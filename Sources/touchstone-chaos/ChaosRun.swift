@@ -84,6 +84,14 @@ final class ChaosRun: Sendable {
         try launch("agent-\(index)", binaries + "/touchstone-agent", arguments)
     }
 
+    /// SIGSTOP (`true`) or SIGCONT (`false`) to a server's agent.
+    func pause(_ server: ServerID, _ stopped: Bool) {
+        guard let index = servers.firstIndex(of: server),
+            let process = processes.withLock({ $0["agent-\(index + 1)"] })
+        else { return }
+        kill(process.processIdentifier, stopped ? SIGSTOP : SIGCONT)
+    }
+
     func killBackend() { kill9("backend") }
     func killAgent(_ index: Int) { kill9("agent-\(index)") }
 
@@ -104,6 +112,7 @@ final class ChaosRun: Sendable {
     private func kill9(_ name: String) {
         guard let process = processes.withLock({ $0.removeValue(forKey: name) }) else { return }
         kill(process.processIdentifier, SIGKILL)
+        kill(process.processIdentifier, SIGCONT)
         process.waitUntilExit()
     }
 
