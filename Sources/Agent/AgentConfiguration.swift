@@ -36,6 +36,18 @@ public struct AgentConfiguration: Sendable {
         self.useCgroups = useCgroups
     }
 
+    /// The cgroup directory of this agent's tasks: the server's name and a hash of the workspace path, so that two
+    /// agents on one host (two test runs, two backends' agents) never share a task's cgroup, whose kill would reach
+    /// the other's process.
+    public var cgroupScope: String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a, 64 bits
+        for byte in workspace.utf8 {
+            hash ^= UInt64(byte)
+            hash &*= 0x0000_0100_0000_01b3
+        }
+        return "\(serverID)-" + String(hash, radix: 16)
+    }
+
     /// The agent's journal file.
     public var journalPath: String { workspace + "/journal.db" }
     /// The working directory of one attempt.

@@ -37,7 +37,7 @@ public struct AgentService: Service {
         try FileManager.default.createDirectory(atPath: configuration.workspace, withIntermediateDirectories: true)
         // 1. Open the journal.
         let journal = try AgentJournal(path: configuration.journalPath, serverID: configuration.serverID)
-        let cgroups = configuration.useCgroups ? CgroupController.detect(scope: configuration.serverID.rawValue) : nil
+        let cgroups = configuration.useCgroups ? CgroupController.detect(scope: configuration.cgroupScope) : nil
         let runtime = ProcessRuntime(cgroups: cgroups, logger: logger)
         // 2. Take inventory before executing anything.
         let tasks = AgentTasks(journal: journal, runtime: runtime, configuration: configuration)
