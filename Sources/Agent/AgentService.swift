@@ -174,7 +174,7 @@ actor AgentTasks {
             try await resolveLaunch(key)
         }
         for (key, report) in reports where report.state == .running {
-            guard let pid = report.pid, kill(pid, 0) != 0 else { continue }
+            guard let pid = report.pid, !ProcessTable.isAlive(pid) else { continue }
             var ended = report
             ended.state = .exited
             ended.endedAt =
@@ -234,16 +234,35 @@ actor AgentTasks {
     /// Polls an adopted process until it ends, then records its end from the exit-code file.
     nonisolated func watchAdopted(_ report: TaskStatusReport) async {
         guard let pid = report.pid else { return }
-        while kill(pid, 0) == 0 || errno == EPERM {
+        while ProcessTable.isAlive(pid) {
             if Task.isCancelled { return }
             try? await Task.sleep(for: .milliseconds(500))
         }
         await endAdopted(report)
     }
 
+    private var stoppingAdopted: Set<TaskAttempt> = []
+
+    /// Stops an adopted process (not the runtime's child): SIGTERM to its process group, SIGKILL after the grace
+    /// period; waits until its end is recorded, as `stopped`.
+    func stopAdopted(_ report: TaskStatusReport, grace: Duration) async {
+        guard let pid = report.pid, reports[report.key]?.state == .running else { return }
+        stoppingAdopted.insert(report.key)
+        kill(-pid, SIGTERM)
+        let deadline = ContinuousClock.now + grace
+        while reports[report.key]?.state == .running, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        if reports[report.key]?.state == .running { kill(-pid, SIGKILL) }
+        let end = ContinuousClock.now + .seconds(5)
+        while reports[report.key]?.state == .running, ContinuousClock.now < end {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
     private func endAdopted(_ report: TaskStatusReport) async {
         var ended = report
-        ended.state = .exited
+        ended.state = stoppingAdopted.remove(report.key) != nil ? .stopped : .exited
         let file = exitFile(report)
         ended.endedAt = (try? FileManager.default.attributesOfItem(atPath: file)[.modificationDate] as? Date) ?? Date()
         if let text = try? String(contentsOfFile: file, encoding: .utf8),
@@ -254,6 +273,7 @@ actor AgentTasks {
         } else {
             ended.reason = "the process ended while the agent was not supervising it; no exit code was recorded"
         }
+        if ended.state == .stopped { ended.reason = "stopped on request" + (ended.reason.map { " (\($0))" } ?? "") }
         let directory = report.labels["touchstone.directory"] ?? ""
         ended.outputs = Workspace.collectOutputs(report.outputPaths, in: directory + "/work")
         await self.ended(ended)

@@ -96,8 +96,9 @@ struct RequestHandler: Sendable {
             guard let report = await tasks.report(for: key) else {
                 return .error(WireError(.unknownTask, "no attempt \(key) on this agent"))
             }
-            if report.state == .running {
-                _ = await runtime.stop(key, grace: .seconds(stop.graceSeconds))
+            if report.state == .running, await !runtime.stop(key, grace: .seconds(stop.graceSeconds)) {
+                // Not the runtime's child: a process adopted after a restart, stopped by its process group.
+                await tasks.stopAdopted(report, grace: .seconds(stop.graceSeconds))
             }
             return .taskStopped(await tasks.report(for: key) ?? report)
         }

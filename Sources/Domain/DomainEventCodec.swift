@@ -56,6 +56,7 @@ public enum DomainEventCodec {
         case .channelDesyncDetected(let p): return pack(p)
         case .channelQueuesDrained(let p): return pack(p)
         case .unrecognisedTaskFound(let p): return pack(p)
+        case .taskCancelRequested(let p): return pack(p)
         }
     }
 
@@ -102,6 +103,7 @@ public enum DomainEventCodec {
         case (ChannelQueuesDrained.eventType, 1): return .channelQueuesDrained(try unpack(ChannelQueuesDrained.self))
         case (UnrecognisedTaskFound.eventType, 1):
             return .unrecognisedTaskFound(try unpack(UnrecognisedTaskFound.self))
+        case (TaskCancelRequested.eventType, 1): return .taskCancelRequested(try unpack(TaskCancelRequested.self))
         default:
             throw DecodeError(
                 kind: .unknownEventType,
@@ -133,6 +135,7 @@ public enum DomainEventCodec {
         case .channelDesyncDetected(let p): return StreamName.channel(p.channel)
         case .channelQueuesDrained(let p): return StreamName.channel(p.channel)
         case .unrecognisedTaskFound(let p): return StreamName.server(p.serverID)
+        case .taskCancelRequested(let p): return StreamName.task(p.taskID)
         }
     }
 }

@@ -32,6 +32,7 @@ public enum DomainEvent: Sendable, Equatable {
     case channelDesyncDetected(ChannelDesyncDetected)  // "channel.desync-detected" v1
     case channelQueuesDrained(ChannelQueuesDrained)  // "channel.queues-drained" v1
     case unrecognisedTaskFound(UnrecognisedTaskFound)  // "server.unrecognised-task" v1
+    case taskCancelRequested(TaskCancelRequested)  // "task.cancel-requested" v1
 }
 
 // MARK: Server lifecycle
@@ -517,6 +518,21 @@ public struct UnrecognisedTaskFound: EventPayload {
         self.serverID = serverID
         self.taskID = taskID
         self.attempt = attempt
+        self.reason = reason
+    }
+}
+
+/// An operator asked to cancel a task (an intent: it holds while the backend is down and is carried out when it
+/// runs). A queued task is cancelled at once; a placed one is stopped on its server and ends `cancelled`; a start
+/// not yet sent is withdrawn.
+public struct TaskCancelRequested: EventPayload {
+    public static let eventType = "task.cancel-requested"
+    public static let schemaVersion = 1
+    public var taskID: TaskID
+    public var reason: String?
+
+    public init(taskID: TaskID, reason: String?) {
+        self.taskID = taskID
         self.reason = reason
     }
 }

@@ -142,9 +142,20 @@ public struct Backend: Service {
         }
     }
 
-    /// Drain deadlines, detaches and lost servers: the lifecycle work of one pass.
+    /// Drain deadlines, detaches, lost servers and cancels: the lifecycle work of one pass.
     private func enforceLifecycle(_ snapshot: ProjectionSet, links: [ServerID: ServerLink], stopping: inout Set<TaskAttempt>) async throws {
         let now = Date()
+        // A cancel of a placed task (requested while the backend ran or while it was down): stop the attempt. Its
+        // `stopped` report ends the task `cancelled`; a start the agent never had is withdrawn, which the fold turns
+        // into `cancelled` too.
+        for row in snapshot.tasks.rows.values
+        where row.cancelRequestedAt != nil && (row.status == .starting || row.status == .running) {
+            let attempt = TaskAttempt(taskID: row.taskID, attempt: row.attempt)
+            guard let server = row.serverID, let link = links[server], !stopping.contains(attempt) else { continue }
+            stopping.insert(attempt)
+            logger.info("cancel requested: stopping", metadata: ["task.id": "\(row.taskID)", "server": "\(server)"])
+            link.enqueue(.stop(attempt, graceSeconds: configuration.stopGraceSeconds))
+        }
         for row in snapshot.servers.rows.values {
             if let deadline = row.drain?.deadline, deadline <= now, row.maxTasks == 0, let link = links[row.serverID] {
                 for attempt in row.running where !stopping.contains(attempt) {

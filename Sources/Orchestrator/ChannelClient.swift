@@ -104,7 +104,10 @@ actor ChannelClient {
             let askedAt = Date()
             let response = try await exchange(
                 .sync(SyncChannel(epoch: epoch, reason: reason)), taskID: nil, requestID: .make(),
-                delivery: delivery ?? configuration.requestTimeout, executionSeconds: configuration.executionSeconds,
+                delivery: delivery ?? configuration.requestTimeout,
+                // The sync takes the deadlines of the call it precedes (a heartbeat's are short), capped at the
+                // configured execution deadline: it only lists.
+                executionSeconds: min(executionSeconds ?? configuration.executionSeconds, configuration.executionSeconds),
                 syncing: true)
             pendingSync = nil
             if case .synced(let reply) = response.body { await onSync?(reply, askedAt) }
@@ -164,7 +167,7 @@ actor ChannelClient {
             try Task.checkCancellation()
             let slice = min(deadline - ContinuousClock.now, .seconds(20))
             let messages = try await recordingFailure("receive") {
-                try await self.responses.receive(maxMessages: 10, waitTime: slice, visibilityTimeout: .seconds(30))
+                try await self.responses.receive(maxMessages: 10, waitTime: slice, visibilityTimeout: .seconds(10))
             }
             var matched: ResponseEnvelope?
             var desync: ChannelDesyncDetected?

@@ -240,10 +240,15 @@ struct ServerLink: Sendable {
         let version = task.streamVersion
         guard let server else { return false }
         let overBooked = server.booked.count > server.maxTasks
-        guard server.state != .attached || overBooked || server.detachRequested != nil else { return true }
-        let reason =
-            "\(serverID) stopped taking tasks (\(server.state.rawValue), \(server.booked.count) booked of max "
-            + "\(server.maxTasks)) before the start was sent"
+        let reason: String
+        if task.cancelRequestedAt != nil {
+            reason = "cancelled before the start was sent"
+        } else {
+            guard server.state != .attached || overBooked || server.detachRequested != nil else { return true }
+            reason =
+                "\(serverID) stopped taking tasks (\(server.state.rawValue), \(server.booked.count) booked of max "
+                + "\(server.maxTasks)) before the start was sent"
+        }
         do {
             try await log.append(
                 .taskDispatchWithdrawn(

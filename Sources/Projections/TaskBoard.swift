@@ -57,6 +57,8 @@ public struct TaskRow: Codable, Sendable, Equatable {
     public var outputs: [String: String]
     /// GPU indices booked for the current attempt.
     public var gpuIndices: [Int] = []
+    /// When an operator asked to cancel the task; a placed task is then stopped, and ends `cancelled`.
+    public var cancelRequestedAt: Date?
     /// The version of the `task/<id>` stream this row reflects: appends decided from this row expect it.
     public var streamVersion: Int64 = 0
 }
@@ -79,6 +81,7 @@ public struct TaskBoard: Projection {
         case .requestSent(let e): return e.command == "startTask" ? e.taskID.map { [$0.rawValue] } ?? [] : []
         case .taskDispatchWithdrawn(let e): return [e.taskID.rawValue]
         case .taskRequeued(let e): return [e.taskID.rawValue]
+        case .taskCancelRequested(let e): return [e.taskID.rawValue]
         case .serverAttached, .serverHelloReceived, .responseReceived, .responseRejected, .serverCapacitySet,
             .serverDrainRequested, .serverDetachRequested, .serverDetached, .serverLivenessChanged, .serverGPUsObserved, .transportFailed, .channelDesyncDetected, .channelQueuesDrained,
             .unrecognisedTaskFound:
@@ -160,6 +163,7 @@ public struct TaskBoard: Projection {
             row.requestID = nil
             row.gpuIndices = []
             row.reason = e.reason
+            Self.settleCancel(&row, at: recorded.recordedAt)
             rows[e.taskID.rawValue] = row
         case .taskRequeued(let e):
             guard var row = rows[e.taskID.rawValue], row.attempt == e.afterAttempt,
@@ -172,11 +176,26 @@ public struct TaskBoard: Projection {
             row.pid = nil
             row.gpuIndices = []
             row.reason = e.reason
+            Self.settleCancel(&row, at: recorded.recordedAt)
+            rows[e.taskID.rawValue] = row
+        case .taskCancelRequested(let e):
+            guard var row = rows[e.taskID.rawValue], !row.status.isTerminal else { return }
+            row.cancelRequestedAt = recorded.recordedAt
+            row.reason = "cancel requested" + (e.reason.map { ": \($0)" } ?? "")
+            Self.settleCancel(&row, at: recorded.recordedAt)
             rows[e.taskID.rawValue] = row
         case .serverAttached, .serverHelloReceived, .responseReceived, .responseRejected, .serverCapacitySet,
             .serverDrainRequested, .serverDetachRequested, .serverDetached, .serverLivenessChanged, .serverGPUsObserved, .transportFailed, .channelDesyncDetected, .channelQueuesDrained,
             .unrecognisedTaskFound:
             break
         }
+    }
+
+    /// A queued task whose cancel was requested ends `cancelled` (a placed one first has to be stopped).
+    private static func settleCancel(_ row: inout TaskRow, at time: Date) {
+        guard row.cancelRequestedAt != nil, row.status == .queued else { return }
+        row.status = .cancelled
+        row.finishedAt = time
+        row.reason = (row.reason.map { $0 + "; " } ?? "") + "cancelled before it ran"
     }
 }

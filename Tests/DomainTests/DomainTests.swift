@@ -26,6 +26,7 @@ import Testing
         .channelDesyncDetected(ChannelDesyncDetected(channel: ChannelID(server: Fixtures.gpu1, index: 1), epoch: 2, reason: "staleEpoch", expectedRequestID: Fixtures.request(1), receivedRequestID: Fixtures.request(2), receivedEpoch: 1, messageID: "m")),
         .channelQueuesDrained(ChannelQueuesDrained(channel: ChannelID(server: Fixtures.gpu1, index: 1), fromEpoch: 2, toEpoch: 3, requests: [DrainedMessage(messageID: "a", summary: "request hello")], responses: [])),
         .unrecognisedTaskFound(UnrecognisedTaskFound(serverID: Fixtures.gpu1, taskID: Fixtures.taskA, attempt: 2, reason: "no such task in the log")),
+        .taskCancelRequested(TaskCancelRequested(taskID: Fixtures.taskA, reason: "wrong data")),
     ]
 
     @Test(arguments: samples)

@@ -189,4 +189,60 @@ struct RecoveryTests {
         #expect(Self.lines(marker) == 1, "the task ran \(Self.lines(marker)) times")
         #expect(try await log.verifyReadModels().mismatched.isEmpty)
     }
+
+    @Test func aCancelIssuedWhileTheBackendIsDownIsCarriedOutWhenItStarts() async throws {
+        let directory = TemporaryDirectory("cancel-while-down")
+        defer { directory.remove() }
+        let state = directory.file("state")
+        let touchstone = try builtExecutable("touchstone")
+        @discardableResult
+        func cli(_ arguments: [String]) async throws -> String {
+            let process = try ChildProcess(
+                touchstone, Array(arguments.prefix(2)) + ["--state-dir", state] + arguments.dropFirst(2),
+                logDirectory: directory.path, name: "cli")
+            #expect(await process.wait() == 0, "\(arguments): \(process.stderr)")
+            return process.stdout
+        }
+        try await cli(["server", "attach", "gpu-01", "--max-tasks", "1"])
+        let running = try await cli(["task", "submit", "--name", "long", "--", "/bin/sh", "-c", "sleep 60"])
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let waiting = try await cli(["task", "submit", "--name", "next", "--", "/bin/sh", "-c", "true"])
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let agent = try ChildProcess(
+            builtExecutable("touchstone-agent"),
+            ["--server", "gpu-01", "--queue-path", state + "/queues.db", "--workspace", directory.file("agent"),
+             "--poll-wait", "1", "--drain-deadline", "0"],
+            logDirectory: directory.path, name: "agent")
+        defer { agent.signal(SIGTERM) }
+        let serveArguments = ["serve", "--state-dir", state, "--status-interval", "0.2", "--stop-grace", "1"]
+        let log = try TouchstoneLog(path: state + "/touchstone.db")
+        let first = try ChildProcess(touchstone, serveArguments, logDirectory: directory.path, name: "serve-1")
+        var pid: Int32?
+        for _ in 0..<300 where pid == nil {
+            pid = try await log.snapshot().tasks[TaskID(rawValue: running)].flatMap { $0.status == .running ? $0.pid : nil }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let taskPID = try #require(pid, "serve:\n\(first.stderr)")
+        first.signal(SIGKILL)
+        await first.wait()
+
+        // The backend is down: both cancels are intents in the log. The queued one is cancelled at once.
+        #expect(try await cli(["task", "cancel", waiting, "--reason", "not needed"]).contains("cancelled \(waiting)"))
+        #expect(try await cli(["task", "cancel", running]).contains("it will be stopped"))
+        #expect(kill(taskPID, 0) == 0, "nothing stops the task while the backend is down")
+
+        let second = try ChildProcess(touchstone, serveArguments, logDirectory: directory.path, name: "serve-2")
+        defer { second.signal(SIGTERM) }
+        var status: TaskStatus?
+        for _ in 0..<300 where status != .cancelled {
+            status = try await log.snapshot().tasks[TaskID(rawValue: running)]?.status
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(status == .cancelled, "serve:\n\(second.stderr)")
+        #expect(kill(taskPID, 0) != 0, "the cancelled task's process still runs")
+        let snapshot = try await log.snapshot()
+        #expect(snapshot.tasks[TaskID(rawValue: waiting)]?.status == .cancelled)
+        #expect(snapshot.tasks[TaskID(rawValue: waiting)]?.attempt == 0, "a cancelled queued task never ran")
+        #expect(try await log.verifyReadModels().mismatched.isEmpty)
+    }
 }

@@ -58,6 +58,7 @@ import Testing
         expected.status = .running
         expected.pid = 42
         expected.startedAt = startedAt
+        expected.runningObservedAt = Fixtures.epoch0.addingTimeInterval(4)  // when the log learned it (position 4)
         #expect(board[taskA]?.ignoringVersion == expected.ignoringVersion)
 
         let endedAt = Fixtures.epoch0.addingTimeInterval(9)

@@ -1,0 +1,46 @@
+import ArgumentParser
+import Domain
+import EventStore
+import Foundation
+import Projections
+
+/// `touchstone task cancel ID`: an operator intent, appended to the log whether or not the backend runs.
+struct TaskCancel: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cancel",
+        abstract: "Cancel a task: a queued one at once, a placed one is stopped on its server (even if the backend is down now, when it starts).")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: "The task ID (tsk-…).")
+    var id: String
+
+    @Option(help: "Why, kept in the log.")
+    var reason: String?
+
+    func run() async throws {
+        let log = try global.openLog()
+        let taskID = TaskID(rawValue: id)
+        guard let row = try await log.snapshot().tasks[taskID] else {
+            throw CLIError("unknown task \(id.debugDescription): see `touchstone task list`")
+        }
+        guard !row.status.isTerminal else {
+            throw CLIError("\(taskID) already ended (\(row.status.rawValue)); nothing to cancel")
+        }
+        do {
+            // Expects the row's version: a transition recorded meanwhile makes the operator look again.
+            try await log.append(
+                .taskCancelRequested(TaskCancelRequested(taskID: taskID, reason: reason)),
+                expectedVersion: .exact(row.streamVersion), metadata: EventMetadata(actor: global.operatorActor))
+        } catch {
+            guard error.code == .wrongExpectedVersion else { throw error }
+            throw CLIError("\(taskID) changed while cancelling; run the command again")
+        }
+        let after = try await log.snapshot().tasks[taskID]
+        if after?.status == .cancelled {
+            print("cancelled \(taskID)")
+        } else {
+            print("cancel requested for \(taskID) (\(row.status.rawValue) on \(row.serverID?.rawValue ?? "-")): it will be stopped")
+        }
+    }
+}
