@@ -104,16 +104,32 @@ public struct AgentService: Service {
         logger.info("agent stopped")
     }
 
+    /// How long a received request stays invisible to other receivers while this agent holds it; extended every
+    /// half of it while the request runs.
+    static let visibility = Duration.seconds(6)
+
     static func poll(
         channel: Int, pair: (requests: any MessageQueue, responses: any MessageQueue), handler: RequestHandler,
         wait: Duration, logger: Logger
     ) async {
+        let visibility = Self.visibility
         var backoff = Duration.milliseconds(200)
         while !Task.isCancelled {
             do {
-                let messages = try await pair.requests.receive(maxMessages: 1, waitTime: wait, visibilityTimeout: nil)
+                // A short visibility timeout, extended while the request runs: if this agent dies mid-request, the
+                // message (and, on a FIFO queue, its whole message group) is blocked for seconds, not the queue's 30.
+                let messages = try await pair.requests.receive(
+                    maxMessages: 1, waitTime: wait, visibilityTimeout: visibility)
                 for message in messages {
+                    let extender = Task {
+                        while !Task.isCancelled {
+                            try await Task.sleep(for: visibility / 2)
+                            try await pair.requests.changeVisibility(
+                                receiptHandle: message.receiptHandle, timeout: visibility)
+                        }
+                    }
                     let response = await handler.handle(message.body, channel: channel)
+                    extender.cancel()
                     if let response {
                         Failpoint.crash(at: "agent.before-respond")
                         let body = WireCoding.encode(response)
