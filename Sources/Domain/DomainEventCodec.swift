@@ -57,6 +57,7 @@ public enum DomainEventCodec {
         case .channelQueuesDrained(let p): return pack(p)
         case .unrecognisedTaskFound(let p): return pack(p)
         case .taskCancelRequested(let p): return pack(p)
+        case .taskStartSending(let p): return pack(p)
         }
     }
 
@@ -104,6 +105,7 @@ public enum DomainEventCodec {
         case (UnrecognisedTaskFound.eventType, 1):
             return .unrecognisedTaskFound(try unpack(UnrecognisedTaskFound.self))
         case (TaskCancelRequested.eventType, 1): return .taskCancelRequested(try unpack(TaskCancelRequested.self))
+        case (TaskStartSending.eventType, 1): return .taskStartSending(try unpack(TaskStartSending.self))
         default:
             throw DecodeError(
                 kind: .unknownEventType,
@@ -136,6 +138,7 @@ public enum DomainEventCodec {
         case .channelQueuesDrained(let p): return StreamName.channel(p.channel)
         case .unrecognisedTaskFound(let p): return StreamName.server(p.serverID)
         case .taskCancelRequested(let p): return StreamName.task(p.taskID)
+        case .taskStartSending(let p): return StreamName.task(p.taskID)
         }
     }
 }

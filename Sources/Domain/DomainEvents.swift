@@ -33,6 +33,7 @@ public enum DomainEvent: Sendable, Equatable {
     case channelQueuesDrained(ChannelQueuesDrained)  // "channel.queues-drained" v1
     case unrecognisedTaskFound(UnrecognisedTaskFound)  // "server.unrecognised-task" v1
     case taskCancelRequested(TaskCancelRequested)  // "task.cancel-requested" v1
+    case taskStartSending(TaskStartSending)  // "task.start-sending" v1
 }
 
 // MARK: Server lifecycle
@@ -534,5 +535,30 @@ public struct TaskCancelRequested: EventPayload {
     public init(taskID: TaskID, reason: String?) {
         self.taskID = taskID
         self.reason = reason
+    }
+}
+
+/// The backend is about to put a start on a channel: appended to the task's stream, expecting the version it decided
+/// on, *before* the send. A withdrawal or cancel decided concurrently from the same version makes one of the two
+/// appends fail, so a start is never sent for an attempt that was withdrawn. Carries the delivery deadline the
+/// request will have.
+public struct TaskStartSending: EventPayload {
+    public static let eventType = "task.start-sending"
+    public static let schemaVersion = 1
+    public var taskID: TaskID
+    public var attempt: Int
+    public var requestID: RequestID
+    public var serverID: ServerID
+    public var channel: Int
+    /// The request's delivery deadline (`expiresAt`): the agent never executes it later.
+    public var expiresAt: Date
+
+    public init(taskID: TaskID, attempt: Int, requestID: RequestID, serverID: ServerID, channel: Int, expiresAt: Date) {
+        self.taskID = taskID
+        self.attempt = attempt
+        self.requestID = requestID
+        self.serverID = serverID
+        self.channel = channel
+        self.expiresAt = expiresAt
     }
 }

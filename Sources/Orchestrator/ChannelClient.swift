@@ -90,6 +90,8 @@ actor ChannelClient {
     ///   - taskID: The task it is about, for the log.
     ///   - requestID: The request ID to use (a resend reuses the original ID with a new deduplication ID).
     ///   - delivery: The delivery deadline (default ``BackendConfiguration/requestTimeout``).
+    ///   - deliverBy: The delivery deadline as an instant, when the caller recorded it before the call (a start's
+    ///     `task.start-sending`); overrides `delivery`.
     ///   - executionSeconds: The execution deadline once delivered (default
     ///     ``BackendConfiguration/executionSeconds``).
     /// - Returns: The matching response.
@@ -98,7 +100,7 @@ actor ChannelClient {
     ///   request ID: the agent answers a request it executed from its journal); a queue or log error when those fail.
     func call(
         _ command: Command, taskID: TaskID? = nil, requestID: RequestID = .make(), delivery: Duration? = nil,
-        executionSeconds: Int? = nil
+        deliverBy: Date? = nil, executionSeconds: Int? = nil
     ) async throws -> ResponseEnvelope {
         if let reason = pendingSync {
             let askedAt = Date()
@@ -114,16 +116,16 @@ actor ChannelClient {
         }
         return try await exchange(
             command, taskID: taskID, requestID: requestID, delivery: delivery ?? configuration.requestTimeout,
-            executionSeconds: executionSeconds ?? configuration.executionSeconds, syncing: false)
+            deliverBy: deliverBy, executionSeconds: executionSeconds ?? configuration.executionSeconds, syncing: false)
     }
 
     private func exchange(
-        _ command: Command, taskID: TaskID?, requestID: RequestID, delivery: Duration, executionSeconds: Int,
-        syncing: Bool
+        _ command: Command, taskID: TaskID?, requestID: RequestID, delivery: Duration, deliverBy: Date? = nil,
+        executionSeconds: Int, syncing: Bool
     ) async throws -> ResponseEnvelope {
         sequence += 1
         let sentAt = Date()
-        let expiresAt = sentAt.addingTimeInterval(delivery.seconds)
+        let expiresAt = deliverBy ?? sentAt.addingTimeInterval(delivery.seconds)
         let envelope = RequestEnvelope(
             requestID: requestID, server: channel.server, channel: channel.index, epoch: epoch, sequence: sequence,
             sentAt: sentAt, expiresAt: expiresAt, executionSeconds: executionSeconds, command: command)
@@ -143,8 +145,8 @@ actor ChannelClient {
                     messageID: sent.messageID)),
             metadata: EventMetadata(actor: "backend", correlationID: requestID.rawValue))
         do {
-            return try await awaitResponse(
-                to: requestID, for: delivery + .seconds(executionSeconds), syncing: syncing)
+            let wait = Duration.milliseconds(Int64(max(0, expiresAt.timeIntervalSinceNow) * 1000)) + .seconds(executionSeconds)
+            return try await awaitResponse(to: requestID, for: wait, syncing: syncing)
         } catch let error as BackendError where error.code == .timeout {
             try await drain(
                 ChannelDesyncDetected(channel: channel, epoch: epoch, reason: "unanswered", expectedRequestID: requestID))

@@ -177,8 +177,28 @@ struct ServerLink: Sendable {
             do {
                 switch item {
                 case .start(let start, let requestID):
-                    guard try await stillWanted(start) else { continue }
-                    let response = try await client.call(.startTask(start), taskID: start.taskID, requestID: requestID)
+                    guard let version = try await stillWanted(start) else { continue }
+                    // Recorded before the send, expecting the version just checked: a withdrawal or cancel decided
+                    // meanwhile fails this append (or this one fails it), so a withdrawn start is never sent.
+                    let deliverBy = Date().addingTimeInterval(configuration.requestTimeout.seconds)
+                    do {
+                        try await log.append(
+                            [
+                                .init(
+                                    .taskStartSending(
+                                        TaskStartSending(
+                                            taskID: start.taskID, attempt: start.attempt, requestID: requestID,
+                                            serverID: serverID, channel: client.channel.index, expiresAt: deliverBy)),
+                                    expectedVersion: .exact(version),
+                                    metadata: EventMetadata(actor: "backend", correlationID: requestID.rawValue))
+                            ])
+                    } catch {
+                        guard error.code == .wrongExpectedVersion else { throw error }
+                        enqueue(item)  // the task changed since the check: check again
+                        continue
+                    }
+                    let response = try await client.call(
+                        .startTask(start), taskID: start.taskID, requestID: requestID, deliverBy: deliverBy)
                     switch response.body {
                     case .taskStarted(let report):
                         try await observe([report], listedAfter: nil)
@@ -227,7 +247,10 @@ struct ServerLink: Sendable {
     /// The rule for a booking that a drain or capacity cut overtook: a start not yet sent when the server stopped
     /// taking tasks is withdrawn (logged as `task.dispatch-withdrawn`, the task is queued again); a start already sent
     /// runs and counts against the server until it ends, so nothing is lost and nothing new is booked past the limit.
-    private func stillWanted(_ start: StartTask) async throws -> Bool {
+    ///
+    /// - Returns: The task stream's version the decision was made on, when the start is still wanted; `nil` when not
+    ///   (withdrawn now, or no longer dispatching or starting).
+    private func stillWanted(_ start: StartTask) async throws -> Int64? {
         let (server, task) = try await log.store.read { db in
             (
                 try ReadModels.row(ServerCapacity.self, key: serverID.rawValue, in: db),
@@ -235,16 +258,16 @@ struct ServerLink: Sendable {
             )
         }
         guard let task, task.attempt == start.attempt, task.status == .dispatching || task.status == .starting else {
-            return false
+            return nil
         }
         let version = task.streamVersion
-        guard let server else { return false }
+        guard let server else { return nil }
         let overBooked = server.booked.count > server.maxTasks
         let reason: String
         if task.cancelRequestedAt != nil {
             reason = "cancelled before the start was sent"
         } else {
-            guard server.state != .attached || overBooked || server.detachRequested != nil else { return true }
+            guard server.state != .attached || overBooked || server.detachRequested != nil else { return version }
             reason =
                 "\(serverID) stopped taking tasks (\(server.state.rawValue), \(server.booked.count) booked of max "
                 + "\(server.maxTasks)) before the start was sent"
@@ -258,7 +281,7 @@ struct ServerLink: Sendable {
             guard error.code == .wrongExpectedVersion else { throw error }
         }
         logger.info("dispatch withdrawn", metadata: ["task.id": "\(start.taskID)", "server": "\(serverID)"])
-        return false
+        return nil
     }
 
     /// Appends the transitions that the agent's reports imply, each with the task stream's expected version so that
@@ -286,16 +309,16 @@ struct ServerLink: Sendable {
             let reason = "the agent on \(serverID) no longer has this task's process"
             // A start the agent does not have, past its delivery deadline (plus the execution deadline and 5 s for
             // clock skew): the agent never executes an expired request, so the attempt never ran. It is withdrawn
-            // and the task queued again. A start never sent is withdrawn once it waited as long.
+            // and the task queued again.
+            // A start not yet sent (`dispatching`) is left to its channel worker, which withdraws it or records
+            // `task.start-sending` before sending: deciding here too would race with that send.
             let margin = Double(configuration.executionSeconds) + 5
-            let neverSentAfter = configuration.requestTimeout.seconds + margin
             let server = serverID
             let now = Date()
             for row in tasks.rows.values
-            where row.serverID == serverID && (row.status == .starting || row.status == .dispatching)
+            where row.serverID == serverID && row.status == .starting
                 && !reported.contains(TaskAttempt(taskID: row.taskID, attempt: row.attempt))
-                && (row.startDeliverBy.map { now.timeIntervalSince($0) > margin }
-                    ?? row.dispatchedAt.map { now.timeIntervalSince($0) > neverSentAfter } ?? false)
+                && (row.startDeliverBy.map { now.timeIntervalSince($0) > margin } ?? false)
             {
                 let attempt = row.attempt
                 decisions.append((row.taskID, { current in

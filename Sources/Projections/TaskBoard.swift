@@ -82,6 +82,7 @@ public struct TaskBoard: Projection {
         case .taskDispatchWithdrawn(let e): return [e.taskID.rawValue]
         case .taskRequeued(let e): return [e.taskID.rawValue]
         case .taskCancelRequested(let e): return [e.taskID.rawValue]
+        case .taskStartSending(let e): return [e.taskID.rawValue]
         case .serverAttached, .serverHelloReceived, .responseReceived, .responseRejected, .serverCapacitySet,
             .serverDrainRequested, .serverDetachRequested, .serverDetached, .serverLivenessChanged, .serverGPUsObserved, .transportFailed, .channelDesyncDetected, .channelQueuesDrained,
             .unrecognisedTaskFound:
@@ -177,6 +178,15 @@ public struct TaskBoard: Projection {
             row.gpuIndices = []
             row.reason = e.reason
             Self.settleCancel(&row, at: recorded.recordedAt)
+            rows[e.taskID.rawValue] = row
+        case .taskStartSending(let e):
+            guard var row = rows[e.taskID.rawValue], row.attempt == e.attempt, row.requestID == e.requestID,
+                row.status == .dispatching || row.status == .starting
+            else { return }
+            // Sent, not acknowledged: `starting` until the agent reports the process (never shown as running).
+            row.status = .starting
+            row.channel = e.channel
+            row.startDeliverBy = e.expiresAt
             rows[e.taskID.rawValue] = row
         case .taskCancelRequested(let e):
             guard var row = rows[e.taskID.rawValue], !row.status.isTerminal else { return }

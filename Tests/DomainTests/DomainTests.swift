@@ -27,6 +27,7 @@ import Testing
         .channelQueuesDrained(ChannelQueuesDrained(channel: ChannelID(server: Fixtures.gpu1, index: 1), fromEpoch: 2, toEpoch: 3, requests: [DrainedMessage(messageID: "a", summary: "request hello")], responses: [])),
         .unrecognisedTaskFound(UnrecognisedTaskFound(serverID: Fixtures.gpu1, taskID: Fixtures.taskA, attempt: 2, reason: "no such task in the log")),
         .taskCancelRequested(TaskCancelRequested(taskID: Fixtures.taskA, reason: "wrong data")),
+        .taskStartSending(TaskStartSending(taskID: Fixtures.taskA, attempt: 1, requestID: Fixtures.request(1), serverID: Fixtures.gpu1, channel: 1, expiresAt: Fixtures.epoch0)),
     ]
 
     @Test(arguments: samples)

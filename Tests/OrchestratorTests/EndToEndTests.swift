@@ -108,7 +108,9 @@ struct EndToEndTests {
         }
         for id in submitted.keys {
             let types = try await log.store.read(stream: StreamName.task(id)).map(\.type)
-            #expect(types == ["task.submitted", "task.dispatched", "task.started", "task.finished"], "\(id): \(types)")
+            #expect(
+                types == ["task.submitted", "task.dispatched", "task.start-sending", "task.started", "task.finished"],
+                "\(id): \(types)")
         }
         let starts = try await log.store.read(after: 0, limit: 10_000, types: ["channel.request.sent"])
             .map { try ReadModels.decode($0) }

@@ -175,7 +175,10 @@ struct RecoveryTests {
         #expect(crashing.stderr.contains("failpoint backend.after-send"))
         let log = try TouchstoneLog(path: state + "/touchstone.db")
         let before = try await log.snapshot().tasks.rows.values.first
-        #expect(before?.status == .dispatching, "the send was not recorded, so the start is unconfirmed")
+        // `task.start-sending` was recorded, then the send, but not `channel.request.sent`: unconfirmed.
+        #expect(before?.status == .starting, "the start is unconfirmed")
+        let sentBefore = try await log.store.read(after: 0, limit: 1_000, types: ["channel.request.sent"])
+        #expect(sentBefore.allSatisfy { !String(decoding: $0.payload, as: UTF8.self).contains("startTask") })
 
         let serve = try ChildProcess(touchstone, serveArguments, logDirectory: directory.path, name: "serve")
         defer { serve.signal(SIGTERM) }
