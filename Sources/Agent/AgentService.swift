@@ -37,8 +37,8 @@ public struct AgentService: Service {
         try FileManager.default.createDirectory(atPath: configuration.workspace, withIntermediateDirectories: true)
         // 1. Open the journal.
         let journal = try AgentJournal(path: configuration.journalPath, serverID: configuration.serverID)
-        let cgroups = configuration.useCgroups ? CgroupController.detect(scope: configuration.serverID.rawValue) : nil
-        let runtime = ProcessRuntime(cgroups: cgroups, logger: logger)
+        let runtime = configuration.runtime.makeRuntime(
+            scope: configuration.serverID.rawValue, useCgroups: configuration.useCgroups, logger: logger)
         // 2. Take inventory before executing anything.
         let tasks = AgentTasks(journal: journal, runtime: runtime)
         try await tasks.loadInventory()
@@ -47,7 +47,7 @@ public struct AgentService: Service {
             "agent ready",
             metadata: [
                 "server": "\(configuration.serverID)", "channels": "\(queues.count)",
-                "kill": "\(runtime.killMechanism)", "tasks.known": "\(known)",
+                "runtime": "\(runtime.summary)", "tasks.known": "\(known)",
             ])
         let handler = RequestHandler(
             configuration: configuration, journal: journal, tasks: tasks, runtime: runtime, logger: logger)
@@ -56,11 +56,8 @@ public struct AgentService: Service {
             group.addTask {
                 await runtime.run { report in await tasks.ended(report) }
             }
-            // Processes started by an earlier life of this agent that still run: watched until they end, then their
-            // exit code is read from the file their wrapper writes.
-            for adopted in await tasks.adoptedRunning() {
-                group.addTask { await tasks.watchAdopted(adopted) }
-            }
+            // Attempts started by an earlier life of this agent that still run were adopted by the runtime in
+            // loadInventory(): it supervises them and reports their end through the same onExit.
             // 3. Only then poll the channels, concurrently; graceful shutdown stops the polling.
             group.addTask {
                 try await cancelWhenGracefulShutdown {
@@ -139,74 +136,36 @@ extension TaskStatusReport {
 /// What the agent knows of its task attempts: the journal's reports, kept in memory.
 actor AgentTasks {
     let journal: AgentJournal
-    let runtime: ProcessRuntime
+    let runtime: any TaskRuntime
     private var reports: [TaskAttempt: TaskStatusReport] = [:]
 
-    init(journal: AgentJournal, runtime: ProcessRuntime) {
+    init(journal: AgentJournal, runtime: any TaskRuntime) {
         self.journal = journal
         self.runtime = runtime
     }
 
     var count: Int { reports.count }
 
-    /// Loads the journal. An attempt journaled as running whose process is gone (the agent was restarted) is
-    /// reported with the exit code its wrapper wrote, or as ended without one.
+    /// Loads the journal, then asks the runtime about every attempt journaled as running: one that still runs (the
+    /// agent was restarted) is adopted, supervised from now on; one that ended meanwhile gets its final report (from
+    /// its exit-code file or its container). Labelled attempts the runtime finds but the journal lacks (the agent died
+    /// between starting one and journaling it) are adopted too.
+    ///
+    /// - Throws: When the journal cannot be read or the runtime cannot be asked (Docker unreachable): the agent must
+    ///   not start without knowing what runs.
     func loadInventory() async throws {
         reports = try await journal.attempts()
         for (key, report) in reports where report.state == .running {
-            guard let pid = report.pid, kill(pid, 0) != 0 else { continue }
-            var ended = report
-            ended.state = .exited
-            ended.endedAt =
-                (try? FileManager.default.attributesOfItem(atPath: exitFile(report))[.modificationDate] as? Date) ?? Date()
-            if let text = try? String(contentsOfFile: exitFile(report), encoding: .utf8),
-                let code = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
-            {
-                ended.exitCode = code
-                ended.reason = code == 0 ? nil : "exit code \(code)"
-            } else {
-                ended.reason = "the process ended while the agent was down; no exit code was recorded"
-            }
-            reports[key] = ended
-            try await journal.record(ended)
+            let now = try await runtime.adopt(report)
+            guard now.state != .running else { continue }
+            reports[key] = now
+            try await journal.record(now)
         }
-    }
-
-    /// Attempts journaled as running whose process is still alive (adopted after a restart).
-    func adoptedRunning() -> [TaskStatusReport] {
-        reports.values.filter { $0.state == .running }
-    }
-
-    /// Polls an adopted process until it ends, then records its end from the exit-code file.
-    nonisolated func watchAdopted(_ report: TaskStatusReport) async {
-        guard let pid = report.pid else { return }
-        while kill(pid, 0) == 0 || errno == EPERM {
-            if Task.isCancelled { return }
-            try? await Task.sleep(for: .milliseconds(500))
+        for found in try await runtime.inventory() where reports[found.key] == nil {
+            let now = try await runtime.adopt(found)
+            reports[found.key] = now
+            try await journal.record(now)
         }
-        await endAdopted(report)
-    }
-
-    private func endAdopted(_ report: TaskStatusReport) async {
-        var ended = report
-        ended.state = .exited
-        let file = exitFile(report)
-        ended.endedAt = (try? FileManager.default.attributesOfItem(atPath: file)[.modificationDate] as? Date) ?? Date()
-        if let text = try? String(contentsOfFile: file, encoding: .utf8),
-            let code = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
-        {
-            ended.exitCode = code
-            ended.reason = code == 0 ? nil : "exit code \(code)"
-        } else {
-            ended.reason = "the process ended while the agent was not supervising it; no exit code was recorded"
-        }
-        let directory = report.labels["touchstone.directory"] ?? ""
-        ended.outputs = Workspace.collectOutputs(report.outputPaths, in: directory + "/work")
-        await self.ended(ended)
-    }
-
-    private func exitFile(_ report: TaskStatusReport) -> String {
-        (report.labels["touchstone.directory"] ?? "") + "/exit-code"
     }
 
     func report(for key: TaskAttempt) -> TaskStatusReport? { reports[key] }

@@ -13,7 +13,7 @@ struct RequestHandler: Sendable {
     let configuration: AgentConfiguration
     let journal: AgentJournal
     let tasks: AgentTasks
-    let runtime: ProcessRuntime
+    let runtime: any TaskRuntime
     let logger: Logger
 
     /// Handles a raw message from a request queue.
