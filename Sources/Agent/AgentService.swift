@@ -38,7 +38,8 @@ public struct AgentService: Service {
         // 1. Open the journal.
         let journal = try AgentJournal(path: configuration.journalPath, serverID: configuration.serverID)
         let runtime = configuration.runtime.makeRuntime(
-            scope: configuration.serverID.rawValue, useCgroups: configuration.useCgroups, logger: logger)
+            scope: configuration.serverID.rawValue, workspace: configuration.workspace,
+            useCgroups: configuration.useCgroups, logger: logger)
         // 2. Take inventory before executing anything.
         let tasks = AgentTasks(journal: journal, runtime: runtime)
         try await tasks.loadInventory()

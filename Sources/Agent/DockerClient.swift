@@ -181,7 +181,7 @@ public struct DockerClient: Sendable {
             throw unreachable(error)
         }
         guard response.status.code == 200 else {
-            let data = (try? await response.body.collect(upTo: 1 << 20)).map { Data(buffer: $0) } ?? Data()
+            let data = (try? await response.body.collect(upTo: 1 << 20)).map { Data($0.readableBytesView) } ?? Data()
             throw RuntimeError(.engine, "logs of \(id): HTTP \(response.status.code): \(Self.message(data))")
         }
         FileManager.default.createFile(atPath: stdout, contents: nil)
@@ -258,14 +258,14 @@ public struct DockerClient: Sendable {
         request.method = method
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(data: body))
+            request.body = .bytes(ByteBuffer(bytes: body))
         }
         let status: Int
         let data: Data
         do {
             let response = try await httpClient.execute(request, timeout: timeout)
             status = Int(response.status.code)
-            data = Data(buffer: try await response.body.collect(upTo: maxBytes))
+            data = Data(try await response.body.collect(upTo: maxBytes).readableBytesView)
         } catch {
             throw unreachable(error)
         }

@@ -14,10 +14,10 @@ extension ProcessRuntime {
     /// - Returns: One `running` report per process, with its PID and labels.
     /// - Throws: ``RuntimeError/Code/unreachable`` when `/proc` cannot be read.
     public func inventory() async throws -> [TaskStatusReport] {
-        try Self.scanProcesses(scope: scope)
+        try Self.scanProcesses(scope: scope, workspace: workspace)
     }
 
-    static func scanProcesses(scope: String, proc: String = "/proc") throws -> [TaskStatusReport] {
+    static func scanProcesses(scope: String, workspace: String?, proc: String = "/proc") throws -> [TaskStatusReport] {
         let entries: [String]
         do {
             entries = try FileManager.default.contentsOfDirectory(atPath: proc)
@@ -32,6 +32,7 @@ extension ProcessRuntime {
                 TaskID.isValid(task), let attempt = environment["TOUCHSTONE_ATTEMPT"].flatMap({ Int($0) })
             else { continue }
             let directory = environment["TOUCHSTONE_DIRECTORY"] ?? ""
+            if let workspace, !directory.hasPrefix(workspace.hasSuffix("/") ? workspace : workspace + "/") { continue }
             var labels =
                 (try? Data(contentsOf: URL(fileURLWithPath: directory + "/labels.json")))
                 .flatMap { try? JSONDecoder().decode([String: String].self, from: $0) } ?? [:]

@@ -55,12 +55,16 @@ public actor ProcessRuntime: TaskRuntime {
     private let logger: Logger
     /// The `touchstone.server` label (and `TOUCHSTONE_RUNTIME_SCOPE`) of every process this runtime starts or lists.
     public nonisolated let scope: String
+    /// When set, ``inventory()`` lists only attempts whose directory is under it.
+    public nonisolated let workspace: String?
 
     /// - Parameters:
     ///   - cgroups: Where to make per-task cgroups; `nil` falls back to process-group kills.
     ///   - scope: The agent's server name; processes of another scope are never listed or adopted.
     ///   - logger: The agent's logger.
-    public init(cgroups: CgroupController?, scope: String = "", logger: Logger) {
+    ///   - workspace: When set, only attempts whose directory is under it are listed by ``inventory()``.
+    public init(cgroups: CgroupController?, scope: String = "", workspace: String? = nil, logger: Logger) {
+        self.workspace = workspace
         (launches, launchSink) = AsyncStream.makeStream(of: Work.self)
         self.cgroups = cgroups
         self.scope = scope

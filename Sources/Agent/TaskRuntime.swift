@@ -159,14 +159,18 @@ extension RuntimeOptions {
     ///
     /// - Parameters:
     ///   - scope: The agent's server name: the `touchstone.server` label of everything the runtime starts.
+    ///   - workspace: For the process runtime: only processes whose attempt directory is under it are listed (two
+    ///     agents of the same name on one host, as in tests, never adopt each other's processes); `nil` for any.
     ///   - useCgroups: For the process runtime: whether to put each task in a cgroup of its own.
     ///   - logger: The agent's logger.
     /// - Returns: A ``ProcessRuntime`` or a ``DockerRuntime``.
-    public func makeRuntime(scope: String, useCgroups: Bool, logger: Logger) -> any TaskRuntime {
+    public func makeRuntime(
+        scope: String, workspace: String? = nil, useCgroups: Bool, logger: Logger
+    ) -> any TaskRuntime {
         switch kind {
         case .process:
             let cgroups = useCgroups ? CgroupController.detect(scope: scope) : nil
-            return ProcessRuntime(cgroups: cgroups, scope: scope, logger: logger)
+            return ProcessRuntime(cgroups: cgroups, scope: scope, workspace: workspace, logger: logger)
         case .docker:
             return DockerRuntime(
                 client: DockerClient(socketPath: dockerSocket), scope: scope, options: self, logger: logger)

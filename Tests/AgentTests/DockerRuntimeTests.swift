@@ -11,7 +11,7 @@ import Wire
 struct DockerRuntimeTests {
     let logger = Logger(label: "touchstone.agent.tests")
 
-    func runtime(socket: String, options: RuntimeOptions = RuntimeOptions()) -> DockerRuntime {
+    func makeRuntime(socket: String, options: RuntimeOptions = RuntimeOptions()) -> DockerRuntime {
         DockerRuntime(client: DockerClient(socketPath: socket), scope: "t-docker", options: options, logger: logger)
     }
 
@@ -21,7 +21,7 @@ struct DockerRuntimeTests {
         defer { directory.remove() }
         let path = directory.file("docker.sock")
         if kind == "regular-file" { FileManager.default.createFile(atPath: path, contents: Data("x".utf8)) }
-        let runtime = runtime(socket: path)
+        let runtime = makeRuntime(socket: path)
         let error = try await #require(throws: RuntimeError.self) { try await runtime.inventory() }
         #expect(error.code == .unreachable)
         #expect(error.description.contains("cannot reach Docker at \(path)"))
@@ -44,7 +44,7 @@ struct DockerRuntimeTests {
         let directory = TemporaryDirectory("docker-noimage")
         defer { directory.remove() }
         // No engine is asked: the start is refused before.
-        let report = await runtime(socket: directory.file("none.sock")).start(
+        let report = await makeRuntime(socket: directory.file("none.sock")).start(
             TaskAttempt(taskID: Fixtures.taskA, attempt: 1), spec: TaskSpec(command: ["true"]), labels: [:],
             directory: directory.file("task"))
         #expect(report.state == .failedToStart)
@@ -71,7 +71,7 @@ struct DockerRuntimeTests {
         for policy in RuntimeOptions.PullPolicy.allCases {
             var options = RuntimeOptions()
             options.pullPolicy = policy
-            let report = await runtime(socket: socket, options: options).start(
+            let report = await makeRuntime(socket: socket, options: options).start(
                 TaskAttempt(taskID: .random(), attempt: 1),
                 spec: TaskSpec(command: ["true"], image: "touchstone-no-such-image:\(UInt32.random(in: 0...UInt32.max))"),
                 labels: [:], directory: directory.file("task-\(policy)"))
@@ -89,7 +89,7 @@ struct DockerRuntimeTests {
         var options = RuntimeOptions()
         options.defaultImage = image
         let attempt = TaskAttempt(taskID: .random(), attempt: 1)
-        let ended = try await withSupervisedRuntime(runtime(socket: socket, options: options)) { runtime, exits in
+        let ended = try await withSupervisedRuntime(makeRuntime(socket: socket, options: options)) { runtime, exits in
             let started = await runtime.start(
                 attempt, spec: TaskSpec(command: ["sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; ls /sys/class/net"]),
                 labels: [:], directory: directory.path)

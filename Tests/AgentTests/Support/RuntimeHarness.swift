@@ -49,9 +49,12 @@ struct RuntimeHarness: Sendable {
         scope = "t\(UInt32.random(in: 0...UInt32.max))"
         directory = TemporaryDirectory("runtime")
         if kind == .docker {
-            (socket, image) = try DockerTestEngine.require()
+            let engine = try DockerTestEngine.require()
+            socket = engine.socket
+            image = engine.image
         } else {
-            (socket, image) = (nil, nil)
+            socket = nil
+            image = nil
         }
     }
 
