@@ -174,6 +174,7 @@ public struct DockerClient: Sendable {
         let url = try url("/containers/\(escape(id))/logs?stdout=true&stderr=true")
         var request = HTTPClientRequest(url: url)
         request.method = .GET
+        request.headers.replaceOrAdd(name: "Host", value: "docker")
         let response: HTTPClientResponse
         do {
             response = try await httpClient.execute(request, timeout: .minutes(10))
@@ -184,8 +185,8 @@ public struct DockerClient: Sendable {
             let data = (try? await response.body.collect(upTo: 1 << 20)).map { Data($0.readableBytesView) } ?? Data()
             throw RuntimeError(.engine, "logs of \(id): HTTP \(response.status.code): \(Self.message(data))")
         }
-        FileManager.default.createFile(atPath: stdout, contents: nil)
-        FileManager.default.createFile(atPath: stderr, contents: nil)
+        _ = FileManager.default.createFile(atPath: stdout, contents: nil)
+        _ = FileManager.default.createFile(atPath: stderr, contents: nil)
         guard let out = FileHandle(forWritingAtPath: stdout), let err = FileHandle(forWritingAtPath: stderr) else {
             throw RuntimeError(.engine, "cannot write the log files \(stdout) and \(stderr)")
         }
@@ -256,6 +257,7 @@ public struct DockerClient: Sendable {
     ) async throws -> (Int, Data) {
         var request = HTTPClientRequest(url: try url(path))
         request.method = method
+        request.headers.replaceOrAdd(name: "Host", value: "docker")
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(bytes: body))

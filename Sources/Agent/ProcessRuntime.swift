@@ -168,9 +168,12 @@ public actor ProcessRuntime: TaskRuntime {
     /// Ends the supervisor loop once the running processes have ended.
     public nonisolated func finish() { launchSink.finish() }
 
-    /// Kills every running process tree now (started or adopted).
+    /// Kills every running process tree now (started or adopted); their ends are reported as `stopped`.
     public func killAll() {
-        for process in running.values { killTree(process) }
+        for (attempt, process) in running {
+            stopping.insert(attempt)
+            killTree(process)
+        }
     }
 
     /// The number of running processes.

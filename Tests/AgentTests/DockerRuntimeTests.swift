@@ -20,7 +20,7 @@ struct DockerRuntimeTests {
         let directory = TemporaryDirectory("docker-dead")
         defer { directory.remove() }
         let path = directory.file("docker.sock")
-        if kind == "regular-file" { FileManager.default.createFile(atPath: path, contents: Data("x".utf8)) }
+        if kind == "regular-file" { _ = FileManager.default.createFile(atPath: path, contents: Data("x".utf8)) }
         let runtime = makeRuntime(socket: path)
         let error = try await #require(throws: RuntimeError.self) { try await runtime.inventory() }
         #expect(error.code == .unreachable)

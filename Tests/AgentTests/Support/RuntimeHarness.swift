@@ -106,7 +106,7 @@ struct RuntimeHarness: Sendable {
 
     /// Writes a file into the attempt's working directory.
     func touch(_ attempt: TaskAttempt, _ name: String) {
-        FileManager.default.createFile(atPath: taskDirectory(attempt) + "/work/" + name, contents: Data())
+        _ = FileManager.default.createFile(atPath: taskDirectory(attempt) + "/work/" + name, contents: Data())
     }
 
     func read(_ attempt: TaskAttempt, _ name: String) -> String? {
