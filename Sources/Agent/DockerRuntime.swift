@@ -353,7 +353,7 @@ public actor DockerRuntime: TaskRuntime {
         }
         if wasTimedOut {
             report.exitCode = exitCode ?? 124
-            report.reason = "timed out and was stopped"
+            report.reason = "timed out after \(item.timeoutSeconds ?? 0)s and was stopped"
         }
         if wasStopped { report.reason = "stopped on request" + (report.reason.map { " (\($0))" } ?? "") }
         do {

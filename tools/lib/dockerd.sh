@@ -114,7 +114,10 @@ stop_dockerd() {
   stop_dockerd_process
   if [ -n "$dockerd_dir" ]; then
     # vfs/overlay data can hold mounts: unmount what is left under the directory before removing it.
-    grep -o " $dockerd_dir[^ ]*" /proc/mounts 2>/dev/null | sort -r | while read -r mount; do umount "$mount" 2>/dev/null || true; done
+    # (grep finds nothing in the usual case: `|| true`, for callers under `set -o pipefail`.)
+    { grep -o " $dockerd_dir[^ ]*" /proc/mounts 2>/dev/null || true; } | sort -r | while read -r mount; do
+      umount "$mount" 2>/dev/null || true
+    done
     rm -rf "$dockerd_dir"
     dockerd_dir=""
   fi
