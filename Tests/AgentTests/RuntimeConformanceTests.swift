@@ -175,6 +175,20 @@ struct RuntimeConformanceTests {
     }
 
     @Test(arguments: DockerTestEngine.runtimes)
+    func aTaskPastItsTimeoutIsStopped(kind: RuntimeKind) async throws {
+        let harness = try RuntimeHarness(kind)
+        defer { harness.directory.remove() }
+        let attempt = harness.attempt()
+        let ended = try await withSupervisedRuntime(harness.makeRuntime()) { runtime, exits in
+            _ = try await harness.start(runtime, attempt, harness.spec("sleep 30", timeoutSeconds: 1))
+            return try await exits.wait(for: attempt, timeout: .seconds(20))
+        }
+        #expect(ended.state == .exited)
+        #expect(ended.reason == "timed out after 1s and was stopped")
+        #expect(ended.exitCode != nil && ended.exitCode != 0)
+    }
+
+    @Test(arguments: DockerTestEngine.runtimes)
     func aStartOfTheSameAttemptTwiceNeverRunsItTwice(kind: RuntimeKind) async throws {
         let harness = try RuntimeHarness(kind)
         defer { harness.directory.remove() }
