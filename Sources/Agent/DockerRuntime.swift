@@ -304,6 +304,20 @@ public actor DockerRuntime: TaskRuntime {
         return ended
     }
 
+    /// A process is a task's when it is in the same cgroup as a task container's PID 1 (`/proc/<pid>/cgroup`), that
+    /// is, in the container; the host PIDs of processes inside a container are not in the container's process groups.
+    public nonisolated func processOwner(of taskPIDs: [Int32]) -> @Sendable (Int32) -> Bool {
+        let cgroups = Set(taskPIDs.compactMap(Self.cgroup(of:)))
+        return { pid in Self.cgroup(of: pid).map { cgroups.contains($0) } ?? false }
+    }
+
+    /// The contents of `/proc/<pid>/cgroup`, `nil` when unreadable (or the root cgroup, which is not a container's).
+    static func cgroup(of pid: Int32) -> String? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8) else { return nil }
+        let lines = text.split(separator: "\n").filter { !$0.hasSuffix(":/") }
+        return lines.isEmpty ? nil : lines.joined(separator: "\n")
+    }
+
     // MARK: Supervision
 
     /// Waits for a container to end and builds its final report; `nil` when cancelled first.

@@ -81,10 +81,10 @@ struct RequestHandler: Sendable {
         }
     }
 
-    /// The GPUs, counting a compute process as ours when its process group is one of our running tasks'.
+    /// The GPUs, counting a compute process as ours when the runtime says it belongs to one of our running tasks.
     private func readGPUs() async -> GPUInventory.Reading {
-        let groups = Set(await tasks.all.filter { $0.state == .running }.compactMap(\.pid))
-        return await GPUInventory(command: configuration.nvidiaSMI).read { pid in groups.contains(getpgid(pid)) }
+        let owner = runtime.processOwner(of: await tasks.all.filter { $0.state == .running }.compactMap(\.pid))
+        return await GPUInventory(command: configuration.nvidiaSMI).read(ours: owner)
     }
 
     private func startTask(_ start: StartTask, requestID: RequestID) async -> ResponseBody {

@@ -1,6 +1,11 @@
 import Domain
+import Foundation
 import Logging
 import Wire
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Where an agent runs task attempts: as processes (``ProcessRuntime``) or as Docker containers (``DockerRuntime``).
 ///
@@ -73,6 +78,22 @@ public protocol TaskRuntime: Sendable {
     /// - Returns: `running` when it is now supervised, otherwise its final report.
     /// - Throws: ``RuntimeError`` (``RuntimeError/Code/unreachable``) when it cannot be known whether it runs.
     func adopt(_ report: TaskStatusReport) async throws -> TaskStatusReport
+
+    /// Tells which host processes belong to running tasks (for the GPU inventory: a GPU busy with one of our tasks'
+    /// processes is booked, not someone else's).
+    ///
+    /// - Parameter taskPIDs: The `pid` of each running task's report.
+    /// - Returns: A predicate on host PIDs.
+    func processOwner(of taskPIDs: [Int32]) -> @Sendable (Int32) -> Bool
+}
+
+extension TaskRuntime {
+    /// A process is a task's when its process group is one the task leads (the process runtime starts every task
+    /// as a session and process-group leader).
+    public func processOwner(of taskPIDs: [Int32]) -> @Sendable (Int32) -> Bool {
+        let groups = Set(taskPIDs)
+        return { pid in groups.contains(getpgid(pid)) }
+    }
 }
 
 /// The kinds of ``TaskRuntime``.

@@ -102,6 +102,33 @@ struct DockerRuntimeTests {
         #expect(output.hasSuffix("lo\n"), "network mode none: only the loopback interface: \(output)")
     }
 
+    @Test(.enabled(if: DockerTestEngine.enabled, "TOUCHSTONE_DOCKER_SOCKET is not set: run tools/test"))
+    func aProcessInsideATaskContainerIsOursForTheGPUInventory() async throws {
+        let (socket, image) = try DockerTestEngine.require()
+        let directory = TemporaryDirectory("docker-owner")
+        defer { directory.remove() }
+        let attempt = TaskAttempt(taskID: .random(), attempt: 1)
+        try await withSupervisedRuntime(makeRuntime(socket: socket)) { runtime, exits in
+            let started = await runtime.start(
+                attempt, spec: TaskSpec(command: ["sh", "-c", "sleep 300 & wait"], image: image), labels: [:],
+                directory: directory.path)
+            let initPID = try #require(started.pid, "\(started.reason ?? "")")
+            // docker-init's child (the task's shell), by its host PID.
+            var children = ""
+            for _ in 0..<100 where children.isEmpty {
+                children = (try? String(contentsOfFile: "/proc/\(initPID)/task/\(initPID)/children", encoding: .utf8)) ?? ""
+                if children.isEmpty { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            let shell = try #require(children.split(separator: " ").first.flatMap { Int32($0) })
+            let ours = runtime.processOwner(of: [initPID])
+            #expect(ours(shell), "a process inside the container belongs to the task")
+            #expect(!ours(getpid()), "the test process is not the task's")
+            #expect(!ours(1))
+            _ = await runtime.stop(attempt, grace: .seconds(1))
+            _ = try await exits.wait(for: attempt)
+        }
+    }
+
     @Test func theContainerBodyMountsTheWorkspaceCutsTheNetworkAndRequestsTheBookedGPUs() throws {
         var options = RuntimeOptions()
         options.memoryBytes = 512 << 20
