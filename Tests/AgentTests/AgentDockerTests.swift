@@ -136,6 +136,44 @@ struct AgentDockerTests {
         #expect(await harness.agent?.wait(timeout: .seconds(20)) == 0)
     }
 
+    @Test func aContainerThatEndedWhileTheAgentWasDownIsReportedWithItsExitCode() async throws {
+        var harness = try Harness(server: server)
+        defer { harness.directory.remove() }
+        let image = try DockerTestEngine.require().image
+        try harness.startAgent()
+        let spec = TaskSpec(
+            command: ["sh", "-c", "while [ ! -e release ]; do sleep 0.1; done; echo done > out.txt; echo bye; exit 4"],
+            outputs: ["out.txt"], image: image)
+        let task = TaskID.random()
+        guard case .taskStarted(let started) = try await harness.call(
+            .startTask(StartTask(taskID: task, attempt: 1, spec: spec, backend: "test")))
+        else { Issue.record("not started"); return }
+        #expect(started.state == .running, "\(started.reason ?? "")")
+        harness.agent?.signal(SIGKILL)
+        _ = await harness.agent?.wait()
+        // The task ends while no agent runs.
+        let client = DockerClient(socketPath: harness.socket)
+        let name = "touchstone-\(server)-\(task)-1"
+        _ = FileManager.default.createFile(
+            atPath: harness.directory.file("workspace/tasks/\(task)/1/work/release"), contents: Data())
+        var exited = false
+        for _ in 0..<100 where !exited {
+            exited = try await client.inspectContainer(name)?.state.running == false
+            if !exited { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(exited)
+        try harness.startAgent(name: "agent-restarted")
+        let ended = try await harness.waitForReport(task) { $0.state != .running }
+        #expect(ended.state == .exited)
+        #expect(ended.exitCode == 4)
+        #expect(ended.outputs["out.txt"] == "done\n")
+        let taskDirectory = harness.directory.file("workspace/tasks/\(task)/1")
+        #expect(try String(contentsOfFile: taskDirectory + "/stdout.log", encoding: .utf8) == "bye\n")
+        #expect(try await client.inspectContainer(name) == nil, "the ended container was removed")
+        harness.agent?.signal(SIGTERM)
+        #expect(await harness.agent?.wait(timeout: .seconds(20)) == 0)
+    }
+
     @Test func aTaskWithoutAnImageFailsToStartWhenTheAgentHasNoDefault() async throws {
         var harness = try Harness(server: server)
         defer { harness.directory.remove() }
