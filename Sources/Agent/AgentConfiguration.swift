@@ -21,6 +21,8 @@ public struct AgentConfiguration: Sendable {
     public var useCgroups: Bool
     /// The `nvidia-smi` to query for GPUs (name on `PATH`, or a path); absent means no GPUs.
     public var nvidiaSMI: String = "nvidia-smi"
+    /// Where tasks run: processes or Docker containers (``RuntimeOptions``).
+    public var runtime = RuntimeOptions()
 
     public init(
         serverID: ServerID, queuePath: String, queuePrefix: String = "touchstone", channels: Int = 3,

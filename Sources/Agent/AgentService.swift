@@ -37,8 +37,9 @@ public struct AgentService: Service {
         try FileManager.default.createDirectory(atPath: configuration.workspace, withIntermediateDirectories: true)
         // 1. Open the journal.
         let journal = try AgentJournal(path: configuration.journalPath, serverID: configuration.serverID)
-        let cgroups = configuration.useCgroups ? CgroupController.detect(scope: configuration.cgroupScope) : nil
-        let runtime = ProcessRuntime(cgroups: cgroups, logger: logger)
+        let runtime = configuration.runtime.makeRuntime(
+            scope: configuration.serverID.rawValue, workspace: configuration.workspace,
+            useCgroups: configuration.useCgroups, cgroupScope: configuration.cgroupScope, logger: logger)
         // 2. Take inventory before executing anything.
         let tasks = AgentTasks(journal: journal, runtime: runtime, configuration: configuration)
         try await tasks.loadInventory()
@@ -47,27 +48,21 @@ public struct AgentService: Service {
             "agent ready",
             metadata: [
                 "server": "\(configuration.serverID)", "channels": "\(queues.count)",
-                "kill": "\(runtime.killMechanism)", "tasks.known": "\(known)",
+                "runtime": "\(runtime.summary)", "tasks.known": "\(known)",
             ])
         let handler = RequestHandler(
             configuration: configuration, journal: journal, tasks: tasks, runtime: runtime,
             epochs: try await ChannelEpochs(journal: journal), logger: logger)
         let deadline = Duration.seconds(configuration.drainDeadlineSeconds)
         /// Which child task ended: only the end of polling (graceful shutdown) starts the drain.
-        enum Child { case runtime, adopted, polling }
+        enum Child { case runtime, polling }
         try await withThrowingTaskGroup(of: Child.self) { group in
             group.addTask {
                 await runtime.run { report in await tasks.ended(report) }
                 return .runtime
             }
-            // Processes started by an earlier life of this agent that still run: watched until they end, then their
-            // exit code is read from the file their wrapper writes.
-            for adopted in await tasks.adoptedRunning() {
-                group.addTask {
-                    await tasks.watchAdopted(adopted)
-                    return .adopted
-                }
-            }
+            // Attempts started by an earlier life of this agent that still run were adopted by the runtime in
+            // loadInventory(): it supervises them and reports their end through the same onExit.
             // 3. Only then poll the channels, concurrently; graceful shutdown stops the polling.
             group.addTask {
                 try await cancelWhenGracefulShutdown {
@@ -168,12 +163,12 @@ extension TaskStatusReport {
 /// What the agent knows of its task attempts: the journal's reports, kept in memory.
 actor AgentTasks {
     let journal: AgentJournal
-    let runtime: ProcessRuntime
+    let runtime: any TaskRuntime
     private var reports: [TaskAttempt: TaskStatusReport] = [:]
 
     let configuration: AgentConfiguration
 
-    init(journal: AgentJournal, runtime: ProcessRuntime, configuration: AgentConfiguration) {
+    init(journal: AgentJournal, runtime: any TaskRuntime, configuration: AgentConfiguration) {
         self.journal = journal
         self.runtime = runtime
         self.configuration = configuration
@@ -181,48 +176,48 @@ actor AgentTasks {
 
     var count: Int { reports.count }
 
-    /// Loads the journal. An attempt journaled as running whose process is gone (the agent was restarted) is
-    /// reported with the exit code its wrapper wrote, or as ended without one.
+    /// Loads the journal, then asks the runtime about every attempt journaled as running: one that still runs (the
+    /// agent was restarted) is adopted, supervised from now on; one that ended meanwhile gets its final report (from
+    /// its exit-code file or its container). Labelled attempts the runtime finds but the journal lacks (the agent died
+    /// between starting one and journaling it) are adopted too.
+    ///
+    /// - Throws: When the journal cannot be read or the runtime cannot be asked (Docker unreachable): the agent must
+    ///   not start without knowing what runs.
     func loadInventory() async throws {
         let (journaled, launching) = try await journal.attempts()
         reports = journaled
+        let found = try await runtime.inventory()
+        let foundKeys = Set(found.map(\.key))
+        // A launch journaled without its outcome (the agent stopped in between): the runtime's inventory finds the
+        // attempt by its labels if it was launched, and it is adopted below; otherwise it is resolved here. It is
+        // never launched a second time.
         for key in launching {
-            try await resolveLaunch(key)
+            if foundKeys.contains(key) {
+                reports[key] = nil
+            } else {
+                try await resolveLaunch(key)
+            }
         }
         for (key, report) in reports where report.state == .running {
-            guard let pid = report.pid, !ProcessTable.isAlive(pid) else { continue }
-            var ended = report
-            ended.state = .exited
-            ended.endedAt =
-                (try? FileManager.default.attributesOfItem(atPath: exitFile(report))[.modificationDate] as? Date) ?? Date()
-            if let text = try? String(contentsOfFile: exitFile(report), encoding: .utf8),
-                let code = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
-            {
-                ended.exitCode = code
-                ended.reason = code == 0 ? nil : "exit code \(code)"
-            } else {
-                ended.reason = "the process ended while the agent was down; no exit code was recorded"
-            }
-            reports[key] = ended
-            try await journal.record(ended)
+            let now = try await runtime.adopt(report)
+            guard now.state != .running else { continue }
+            reports[key] = now
+            try await journal.record(now)
+        }
+        for found in found where reports[found.key] == nil {
+            let now = try await runtime.adopt(found)
+            reports[found.key] = now
+            try await journal.record(now)
         }
     }
 
-    /// An attempt whose launch was journaled but not its outcome: the agent stopped in between. Its wrapper process,
-    /// found by its labels in `/proc`, is adopted; an exit-code file means it already ended; with neither, it never
-    /// started (or left no trace) and is reported as failed to start, which the backend retries as an
-    /// infrastructure failure. It is never launched a second time.
+    /// An attempt whose launch was journaled but not its outcome, and which the runtime does not find: an exit-code
+    /// file means it ran and ended; without one it never started (or left no trace) and is reported as failed to
+    /// start, which the backend retries as an infrastructure failure.
     private func resolveLaunch(_ key: TaskAttempt) async throws {
         guard var report = reports[key] else { return }
         let directory = report.labels["touchstone.directory"] ?? configuration.taskDirectory(key)
-        if let pid = ProcessTable.wrapper(of: key) {
-            report.state = .running
-            report.pid = pid
-            report.reason = nil
-            report.startedAt =
-                (try? FileManager.default.attributesOfItem(atPath: directory + "/stdout.log")[.creationDate] as? Date)
-                ?? Date()
-        } else if let text = try? String(contentsOfFile: directory + "/exit-code", encoding: .utf8),
+        if let text = try? String(contentsOfFile: directory + "/exit-code", encoding: .utf8),
             let code = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
         {
             report.state = .exited
@@ -241,63 +236,6 @@ actor AgentTasks {
 
     /// Gives up a reservation whose launch was not attempted.
     func release(_ key: TaskAttempt) { starting.remove(key) }
-
-    /// Attempts journaled as running whose process is still alive (adopted after a restart).
-    func adoptedRunning() -> [TaskStatusReport] {
-        reports.values.filter { $0.state == .running }
-    }
-
-    /// Polls an adopted process until it ends, then records its end from the exit-code file.
-    nonisolated func watchAdopted(_ report: TaskStatusReport) async {
-        guard let pid = report.pid else { return }
-        while ProcessTable.isAlive(pid) {
-            if Task.isCancelled { return }
-            try? await Task.sleep(for: .milliseconds(500))
-        }
-        await endAdopted(report)
-    }
-
-    private var stoppingAdopted: Set<TaskAttempt> = []
-
-    /// Stops an adopted process (not the runtime's child): SIGTERM to its process group, SIGKILL after the grace
-    /// period; waits until its end is recorded, as `stopped`.
-    func stopAdopted(_ report: TaskStatusReport, grace: Duration) async {
-        guard let pid = report.pid, reports[report.key]?.state == .running else { return }
-        stoppingAdopted.insert(report.key)
-        kill(-pid, SIGTERM)
-        let deadline = ContinuousClock.now + grace
-        while reports[report.key]?.state == .running, ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-        if reports[report.key]?.state == .running { kill(-pid, SIGKILL) }
-        let end = ContinuousClock.now + .seconds(5)
-        while reports[report.key]?.state == .running, ContinuousClock.now < end {
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-    }
-
-    private func endAdopted(_ report: TaskStatusReport) async {
-        var ended = report
-        ended.state = stoppingAdopted.remove(report.key) != nil ? .stopped : .exited
-        let file = exitFile(report)
-        ended.endedAt = (try? FileManager.default.attributesOfItem(atPath: file)[.modificationDate] as? Date) ?? Date()
-        if let text = try? String(contentsOfFile: file, encoding: .utf8),
-            let code = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
-        {
-            ended.exitCode = code
-            ended.reason = code == 0 ? nil : "exit code \(code)"
-        } else {
-            ended.reason = "the process ended while the agent was not supervising it; no exit code was recorded"
-        }
-        if ended.state == .stopped { ended.reason = "stopped on request" + (ended.reason.map { " (\($0))" } ?? "") }
-        let directory = report.labels["touchstone.directory"] ?? ""
-        ended.outputs = Workspace.collectOutputs(report.outputPaths, in: directory + "/work")
-        await self.ended(ended)
-    }
-
-    private func exitFile(_ report: TaskStatusReport) -> String {
-        (report.labels["touchstone.directory"] ?? "") + "/exit-code"
-    }
 
     func report(for key: TaskAttempt) -> TaskStatusReport? { reports[key] }
 

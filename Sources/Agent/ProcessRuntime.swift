@@ -19,8 +19,20 @@ import SystemPackage
 /// allows one, with stdout and stderr in files of its working directory.
 ///
 /// Call ``run(onExit:)`` once, inside the agent's task group: it supervises every process started with
-/// ``start(_:spec:labels:directory:)`` and reports each end through `onExit`.
-public actor ProcessRuntime {
+/// ``start(_:spec:labels:directory:)`` or taken over with ``adopt(_:)``, and reports each end through `onExit`.
+///
+/// A task that names an image cannot run here: its start fails with a reason saying so.
+///
+/// Every process started here carries its labels where ``inventory()`` finds them after an agent restart: the wrapper
+/// (a session leader) has `TOUCHSTONE_RUNTIME_SCOPE`, `TOUCHSTONE_TASK_ID`, `TOUCHSTONE_ATTEMPT` and
+/// `TOUCHSTONE_DIRECTORY` in its environment, and the attempt's directory holds `labels.json`. Processes without them
+/// are never listed or signalled.
+public actor ProcessRuntime: TaskRuntime {
+    enum Work: Sendable {
+        case launch(Launch)
+        case adopted(TaskStatusReport)
+    }
+
     struct Launch: Sendable {
         var attempt: TaskAttempt
         var spec: TaskSpec
@@ -34,22 +46,33 @@ public actor ProcessRuntime {
         var cgroup: String?
     }
 
-    private let launches: AsyncStream<Launch>
-    private let launchSink: AsyncStream<Launch>.Continuation
-    private var running: [TaskAttempt: Running] = [:]
-    private var stopping: Set<TaskAttempt> = []
+    private let launches: AsyncStream<Work>
+    let launchSink: AsyncStream<Work>.Continuation
+    var running: [TaskAttempt: Running] = [:]
+    var stopping: Set<TaskAttempt> = []
     private var timedOut: Set<TaskAttempt> = []
-    private let cgroups: CgroupController?
+    let cgroups: CgroupController?
     private let logger: Logger
+    /// The `touchstone.server` label (and `TOUCHSTONE_RUNTIME_SCOPE`) of every process this runtime starts or lists.
+    public nonisolated let scope: String
+    /// When set, ``inventory()`` lists only attempts whose directory is under it.
+    public nonisolated let workspace: String?
 
     /// - Parameters:
     ///   - cgroups: Where to make per-task cgroups; `nil` falls back to process-group kills.
+    ///   - scope: The agent's server name; processes of another scope are never listed or adopted.
     ///   - logger: The agent's logger.
-    public init(cgroups: CgroupController?, logger: Logger) {
-        (launches, launchSink) = AsyncStream.makeStream(of: Launch.self)
+    ///   - workspace: When set, only attempts whose directory is under it are listed by ``inventory()``.
+    public init(cgroups: CgroupController?, scope: String = "", workspace: String? = nil, logger: Logger) {
+        self.workspace = workspace
+        (launches, launchSink) = AsyncStream.makeStream(of: Work.self)
         self.cgroups = cgroups
+        self.scope = scope
         self.logger = logger
     }
+
+    public nonisolated var kind: RuntimeKind { .process }
+    public nonisolated var summary: String { "processes, kill by \(killMechanism)" }
 
     /// Which kill mechanism this runtime uses: `cgroup-v2`, `cgroup-v1-freezer` or `process-group`.
     public nonisolated var killMechanism: String {
@@ -72,9 +95,16 @@ public actor ProcessRuntime {
     public func start(
         _ attempt: TaskAttempt, spec: TaskSpec, labels: [String: String], directory: String
     ) async -> TaskStatusReport {
-        await withCheckedContinuation { continuation in
+        if let image = spec.image {
+            return TaskStatusReport(
+                taskID: attempt.taskID, attempt: attempt.attempt, state: .failedToStart,
+                reason: "\(RuntimeError.Code.imageNotSupported): the task asks for image \(image), but this agent runs "
+                    + "tasks as processes (--runtime process); run it on an agent started with --runtime docker",
+                labels: labels)
+        }
+        return await withCheckedContinuation { continuation in
             launchSink.yield(
-                Launch(attempt: attempt, spec: spec, labels: labels, directory: directory, reply: continuation))
+                .launch(Launch(attempt: attempt, spec: spec, labels: labels, directory: directory, reply: continuation)))
         }
     }
 
@@ -102,7 +132,13 @@ public actor ProcessRuntime {
     /// - Parameter onExit: Called once per attempt with its final report (exited, stopped or failedToStart).
     public func run(onExit: @escaping @Sendable (TaskStatusReport) async -> Void) async {
         await withDiscardingTaskGroup { group in
-            for await launch in launches {
+            for await work in launches {
+                guard case .launch(let launch) = work else {
+                    if case .adopted(let report) = work {
+                        group.addTask { await onExit(await self.superviseAdopted(report)) }
+                    }
+                    continue
+                }
                 group.addTask {
                     let report = await withTaskGroup(of: TaskStatusReport?.self) { attemptGroup in
                         attemptGroup.addTask { await self.execute(launch) }
@@ -132,9 +168,12 @@ public actor ProcessRuntime {
     /// Ends the supervisor loop once the running processes have ended.
     public nonisolated func finish() { launchSink.finish() }
 
-    /// Kills every running process tree now.
+    /// Kills every running process tree now (started or adopted); their ends are reported as `stopped`.
     public func killAll() {
-        for process in running.values { killTree(process) }
+        for (attempt, process) in running {
+            stopping.insert(attempt)
+            killTree(process)
+        }
     }
 
     /// The number of running processes.
@@ -163,10 +202,13 @@ public actor ProcessRuntime {
     private func forget(_ attempt: TaskAttempt) { timedOut.remove(attempt) }
 
     /// The shell wrapper: join the cgroup, then run the command, keeping its exit code (also written to a file so
-    /// that a restarted agent can read the outcome of a process it no longer supervises).
+    /// that a restarted agent can read the outcome of a process it no longer supervises). The wrapper catches SIGTERM
+    /// with a no-op handler (reset to the default in the command, as every handler is on exec), so that a graceful
+    /// stop lets the command run its own handler and end before the wrapper records its exit code.
     static let wrapper = """
         if [ -n "$1" ]; then echo $$ > "$1" || exit 125; fi
         exitfile="$2"; shift 2
+        trap : TERM
         "$@"
         code=$?
         echo "$code" > "$exitfile.tmp" && mv "$exitfile.tmp" "$exitfile"
@@ -182,6 +224,9 @@ public actor ProcessRuntime {
         let stderrFD: FileDescriptor
         do {
             try Workspace.prepare(directory: launch.directory, files: launch.spec.files)
+            var labels = launch.labels
+            labels[serverLabel] = scope
+            try JSONEncoder().encode(labels).write(to: URL(fileURLWithPath: launch.directory + "/labels.json"))
             stdoutFD = try FileDescriptor.open(
                 FilePath(launch.directory + "/stdout.log"), .writeOnly, options: [.create, .append],
                 permissions: [.ownerReadWrite, .groupRead])
@@ -204,6 +249,11 @@ public actor ProcessRuntime {
             "TOUCHSTONE_WORKDIR": work,
         ]
         for (key, value) in launch.spec.environment { environment[key] = value }
+        // What inventory() looks for; set after the spec's environment so that a task cannot hide from it.
+        environment["TOUCHSTONE_RUNTIME_SCOPE"] = scope
+        environment["TOUCHSTONE_TASK_ID"] = attempt.taskID.rawValue
+        environment["TOUCHSTONE_ATTEMPT"] = String(attempt.attempt)
+        environment["TOUCHSTONE_DIRECTORY"] = launch.directory
         var options = PlatformOptions()
         options.createSession = true
         let configuration = Configuration(

@@ -13,7 +13,7 @@ struct RequestHandler: Sendable {
     let configuration: AgentConfiguration
     let journal: AgentJournal
     let tasks: AgentTasks
-    let runtime: ProcessRuntime
+    let runtime: any TaskRuntime
     let epochs: ChannelEpochs
     let logger: Logger
 
@@ -96,18 +96,17 @@ struct RequestHandler: Sendable {
             guard let report = await tasks.report(for: key) else {
                 return .error(WireError(.unknownTask, "no attempt \(key) on this agent"))
             }
-            if report.state == .running, await !runtime.stop(key, grace: .seconds(stop.graceSeconds)) {
-                // Not the runtime's child: a process adopted after a restart, stopped by its process group.
-                await tasks.stopAdopted(report, grace: .seconds(stop.graceSeconds))
+            if report.state == .running {
+                _ = await runtime.stop(key, grace: .seconds(stop.graceSeconds))
             }
             return .taskStopped(await tasks.report(for: key) ?? report)
         }
     }
 
-    /// The GPUs, counting a compute process as ours when its process group is one of our running tasks'.
+    /// The GPUs, counting a compute process as ours when the runtime says it belongs to one of our running tasks.
     private func readGPUs() async -> GPUInventory.Reading {
-        let groups = Set(await tasks.all.filter { $0.state == .running }.compactMap(\.pid))
-        return await GPUInventory(command: configuration.nvidiaSMI).read { pid in groups.contains(getpgid(pid)) }
+        let owner = runtime.processOwner(of: await tasks.all.filter { $0.state == .running }.compactMap(\.pid))
+        return await GPUInventory(command: configuration.nvidiaSMI).read(ours: owner)
     }
 
     private func startTask(_ start: StartTask, requestID: RequestID) async -> ResponseBody {

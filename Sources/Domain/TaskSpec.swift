@@ -4,6 +4,10 @@ import Foundation
 public struct TaskSpec: Codable, Sendable, Equatable {
     /// A human label, e.g. `svm-c1`; not unique.
     public var name: String?
+    /// The container image to run the command in (e.g. `touchstone-train:1`), for agents with the docker runtime;
+    /// `nil`: the agent's default image on docker, a plain process on the process runtime. Absent from payloads
+    /// written before it existed, which decode as `nil`.
+    public var image: String?
     /// The program and its arguments (argv); at least one element.
     public var command: [String]
     /// Environment variables added to the agent's minimal base environment.
@@ -21,8 +25,9 @@ public struct TaskSpec: Codable, Sendable, Equatable {
 
     public init(
         name: String? = nil, command: [String], environment: [String: String] = [:], files: [WorkingFile] = [],
-        outputs: [String] = [], gpus: Int = 0, timeoutSeconds: Int? = nil, priority: Int = 0
+        outputs: [String] = [], gpus: Int = 0, timeoutSeconds: Int? = nil, priority: Int = 0, image: String? = nil
     ) {
+        self.image = image
         self.priority = priority
         self.name = name
         self.command = command
@@ -34,13 +39,14 @@ public struct TaskSpec: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, command, environment, files, outputs, gpus, timeoutSeconds, priority
+        case name, image, command, environment, files, outputs, gpus, timeoutSeconds, priority
     }
 
-    /// Decodes a spec; fields added after the first schema (`priority`) take their defaults when absent.
+    /// Decodes a spec; fields added after the first schema (`priority`, `image`) take their defaults when absent.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         name = try container.decodeIfPresent(String.self, forKey: .name)
+        image = try container.decodeIfPresent(String.self, forKey: .image)
         command = try container.decode([String].self, forKey: .command)
         environment = try container.decodeIfPresent([String: String].self, forKey: .environment) ?? [:]
         files = try container.decodeIfPresent([WorkingFile].self, forKey: .files) ?? []
@@ -64,6 +70,13 @@ public struct TaskSpec: Codable, Sendable, Equatable {
             throw TaskSpecError("a task needs a command: nothing was given to run")
         }
         guard gpus >= 0 else { throw TaskSpecError("--gpus must be 0 or more, got \(gpus)") }
+        if let image {
+            guard !image.isEmpty, image.count <= 255,
+                image.unicodeScalars.allSatisfy({ $0.isASCII && $0.value > 32 && $0.value < 127 })
+            else {
+                throw TaskSpecError("image \(image.debugDescription) is not a valid image reference")
+            }
+        }
         if let timeoutSeconds, timeoutSeconds <= 0 {
             throw TaskSpecError("the timeout must be a positive number of seconds, got \(timeoutSeconds)")
         }

@@ -51,11 +51,35 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "The nvidia-smi to query for GPUs (a name on PATH or a path).")
     var nvidiaSmi: String = "nvidia-smi"
 
+    @Option(help: "Where tasks run: process (child processes) or docker (containers; docs/runtimes.md).")
+    var runtime: String = "process"
+
+    @Option(help: "The Docker engine's unix socket (docker runtime).")
+    var dockerSocket: String = "/var/run/docker.sock"
+
+    @Option(help: "Pull a task's image when it is not on the host: never or if-missing (docker runtime).")
+    var imagePullPolicy: String = "never"
+
+    @Option(help: "The image of tasks that name none (docker runtime); without it such tasks fail to start.")
+    var defaultImage: String?
+
+    @Option(help: "A memory limit per task container, in MiB (docker runtime).")
+    var containerMemory: Int?
+
+    @Option(help: "A CPU limit per task container, in CPUs, e.g. 1.5 (docker runtime).")
+    var containerCpus: Double?
+
     func validate() throws {
         guard ServerID.isValid(server) else { throw ValidationError("--server must be 1–63 of a-z, 0-9 and -") }
         guard (2...16).contains(channels) else { throw ValidationError("--channels must be 2–16") }
         guard (1...20).contains(pollWait) else { throw ValidationError("--poll-wait must be 1–20 seconds") }
         guard drainDeadline >= 0 else { throw ValidationError("--drain-deadline must be 0 or more") }
+        guard RuntimeKind(rawValue: runtime) != nil else { throw ValidationError("--runtime must be process or docker") }
+        guard RuntimeOptions.PullPolicy(rawValue: imagePullPolicy) != nil else {
+            throw ValidationError("--image-pull-policy must be never or if-missing")
+        }
+        if let containerMemory, containerMemory <= 0 { throw ValidationError("--container-memory must be positive") }
+        if let containerCpus, containerCpus <= 0 { throw ValidationError("--container-cpus must be positive") }
     }
 
     func run() async throws {
@@ -71,6 +95,12 @@ struct AgentCommand: AsyncParsableCommand {
             workspace: workspace, pollWait: .seconds(pollWait), drainDeadlineSeconds: drainDeadline,
             useCgroups: !noCgroups)
         configuration.nvidiaSMI = nvidiaSmi
+        configuration.runtime.kind = RuntimeKind(rawValue: runtime) ?? .process
+        configuration.runtime.dockerSocket = dockerSocket
+        configuration.runtime.pullPolicy = RuntimeOptions.PullPolicy(rawValue: imagePullPolicy) ?? .never
+        configuration.runtime.defaultImage = defaultImage
+        configuration.runtime.memoryBytes = containerMemory.map { Int64($0) << 20 }
+        configuration.runtime.nanoCPUs = containerCpus.map { Int64($0 * 1_000_000_000) }
         let transport: QueueTransport
         do {
             transport = try QueueTransport.fromSettings(

@@ -38,6 +38,9 @@ struct TaskSubmit: AsyncParsableCommand {
     @Option(help: "Higher runs first; FIFO within a priority.")
     var priority: Int = 0
 
+    @Option(help: "The container image to run the command in (agents with --runtime docker; docs/runtimes.md).")
+    var image: String?
+
     @Argument(parsing: .captureForPassthrough, help: "The command and its arguments.")
     var command: [String] = []
 
@@ -81,7 +84,7 @@ struct TaskSubmit: AsyncParsableCommand {
         }
         let spec = TaskSpec(
             name: name, command: argv, environment: env, files: working, outputs: outputs, gpus: gpus,
-            timeoutSeconds: timeout, priority: priority)
+            timeoutSeconds: timeout, priority: priority, image: image)
         do {
             try spec.validate()
         } catch {
