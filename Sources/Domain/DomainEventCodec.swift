@@ -53,6 +53,10 @@ public enum DomainEventCodec {
         case .taskRequeued(let p): return pack(p)
         case .serverGPUsObserved(let p): return pack(p)
         case .transportFailed(let p): return pack(p)
+        case .transfer(.started(let p)): return pack(p)
+        case .transfer(.completed(let p)): return pack(p)
+        case .transfer(.failed(let p)): return pack(p)
+        case .transfer(.rejected(let p)): return pack(p)
         }
     }
 
@@ -94,6 +98,10 @@ public enum DomainEventCodec {
         case (TaskRequeued.eventType, 1): return .taskRequeued(try unpack(TaskRequeued.self))
         case (ServerGPUsObserved.eventType, 1): return .serverGPUsObserved(try unpack(ServerGPUsObserved.self))
         case (TransportFailed.eventType, 1): return .transportFailed(try unpack(TransportFailed.self))
+        case (TransferStarted.eventType, 1): return .transfer(.started(try unpack(TransferStarted.self)))
+        case (TransferCompleted.eventType, 1): return .transfer(.completed(try unpack(TransferCompleted.self)))
+        case (TransferFailed.eventType, 1): return .transfer(.failed(try unpack(TransferFailed.self)))
+        case (TransferRejected.eventType, 1): return .transfer(.rejected(try unpack(TransferRejected.self)))
         default:
             throw DecodeError(
                 kind: .unknownEventType,
@@ -122,6 +130,7 @@ public enum DomainEventCodec {
         case .taskRequeued(let p): return StreamName.task(p.taskID)
         case .serverGPUsObserved(let p): return StreamName.server(p.serverID)
         case .transportFailed(let p): return StreamName.channel(p.channel)
+        case .transfer(let t): return StreamName.transfer(t.taskID)
         }
     }
 }

@@ -29,6 +29,7 @@ public enum DomainEvent: Sendable, Equatable {
     case taskRequeued(TaskRequeued)  // "task.requeued" v1
     case serverGPUsObserved(ServerGPUsObserved)  // "server.gpus-observed" v1
     case transportFailed(TransportFailed)  // "channel.transport-failed" v1
+    case transfer(TransferEvent)  // "transfer.started" | "transfer.completed" | "transfer.failed" | "transfer.rejected" v1
 }
 
 // MARK: Server lifecycle

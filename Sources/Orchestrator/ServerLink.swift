@@ -17,6 +17,8 @@ struct ServerLink: Sendable {
     let logger: Logger
     let work: AsyncStream<Work>
     let workSink: AsyncStream<Work>.Continuation
+    /// Inputs to put before starts, log mirroring and output collection (ServerLink+Transfers.swift).
+    let transferState = TransferState()
 
     /// A start or a stop to carry on a task channel.
     enum Work: Sendable {
@@ -34,16 +36,19 @@ struct ServerLink: Sendable {
     }
 
     /// Hands work to the next free task channel.
-    func enqueue(_ item: Work) { workSink.yield(item) }
+    func enqueue(_ item: Work) {
+        if routeThroughTransfers(item) { return }
+        workSink.yield(item)
+    }
 
     /// Runs the control loop and the channel workers until cancelled.
     func run() async {
         await withDiscardingTaskGroup { group in
             group.addTask { await control() }
-            let workers = clients.count > 1 ? Array(clients.dropFirst()) : clients
-            for client in workers {
+            for client in Self.taskChannels(of: clients) {
                 group.addTask { await worker(client) }
             }
+            group.addTask { await transferLoop() }
             group.addTask {
                 // End the workers' shared stream when the link is cancelled.
                 await withTaskCancellationHandler {
@@ -155,7 +160,7 @@ struct ServerLink: Sendable {
     /// The rule for a booking that a drain or capacity cut overtook: a start not yet sent when the server stopped
     /// taking tasks is withdrawn (logged as `task.dispatch-withdrawn`, the task is queued again); a start already sent
     /// runs and counts against the server until it ends, so nothing is lost and nothing new is booked past the limit.
-    private func stillWanted(_ start: StartTask) async throws -> Bool {
+    func stillWanted(_ start: StartTask) async throws -> Bool {
         let (server, task) = try await log.store.read { db in
             (
                 try ReadModels.row(ServerCapacity.self, key: serverID.rawValue, in: db),
@@ -211,6 +216,7 @@ struct ServerLink: Sendable {
             for row in tasks.rows.values
             where row.serverID == serverID && (row.status == .starting || row.status == .dispatching)
                 && !reported.contains(TaskAttempt(taskID: row.taskID, attempt: row.attempt))
+                && !transferState.isStaging(TaskAttempt(taskID: row.taskID, attempt: row.attempt))
                 && (row.dispatchedAt.map { Date().timeIntervalSince($0) > expiry } ?? false)
             {
                 let attempt = row.attempt

@@ -49,7 +49,7 @@ public struct ChannelSync: Projection {
         case .transportFailed(let e): return [e.channel.description]
         case .serverHelloReceived, .taskSubmitted, .taskDispatched, .taskStarted, .taskFinished, .serverCapacitySet,
             .serverDrainRequested, .serverDetachRequested, .serverDetached, .serverLivenessChanged, .serverGPUsObserved,
-            .taskDispatchWithdrawn, .taskRequeued:
+            .taskDispatchWithdrawn, .taskRequeued, .transfer:
             return []
         }
     }
@@ -86,7 +86,7 @@ public struct ChannelSync: Projection {
             rows[e.channel.description]?.lastTransportError = "\(e.code): \(e.message)"
         case .serverHelloReceived, .taskSubmitted, .taskDispatched, .taskStarted, .taskFinished, .serverCapacitySet,
             .serverDrainRequested, .serverDetachRequested, .serverDetached, .serverLivenessChanged, .serverGPUsObserved,
-            .taskDispatchWithdrawn, .taskRequeued:
+            .taskDispatchWithdrawn, .taskRequeued, .transfer:
             break
         }
     }

@@ -115,7 +115,7 @@ public struct ServerCapacity: Projection {
         case .serverLivenessChanged(let e): return [e.serverID.rawValue]
         case .serverGPUsObserved(let e): return [e.serverID.rawValue]
         case .taskDispatchWithdrawn(let e): return [e.serverID.rawValue]
-        case .taskSubmitted, .requestSent, .responseRejected, .taskRequeued, .transportFailed: return []
+        case .taskSubmitted, .requestSent, .responseRejected, .taskRequeued, .transportFailed, .transfer: return []
         }
     }
 
@@ -209,7 +209,7 @@ public struct ServerCapacity: Projection {
             // Skew from the agent's wall clock in each response (an upper bound: it includes the queue's latency).
             rows[e.channel.server.rawValue]?.clockSkewMilliseconds =
                 Int64((e.agentTime.timeIntervalSince(recorded.recordedAt) * 1000).rounded())
-        case .taskSubmitted, .requestSent, .responseRejected, .taskRequeued, .transportFailed:
+        case .taskSubmitted, .requestSent, .responseRejected, .taskRequeued, .transportFailed, .transfer:
             break
         }
     }

@@ -74,7 +74,7 @@ public struct TaskBoard: Projection {
         case .taskDispatchWithdrawn(let e): return [e.taskID.rawValue]
         case .taskRequeued(let e): return [e.taskID.rawValue]
         case .serverAttached, .serverHelloReceived, .responseReceived, .responseRejected, .serverCapacitySet,
-            .serverDrainRequested, .serverDetachRequested, .serverDetached, .serverLivenessChanged, .serverGPUsObserved, .transportFailed:
+            .serverDrainRequested, .serverDetachRequested, .serverDetached, .serverLivenessChanged, .serverGPUsObserved, .transportFailed, .transfer:
             return []
         }
     }
@@ -162,7 +162,7 @@ public struct TaskBoard: Projection {
             row.reason = e.reason
             rows[e.taskID.rawValue] = row
         case .serverAttached, .serverHelloReceived, .responseReceived, .responseRejected, .serverCapacitySet,
-            .serverDrainRequested, .serverDetachRequested, .serverDetached, .serverLivenessChanged, .serverGPUsObserved, .transportFailed:
+            .serverDrainRequested, .serverDetachRequested, .serverDetached, .serverLivenessChanged, .serverGPUsObserved, .transportFailed, .transfer:
             break
         }
     }

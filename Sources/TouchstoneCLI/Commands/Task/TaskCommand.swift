@@ -4,5 +4,5 @@ import ArgumentParser
 struct TaskCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "task", abstract: "Submit training tasks and follow them.",
-        subcommands: [TaskSubmit.self, TaskList.self, TaskShow.self])
+        subcommands: [TaskSubmit.self, TaskList.self, TaskShow.self, TaskLogs.self, TaskArtifacts.self, TaskFetch.self])
 }
