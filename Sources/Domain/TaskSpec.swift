@@ -100,17 +100,16 @@ public struct TaskSpec: Codable, Sendable, Equatable {
             }
         }
         for path in paths {
-            let file = (path: path, contents: Data())
-            let normalized = file.path.split(separator: "/").filter { $0 != "." }.joined(separator: "/")
+            let normalized = path.split(separator: "/").filter { $0 != "." }.joined(separator: "/")
             guard !normalized.isEmpty else {
-                throw TaskSpecError("working file path \(file.path.debugDescription) names the directory itself, not a file")
+                throw TaskSpecError("working file path \(path.debugDescription) names the directory itself, not a file")
             }
             for other in seen where other.hasPrefix(normalized + "/") || normalized.hasPrefix(other + "/") || other == normalized {
                 throw TaskSpecError("working file paths \(other) and \(normalized) collide")
             }
             seen.insert(normalized)
-            guard RelativePath.isConfined(file.path) else {
-                throw TaskSpecError("working file path \(file.path) must be relative and stay inside the task's directory")
+            guard RelativePath.isConfined(path) else {
+                throw TaskSpecError("working file path \(path) must be relative and stay inside the task's directory")
             }
         }
         for file in files { total += file.contents.count }

@@ -77,8 +77,8 @@ extension ServerLink {
     func transferLoop() async {
         var lastPoll = ContinuousClock.now - .seconds(3600)
         while !Task.isCancelled {
-            if let (start, requestID) = transferState.next() {
-                await stageInputs(start, requestID)
+            if let job = transferState.next() {
+                await stageInputs(job.0, job.1)
                 continue
             }
             if ContinuousClock.now - lastPoll >= configuration.transfers.pollInterval {
@@ -126,7 +126,7 @@ extension ServerLink {
     private func mirrorAndCollect() async throws {
         guard let transfers = transferClient else { return }
         let tasks = try await log.readModel(TaskBoard.self)
-        for row in tasks.rows.values.sorted(by: { $0.taskID < $1.taskID }) where row.serverID == serverID {
+        for row in tasks.rows.values.sorted(by: { $0.taskID.rawValue < $1.taskID.rawValue }) where row.serverID == serverID {
             let attempt = TaskAttempt(taskID: row.taskID, attempt: row.attempt)
             switch row.status {
             case .running:
@@ -135,7 +135,9 @@ extension ServerLink {
                 guard row.startedAt != nil else { continue }
                 if !transferState.logsDone(attempt) {
                     let marker = transfers.store.logCompleteMarker(attempt)
-                    if FileManager.default.fileExists(atPath: marker) || (try await mirrorLogs(attempt, transfers)) {
+                    var done = FileManager.default.fileExists(atPath: marker)
+                    if !done { done = try await mirrorLogs(attempt, transfers) }
+                    if done {
                         FileManager.default.createFile(atPath: marker, contents: nil)
                         transferState.markLogsDone(attempt)
                     }

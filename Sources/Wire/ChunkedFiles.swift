@@ -247,7 +247,7 @@ public enum PathConfinement {
             let isLast = position == components.count - 1
             var status = stat()
             if lstat(next, &status) == 0 {
-                if (status.st_mode & S_IFMT) == S_IFLNK {
+                if (status.st_mode & 0o170000) == 0o120000 {  // S_IFMT, S_IFLNK
                     guard let target = realPath(next), target == base || target.hasPrefix(base + "/") else {
                         throw TransferError(.pathEscapes, "path \(relative.debugDescription) leaves the task's working directory through the symlink \(component)")
                     }

@@ -20,7 +20,7 @@ struct TransferTests {
             schedulingInterval: .milliseconds(100), statusInterval: .milliseconds(200), requestTimeout: .seconds(20),
             heartbeatTimeout: .seconds(2))
         configuration.transfers = TransferSettings(
-            maxFileBytes: maxFileBytes, requestTimeout: .seconds(3), attempts: 100, retryPause: .milliseconds(300),
+            maxFileBytes: maxFileBytes, requestTimeout: .seconds(5), attempts: 100, retryPause: .milliseconds(300),
             pollInterval: .milliseconds(300))
         return configuration
     }
@@ -106,14 +106,17 @@ struct TransferTests {
             let put = events.compactMap { if case .completed(let e) = $0, e.direction == .put { return e } else { return nil } }
             #expect(put.count == 1)
             #expect(put.first?.chunkCount == 267)
-            #expect(put.first?.chunksSent == 267)
+            // One run sent every chunk (unless a slow host made a request time out and a second run resumed).
+            let putStarts = events.compactMap { if case .started(let e) = $0, e.direction == .put { return e } else { return nil } }
+            #expect(putStarts.first?.chunksHeld == 0)
+            #expect((putStarts.last?.chunksHeld ?? 0) + (put.first?.chunksSent ?? 0) == 267)
             #expect(put.first?.sha256 == inputSHA)
 
             let artifacts = try await ArtifactStore.artifacts(of: task, in: cluster.log)
             let copy = try #require(artifacts.first { $0.path == "out/copy.bin" })
             #expect(copy.size == Int64(Self.fiftyMegabytes))
             #expect(copy.sha256 == inputSHA)
-            #expect(copy.chunksSent == 267)
+            #expect(copy.chunksSent <= 267)
             let stored = store.artifactDirectory(key) + "/out/copy.bin"
             #expect(try FileDigest.sha256(ofFileAt: stored).sha256 == inputSHA)
 
