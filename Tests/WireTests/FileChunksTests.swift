@@ -8,11 +8,7 @@ import Wire
 @Suite struct FileChunksTests {
     static func randomData(_ count: Int, seed: UInt64 = 1) -> Data {
         var generator = SeededGenerator(seed: seed)
-        var data = Data(count: count)
-        data.withUnsafeMutableBytes { buffer in
-            for index in 0..<count { buffer[index] = UInt8.random(in: 0...255, using: &generator) }
-        }
-        return data
+        return Data((0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) })
     }
 
     static func sha(_ data: Data) -> String { FileDigest.hex(SHA256.hash(data: data)) }
