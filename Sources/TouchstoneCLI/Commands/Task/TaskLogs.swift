@@ -54,11 +54,13 @@ struct TaskLogs: AsyncParsableCommand {
         guard follow else { return }
         while true {
             let current = try await log.readModel(TaskBoard.self)[taskID]
-            let ended = current.map { $0.status.isTerminal || $0.attempt != key.attempt } ?? true
+            // A queued task has attempt 0 until its first dispatch; a later attempt means this one ended.
+            let ended = current.map { $0.status.isTerminal || $0.attempt > key.attempt } ?? true
             // Once the task ended, the backend mirrors the logs to their end and leaves a marker.
             let complete = FileManager.default.fileExists(atPath: store.logCompleteMarker(key))
             offset = Self.printFrom(path, offset: offset)
-            if ended && (complete || current?.startedAt == nil) { return }
+            let neverStarted = current.map { $0.attempt == key.attempt && $0.startedAt == nil } ?? true
+            if ended && (complete || neverStarted) { return }
             try await Task.sleep(for: .milliseconds(200))
         }
     }
