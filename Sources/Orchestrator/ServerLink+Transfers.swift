@@ -12,6 +12,8 @@ final class TransferState: Sendable {
         var jobs: [(StartTask, RequestID)] = []
         /// Attempts whose inputs wait for or are in a put: their start is not sent yet.
         var staging: Set<TaskAttempt> = []
+        /// When each attempt's inputs were done: its start request was sent no earlier.
+        var staged: [TaskAttempt: ContinuousClock.Instant] = [:]
         /// Ended attempts whose outputs were looked at in this life of the backend.
         var outputsChecked: Set<TaskAttempt> = []
         /// Ended attempts whose logs are mirrored to their end.
@@ -31,10 +33,24 @@ final class TransferState: Sendable {
         state.withLock { $0.jobs.isEmpty ? nil : $0.jobs.removeFirst() }
     }
 
-    func finishStaging(_ attempt: TaskAttempt) { _ = state.withLock { $0.staging.remove(attempt) } }
+    func finishStaging(_ attempt: TaskAttempt) {
+        state.withLock {
+            $0.staging.remove(attempt)
+            $0.staged[attempt] = .now
+        }
+    }
 
-    /// Whether an attempt's inputs are being put (its start is deliberately not sent yet).
-    func isStaging(_ attempt: TaskAttempt) -> Bool { state.withLock { $0.staging.contains(attempt) } }
+    /// Whether an attempt's inputs are being put (its start is deliberately not sent yet), or were put less than
+    /// `seconds` ago (its start request may still be in flight: its expiry counts from then, not from the booking).
+    func isStaging(_ attempt: TaskAttempt, within seconds: Double) -> Bool {
+        state.withLock {
+            if $0.staging.contains(attempt) { return true }
+            guard let done = $0.staged[attempt] else { return false }
+            if ContinuousClock.now - done < .milliseconds(Int64(seconds * 1000)) { return true }
+            $0.staged[attempt] = nil
+            return false
+        }
+    }
 
     func markOutputsChecked(_ attempt: TaskAttempt) -> Bool { state.withLock { $0.outputsChecked.insert(attempt).inserted } }
     func logsDone(_ attempt: TaskAttempt) -> Bool { state.withLock { $0.logsDone.contains(attempt) } }

@@ -216,7 +216,7 @@ struct ServerLink: Sendable {
             for row in tasks.rows.values
             where row.serverID == serverID && (row.status == .starting || row.status == .dispatching)
                 && !reported.contains(TaskAttempt(taskID: row.taskID, attempt: row.attempt))
-                && !transferState.isStaging(TaskAttempt(taskID: row.taskID, attempt: row.attempt))
+                && !transferState.isStaging(TaskAttempt(taskID: row.taskID, attempt: row.attempt), within: expiry)
                 && (row.dispatchedAt.map { Date().timeIntervalSince($0) > expiry } ?? false)
             {
                 let attempt = row.attempt

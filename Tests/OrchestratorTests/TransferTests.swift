@@ -87,7 +87,9 @@ struct TransferTests {
                 cluster, "tsk-00000000f001",
                 "mkdir -p out && cp data/big.bin out/copy.bin && ln -s /etc/passwd leak && echo copied",
                 inputs: [(input, "data/big.bin")], outputs: ["out/copy.bin", "leak"])
-            _ = try await cluster.waitUntil(timeout: .seconds(300)) { $0.tasks[task]?.status.isTerminal == true }
+            let ended = try await cluster.waitUntil(timeout: .seconds(300)) { $0.tasks[task]?.status.isTerminal == true }
+            // One attempt: a put longer than the start's expiry does not get the booking withdrawn.
+            #expect(ended.tasks[task]?.attempt == 1)
             let store = ArtifactStore(stateDirectory: cluster.directory.path)
             let key = TaskAttempt(taskID: task, attempt: 1)
             _ = try await cluster.waitUntil(timeout: .seconds(300)) { _ in

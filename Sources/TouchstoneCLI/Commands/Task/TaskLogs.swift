@@ -52,6 +52,7 @@ struct TaskLogs: AsyncParsableCommand {
         }
         offset = Self.printFrom(path, offset: offset)
         guard follow else { return }
+        var endedAt: ContinuousClock.Instant?
         while true {
             let current = try await log.readModel(TaskBoard.self)[taskID]
             // A queued task has attempt 0 until its first dispatch; a later attempt means this one ended.
@@ -60,7 +61,11 @@ struct TaskLogs: AsyncParsableCommand {
             let complete = FileManager.default.fileExists(atPath: store.logCompleteMarker(key))
             offset = Self.printFrom(path, offset: offset)
             let neverStarted = current.map { $0.attempt == key.attempt && $0.startedAt == nil } ?? true
-            if ended && (complete || neverStarted) { return }
+            if ended && endedAt == nil { endedAt = .now }
+            // The mirror's `.complete` marker normally follows the end within a poll interval; an attempt that never
+            // ran has none, so give up waiting for it after a while.
+            let waitedLong = endedAt.map { ContinuousClock.now - $0 > .seconds(15) } ?? false
+            if ended && (complete || neverStarted || waitedLong) { return }
             try await Task.sleep(for: .milliseconds(200))
         }
     }
