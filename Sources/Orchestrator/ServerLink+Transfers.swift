@@ -154,7 +154,7 @@ extension ServerLink {
                     var done = FileManager.default.fileExists(atPath: marker)
                     if !done { done = try await mirrorLogs(attempt, transfers) }
                     if done {
-                        FileManager.default.createFile(atPath: marker, contents: nil)
+                        _ = FileManager.default.createFile(atPath: marker, contents: nil)
                         transferState.markLogsDone(attempt)
                     }
                 }
@@ -176,7 +176,7 @@ extension ServerLink {
             atPath: transfers.store.logDirectory(attempt), withIntermediateDirectories: true)
         for stream in LogStream.allCases {
             let path = transfers.store.logPath(attempt, stream)
-            if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+            if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
             guard let handle = FileHandle(forWritingAtPath: path) else { return false }
             defer { try? handle.close() }
             var offset = Int64(try handle.seekToEnd())

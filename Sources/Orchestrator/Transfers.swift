@@ -69,7 +69,7 @@ public struct ArtifactStore: Sendable {
             throw TransferError(.notFound, "cannot read input file \(localPath)")
         }
         defer { try? source.close() }
-        FileManager.default.createFile(atPath: temporary, contents: nil)
+        _ = FileManager.default.createFile(atPath: temporary, contents: nil)
         guard let target = FileHandle(forWritingAtPath: temporary) else {
             throw TransferError(.notFound, "cannot write \(temporary)")
         }

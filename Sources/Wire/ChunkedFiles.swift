@@ -153,11 +153,11 @@ public struct PartialFile: Sendable {
             throw TransferError(.badChunk, "chunk \(index) has \(data.count) bytes, expected \(expected)")
         }
         if !FileManager.default.fileExists(atPath: recordPath) {
-            FileManager.default.createFile(atPath: partPath, contents: nil)
+            _ = FileManager.default.createFile(atPath: partPath, contents: nil)
             try Data((headerLine + "\n").utf8).write(to: URL(fileURLWithPath: recordPath))
         }
         if !FileManager.default.fileExists(atPath: partPath) {
-            FileManager.default.createFile(atPath: partPath, contents: nil)
+            _ = FileManager.default.createFile(atPath: partPath, contents: nil)
         }
         guard let part = FileHandle(forUpdatingAtPath: partPath) else {
             throw TransferError(.notFound, "cannot open \(partPath)")
@@ -188,7 +188,7 @@ public struct PartialFile: Sendable {
         if isComplete { return true }
         guard received().count == identity.chunkCount else { return false }
         if identity.size == 0, !FileManager.default.fileExists(atPath: partPath) {
-            FileManager.default.createFile(atPath: partPath, contents: nil)
+            _ = FileManager.default.createFile(atPath: partPath, contents: nil)
         }
         let (sha, size) = try FileDigest.sha256(ofFileAt: partPath)
         guard sha == identity.sha256, size == identity.size else {

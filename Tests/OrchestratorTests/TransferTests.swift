@@ -28,7 +28,7 @@ struct TransferTests {
 
     /// Random bytes from /dev/urandom, written in 1 MiB blocks.
     static func writeRandomFile(_ path: String, bytes: Int) throws {
-        FileManager.default.createFile(atPath: path, contents: nil)
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
         let output = try #require(FileHandle(forWritingAtPath: path))
         let random = try #require(FileHandle(forReadingAtPath: "/dev/urandom"))
         defer {
