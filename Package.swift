@@ -39,7 +39,9 @@ let package = Package(
             dependencies: ["Domain", "EventStore", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict
         ),
-        .target(name: "Wire", dependencies: ["Domain"], swiftSettings: strict),
+        .target(
+            name: "Wire", dependencies: ["Domain", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict),
         .target(
             name: "Transport",
             dependencies: [
@@ -78,7 +80,7 @@ let package = Package(
         .target(
             name: "TouchstoneCLI",
             dependencies: [
-                "Domain", "EventStore", "Projections", "Orchestrator", "Transport",
+                "Domain", "EventStore", "Projections", "Orchestrator", "Transport", "Wire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -131,7 +133,9 @@ let package = Package(
             dependencies: ["Projections", "Domain", "EventStore", "TestSupport"],
             swiftSettings: strict
         ),
-        .testTarget(name: "WireTests", dependencies: ["Wire", "Domain", "TestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "WireTests", dependencies: ["Wire", "Domain", "TestSupport", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict),
         .testTarget(
             name: "TransportTests",
             dependencies: [

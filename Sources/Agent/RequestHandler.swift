@@ -46,6 +46,12 @@ struct RequestHandler: Sendable {
                             .staleEpoch,
                             "epoch \(request.epoch) is older than channel \(channel)'s epoch \(current); not executed")))
             }
+            if request.command.isTransfer {
+                // Not journaled: idempotent, and their responses hold file data (see `Command.isTransfer`).
+                return ResponseEnvelope(
+                    requestID: request.requestID, server: configuration.serverID, channel: request.channel,
+                    epoch: request.epoch, sequence: request.sequence, agentTime: Date(), body: await execute(request))
+            }
             if var recorded = try await journal.recordedResponse(for: request.requestID) {
                 logger.info("request answered from the journal", metadata: metadata)
                 // The recorded outcome, stamped with this delivery's epoch and sequence so that a resend after a
@@ -89,6 +95,8 @@ struct RequestHandler: Sendable {
             logger.notice(
                 "channel resynchronised", metadata: ["epoch": "\(request.epoch)", "reason": "\(sync.reason)"])
             return .synced(SyncReply(epoch: request.epoch, tasks: await tasks.all))
+        case .putChunk, .transferStatus, .statFile, .readChunk, .readLog:
+            return await TransferHandler(configuration: configuration, tasks: tasks, logger: logger).execute(request.command)
         case .startTask(let start):
             return await startTask(start, requestID: request.requestID)
         case .stopTask(let stop):
@@ -119,6 +127,11 @@ struct RequestHandler: Sendable {
         // The task ID names a directory and a cgroup: it must be a plain name, never a path.
         guard TaskID.isValid(start.taskID.rawValue), start.attempt >= 1 else {
             return .error(WireError(.badRequest, "task ID \(start.taskID.rawValue.debugDescription) or attempt \(start.attempt) is not valid"))
+        }
+        if await tasks.report(for: key) == nil,
+            let missing = TransferHandler.missingInput(start, directory: configuration.taskDirectory(key))
+        {
+            return .error(WireError(.executionFailed, missing))
         }
         guard await tasks.reserve(key) else {
             // Idempotent per (task, attempt): adopt what runs or ran, never start a second process.

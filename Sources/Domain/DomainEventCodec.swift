@@ -58,6 +58,10 @@ public enum DomainEventCodec {
         case .unrecognisedTaskFound(let p): return pack(p)
         case .taskCancelRequested(let p): return pack(p)
         case .taskStartSending(let p): return pack(p)
+        case .transfer(.started(let p)): return pack(p)
+        case .transfer(.completed(let p)): return pack(p)
+        case .transfer(.failed(let p)): return pack(p)
+        case .transfer(.rejected(let p)): return pack(p)
         }
     }
 
@@ -106,6 +110,10 @@ public enum DomainEventCodec {
             return .unrecognisedTaskFound(try unpack(UnrecognisedTaskFound.self))
         case (TaskCancelRequested.eventType, 1): return .taskCancelRequested(try unpack(TaskCancelRequested.self))
         case (TaskStartSending.eventType, 1): return .taskStartSending(try unpack(TaskStartSending.self))
+        case (TransferStarted.eventType, 1): return .transfer(.started(try unpack(TransferStarted.self)))
+        case (TransferCompleted.eventType, 1): return .transfer(.completed(try unpack(TransferCompleted.self)))
+        case (TransferFailed.eventType, 1): return .transfer(.failed(try unpack(TransferFailed.self)))
+        case (TransferRejected.eventType, 1): return .transfer(.rejected(try unpack(TransferRejected.self)))
         default:
             throw DecodeError(
                 kind: .unknownEventType,
@@ -139,6 +147,7 @@ public enum DomainEventCodec {
         case .unrecognisedTaskFound(let p): return StreamName.server(p.serverID)
         case .taskCancelRequested(let p): return StreamName.task(p.taskID)
         case .taskStartSending(let p): return StreamName.task(p.taskID)
+        case .transfer(let t): return StreamName.transfer(t.taskID)
         }
     }
 }

@@ -34,6 +34,7 @@ public enum DomainEvent: Sendable, Equatable {
     case unrecognisedTaskFound(UnrecognisedTaskFound)  // "server.unrecognised-task" v1
     case taskCancelRequested(TaskCancelRequested)  // "task.cancel-requested" v1
     case taskStartSending(TaskStartSending)  // "task.start-sending" v1
+    case transfer(TransferEvent)  // "transfer.started" | "transfer.completed" | "transfer.failed" | "transfer.rejected" v1
 }
 
 // MARK: Server lifecycle

@@ -14,7 +14,12 @@ public struct TaskSpec: Codable, Sendable, Equatable {
     public var environment: [String: String]
     /// Small files placed in the task's working directory before it starts, carried inline in the start request.
     public var files: [WorkingFile]
-    /// Paths, relative to the working directory, of small result files collected when the task ends.
+    /// Files of any size put into the working directory over the transfer channel before the task starts
+    /// (docs/files.md); their bytes wait in the backend's input store, named by SHA-256.
+    public var inputs: [InputFile]
+    /// Paths, relative to the working directory, of result files collected when the task ends: inline in the task's
+    /// report when at most ``maxOutputFileBytes`` of UTF-8, and into the backend's artifact store (any size, up to the
+    /// transfer limit) over the transfer channel.
     public var outputs: [String]
     /// GPUs the task needs (0 for CPU-only); recorded now, enforced by the scheduler once servers report GPUs.
     public var gpus: Int
@@ -25,9 +30,11 @@ public struct TaskSpec: Codable, Sendable, Equatable {
 
     public init(
         name: String? = nil, command: [String], environment: [String: String] = [:], files: [WorkingFile] = [],
-        outputs: [String] = [], gpus: Int = 0, timeoutSeconds: Int? = nil, priority: Int = 0, image: String? = nil
+        outputs: [String] = [], gpus: Int = 0, timeoutSeconds: Int? = nil, priority: Int = 0, image: String? = nil,
+        inputs: [InputFile] = []
     ) {
         self.image = image
+        self.inputs = inputs
         self.priority = priority
         self.name = name
         self.command = command
@@ -39,10 +46,11 @@ public struct TaskSpec: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, image, command, environment, files, outputs, gpus, timeoutSeconds, priority
+        case name, image, command, environment, files, outputs, gpus, timeoutSeconds, priority, inputs
     }
 
-    /// Decodes a spec; fields added after the first schema (`priority`, `image`) take their defaults when absent.
+    /// Decodes a spec; fields added after the first schema (`priority`, `image`, `inputs`) take their defaults when
+    /// absent.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         name = try container.decodeIfPresent(String.self, forKey: .name)
@@ -54,6 +62,21 @@ public struct TaskSpec: Codable, Sendable, Equatable {
         gpus = try container.decodeIfPresent(Int.self, forKey: .gpus) ?? 0
         timeoutSeconds = try container.decodeIfPresent(Int.self, forKey: .timeoutSeconds)
         priority = try container.decodeIfPresent(Int.self, forKey: .priority) ?? 0
+        inputs = try container.decodeIfPresent([InputFile].self, forKey: .inputs) ?? []
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encodeIfPresent(name, forKey: .name)
+        try container.encode(command, forKey: .command)
+        try container.encode(environment, forKey: .environment)
+        try container.encode(files, forKey: .files)
+        try container.encode(outputs, forKey: .outputs)
+        try container.encode(gpus, forKey: .gpus)
+        try container.encodeIfPresent(timeoutSeconds, forKey: .timeoutSeconds)
+        try container.encode(priority, forKey: .priority)
+        // Absent when empty: specs without inputs encode exactly as before.
+        if !inputs.isEmpty { try container.encode(inputs, forKey: .inputs) }
     }
 
     /// The most bytes of working files one task may carry inline (they travel in one queue message).
@@ -82,20 +105,29 @@ public struct TaskSpec: Codable, Sendable, Equatable {
         }
         var total = 0
         var seen = Set<String>()
-        for file in files {
-            let normalized = file.path.split(separator: "/").filter { $0 != "." }.joined(separator: "/")
+        let paths = files.map(\.path) + inputs.map(\.path)
+        for input in inputs {
+            guard RelativePath.isConfined(input.path) else {
+                throw TaskSpecError("input path \(input.path) must be relative and stay inside the task's directory")
+            }
+            guard input.size >= 0, input.sha256.utf8.count == 64 else {
+                throw TaskSpecError("input \(input.path) has no valid size and SHA-256")
+            }
+        }
+        for path in paths {
+            let normalized = path.split(separator: "/").filter { $0 != "." }.joined(separator: "/")
             guard !normalized.isEmpty else {
-                throw TaskSpecError("working file path \(file.path.debugDescription) names the directory itself, not a file")
+                throw TaskSpecError("working file path \(path.debugDescription) names the directory itself, not a file")
             }
             for other in seen where other.hasPrefix(normalized + "/") || normalized.hasPrefix(other + "/") || other == normalized {
                 throw TaskSpecError("working file paths \(other) and \(normalized) collide")
             }
             seen.insert(normalized)
-            guard RelativePath.isConfined(file.path) else {
-                throw TaskSpecError("working file path \(file.path) must be relative and stay inside the task's directory")
+            guard RelativePath.isConfined(path) else {
+                throw TaskSpecError("working file path \(path) must be relative and stay inside the task's directory")
             }
-            total += file.contents.count
         }
+        for file in files { total += file.contents.count }
         guard total <= Self.maxInlineFileBytes else {
             throw TaskSpecError(
                 "working files total \(total) bytes; at most \(Self.maxInlineFileBytes) bytes travel inline")
@@ -114,6 +146,25 @@ public struct TaskSpec: Codable, Sendable, Equatable {
         for argument in command where argument.contains("\0") {
             throw TaskSpecError("command argument \(argument.debugDescription) holds a NUL byte")
         }
+    }
+}
+
+/// A file put into the task's working directory over the transfer channel (`task submit --input LOCAL:REMOTE`).
+public struct InputFile: Codable, Sendable, Equatable {
+    /// Relative path inside the working directory.
+    public var path: String
+    /// Bytes.
+    public var size: Int64
+    /// Lower-case hex SHA-256 of the content; names the blob in the backend's input store (`inputs/<sha256>`).
+    public var sha256: String
+    /// Whether to set the executable bits.
+    public var executable: Bool
+
+    public init(path: String, size: Int64, sha256: String, executable: Bool = false) {
+        self.path = path
+        self.size = size
+        self.sha256 = sha256
+        self.executable = executable
     }
 }
 

@@ -28,6 +28,8 @@ public struct BackendConfiguration: Sendable {
     public var stopGraceSeconds: Int
     /// How the scheduler chooses among servers that fit.
     public var packing: PackingPolicy
+    /// Inputs, artifacts, log mirrors and the transfer limit (docs/files.md).
+    public var transfers = TransferSettings()
 
     public init(
         backendID: String = "touchstone", queuePrefix: String = "touchstone",

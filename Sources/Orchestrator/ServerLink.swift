@@ -19,6 +19,8 @@ struct ServerLink: Sendable {
     let workSink: AsyncStream<Work>.Continuation
     /// Unrecognised attempts whose stop is under way, so one inventory after another does not stop them twice.
     let cleaning = CleanupTracker()
+    /// Inputs to put before starts, log mirroring and output collection (ServerLink+Transfers.swift).
+    let transferState = TransferState()
 
     /// A start or a stop to carry on a task channel.
     enum Work: Sendable {
@@ -36,7 +38,7 @@ struct ServerLink: Sendable {
         case .synced(let reply): try await observe(reply.tasks, listedAfter: askedAt)
         case .taskStarted(let report), .taskStopped(let report): try await observe([report], listedAfter: nil)
         case .taskList(let reports): try await observe(reports, listedAfter: askedAt)
-        case .error: break
+        case .error, .transferProgress, .fileInfo, .fileChunk, .logData: break
         }
     }
 
@@ -50,7 +52,10 @@ struct ServerLink: Sendable {
     }
 
     /// Hands work to the next free task channel.
-    func enqueue(_ item: Work) { workSink.yield(item) }
+    func enqueue(_ item: Work) {
+        if routeThroughTransfers(item) { return }
+        workSink.yield(item)
+    }
 
     /// Runs the control loop and the channel workers until cancelled.
     ///
@@ -84,10 +89,10 @@ struct ServerLink: Sendable {
         }
         await withDiscardingTaskGroup { group in
             group.addTask { await control() }
-            let workers = clients.count > 1 ? Array(clients.dropFirst()) : clients
-            for client in workers {
+            for client in Self.taskChannels(of: clients) {
                 group.addTask { await worker(client) }
             }
+            group.addTask { await transferLoop() }
             group.addTask {
                 // End the workers' shared stream when the link is cancelled.
                 await withTaskCancellationHandler {
@@ -250,7 +255,7 @@ struct ServerLink: Sendable {
     ///
     /// - Returns: The task stream's version the decision was made on, when the start is still wanted; `nil` when not
     ///   (withdrawn now, or no longer dispatching or starting).
-    private func stillWanted(_ start: StartTask) async throws -> Int64? {
+    func stillWanted(_ start: StartTask) async throws -> Int64? {
         let (server, task) = try await log.store.read { db in
             (
                 try ReadModels.row(ServerCapacity.self, key: serverID.rawValue, in: db),

@@ -116,7 +116,7 @@ public struct ServerCapacity: Projection {
         case .serverGPUsObserved(let e): return [e.serverID.rawValue]
         case .taskDispatchWithdrawn(let e): return [e.serverID.rawValue]
         case .taskSubmitted, .requestSent, .responseRejected, .taskRequeued, .transportFailed, .channelDesyncDetected, .channelQueuesDrained,
-            .unrecognisedTaskFound, .taskCancelRequested, .taskStartSending: return []
+            .unrecognisedTaskFound, .taskCancelRequested, .taskStartSending, .transfer: return []
         }
     }
 
@@ -211,7 +211,7 @@ public struct ServerCapacity: Projection {
             rows[e.channel.server.rawValue]?.clockSkewMilliseconds =
                 Int64((e.agentTime.timeIntervalSince(recorded.recordedAt) * 1000).rounded())
         case .taskSubmitted, .requestSent, .responseRejected, .taskRequeued, .transportFailed, .channelDesyncDetected, .channelQueuesDrained,
-            .unrecognisedTaskFound, .taskCancelRequested, .taskStartSending:
+            .unrecognisedTaskFound, .taskCancelRequested, .taskStartSending, .transfer:
             break
         }
     }

@@ -85,7 +85,7 @@ public struct TaskBoard: Projection {
         case .taskStartSending(let e): return [e.taskID.rawValue]
         case .serverAttached, .serverHelloReceived, .responseReceived, .responseRejected, .serverCapacitySet,
             .serverDrainRequested, .serverDetachRequested, .serverDetached, .serverLivenessChanged, .serverGPUsObserved, .transportFailed, .channelDesyncDetected, .channelQueuesDrained,
-            .unrecognisedTaskFound:
+            .unrecognisedTaskFound, .transfer:
             return []
         }
     }
@@ -196,7 +196,7 @@ public struct TaskBoard: Projection {
             rows[e.taskID.rawValue] = row
         case .serverAttached, .serverHelloReceived, .responseReceived, .responseRejected, .serverCapacitySet,
             .serverDrainRequested, .serverDetachRequested, .serverDetached, .serverLivenessChanged, .serverGPUsObserved, .transportFailed, .channelDesyncDetected, .channelQueuesDrained,
-            .unrecognisedTaskFound:
+            .unrecognisedTaskFound, .transfer:
             break
         }
     }

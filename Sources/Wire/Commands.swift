@@ -16,6 +16,16 @@ public enum Command: Sendable, Equatable {
     /// Resynchronise a channel after a queue drain: the agent adopts the new epoch for the channel (refusing any
     /// request of an older one from then on) and answers with its whole inventory.
     case sync(SyncChannel)
+    /// One chunk of a file for a task's working directory (transfer channel; see FileChunks.swift).
+    case putChunk(PutChunk)
+    /// What the agent holds of a file being put (transfer channel).
+    case transferStatus(TransferStatusQuery)
+    /// Size and SHA-256 of a file in a task's working directory, before a get (transfer channel).
+    case statFile(TaskFileReference)
+    /// One chunk of a file in a task's working directory (transfer channel).
+    case readChunk(ReadChunk)
+    /// Bytes of an attempt's stdout or stderr log from an offset (transfer channel).
+    case readLog(ReadLog)
 
     /// The command's name on the wire and in the log.
     public var name: String {
@@ -26,6 +36,20 @@ public enum Command: Sendable, Equatable {
         case .stopTask: return "stopTask"
         case .heartbeat: return "heartbeat"
         case .sync: return "sync"
+        case .putChunk: return "putChunk"
+        case .transferStatus: return "transferStatus"
+        case .statFile: return "statFile"
+        case .readChunk: return "readChunk"
+        case .readLog: return "readLog"
+        }
+    }
+
+    /// File commands: idempotent by construction (a chunk rewrites the same bytes at the same offset; reads read), so
+    /// the agent executes them again on redelivery instead of journaling their responses, which hold file data.
+    public var isTransfer: Bool {
+        switch self {
+        case .putChunk, .transferStatus, .statFile, .readChunk, .readLog: return true
+        case .hello, .startTask, .listTasks, .stopTask, .heartbeat, .sync: return false
         }
     }
 }
@@ -100,7 +124,9 @@ public struct StopTask: Codable, Sendable, Equatable {
 }
 
 extension Command: Codable {
-    enum CodingKeys: String, CodingKey { case kind, startTask, stopTask, sync }
+    enum CodingKeys: String, CodingKey {
+        case kind, startTask, stopTask, sync, putChunk, transferStatus, statFile, readChunk, readLog
+    }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -112,6 +138,12 @@ extension Command: Codable {
         case "startTask": self = .startTask(try container.decode(StartTask.self, forKey: .startTask))
         case "stopTask": self = .stopTask(try container.decode(StopTask.self, forKey: .stopTask))
         case "sync": self = .sync(try container.decode(SyncChannel.self, forKey: .sync))
+        case "putChunk": self = .putChunk(try container.decode(PutChunk.self, forKey: .putChunk))
+        case "transferStatus":
+            self = .transferStatus(try container.decode(TransferStatusQuery.self, forKey: .transferStatus))
+        case "statFile": self = .statFile(try container.decode(TaskFileReference.self, forKey: .statFile))
+        case "readChunk": self = .readChunk(try container.decode(ReadChunk.self, forKey: .readChunk))
+        case "readLog": self = .readLog(try container.decode(ReadLog.self, forKey: .readLog))
         default:
             throw DecodingError.dataCorruptedError(
                 forKey: .kind, in: container, debugDescription: "unknown command \(kind.debugDescription)")
@@ -126,6 +158,11 @@ extension Command: Codable {
         case .startTask(let body): try container.encode(body, forKey: .startTask)
         case .stopTask(let body): try container.encode(body, forKey: .stopTask)
         case .sync(let body): try container.encode(body, forKey: .sync)
+        case .putChunk(let body): try container.encode(body, forKey: .putChunk)
+        case .transferStatus(let body): try container.encode(body, forKey: .transferStatus)
+        case .statFile(let body): try container.encode(body, forKey: .statFile)
+        case .readChunk(let body): try container.encode(body, forKey: .readChunk)
+        case .readLog(let body): try container.encode(body, forKey: .readLog)
         }
     }
 }
@@ -139,6 +176,14 @@ public enum ResponseBody: Sendable, Equatable {
     case taskStopped(TaskStatusReport)
     case heartbeat(HeartbeatReply)
     case synced(SyncReply)
+    /// Answers `putChunk` and `transferStatus`.
+    case transferProgress(TransferProgress)
+    /// Answers `statFile`.
+    case fileInfo(FileInfo)
+    /// Answers `readChunk`.
+    case fileChunk(FileChunk)
+    /// Answers `readLog`.
+    case logData(LogData)
     case error(WireError)
 
     /// The status word logged for the response: `ok` or the error code.
@@ -149,7 +194,10 @@ public enum ResponseBody: Sendable, Equatable {
 }
 
 extension ResponseBody: Codable {
-    enum CodingKeys: String, CodingKey { case kind, hello, taskStarted, taskList, taskStopped, heartbeat, synced, error }
+    enum CodingKeys: String, CodingKey {
+        case kind, hello, taskStarted, taskList, taskStopped, heartbeat, synced, error, transferProgress, fileInfo
+        case fileChunk, logData
+    }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -162,6 +210,11 @@ extension ResponseBody: Codable {
         case "heartbeat": self = .heartbeat(try container.decode(HeartbeatReply.self, forKey: .heartbeat))
         case "synced": self = .synced(try container.decode(SyncReply.self, forKey: .synced))
         case "error": self = .error(try container.decode(WireError.self, forKey: .error))
+        case "transferProgress":
+            self = .transferProgress(try container.decode(TransferProgress.self, forKey: .transferProgress))
+        case "fileInfo": self = .fileInfo(try container.decode(FileInfo.self, forKey: .fileInfo))
+        case "fileChunk": self = .fileChunk(try container.decode(FileChunk.self, forKey: .fileChunk))
+        case "logData": self = .logData(try container.decode(LogData.self, forKey: .logData))
         default:
             throw DecodingError.dataCorruptedError(
                 forKey: .kind, in: container, debugDescription: "unknown response \(kind.debugDescription)")
@@ -192,6 +245,18 @@ extension ResponseBody: Codable {
         case .error(let body):
             try container.encode("error", forKey: .kind)
             try container.encode(body, forKey: .error)
+        case .transferProgress(let body):
+            try container.encode("transferProgress", forKey: .kind)
+            try container.encode(body, forKey: .transferProgress)
+        case .fileInfo(let body):
+            try container.encode("fileInfo", forKey: .kind)
+            try container.encode(body, forKey: .fileInfo)
+        case .fileChunk(let body):
+            try container.encode("fileChunk", forKey: .kind)
+            try container.encode(body, forKey: .fileChunk)
+        case .logData(let body):
+            try container.encode("logData", forKey: .kind)
+            try container.encode(body, forKey: .logData)
         }
     }
 }

@@ -28,7 +28,25 @@ import Testing
         .unrecognisedTaskFound(UnrecognisedTaskFound(serverID: Fixtures.gpu1, taskID: Fixtures.taskA, attempt: 2, reason: "no such task in the log")),
         .taskCancelRequested(TaskCancelRequested(taskID: Fixtures.taskA, reason: "wrong data")),
         .taskStartSending(TaskStartSending(taskID: Fixtures.taskA, attempt: 1, requestID: Fixtures.request(1), serverID: Fixtures.gpu1, channel: 1, expiresAt: Fixtures.epoch0)),
+        .transfer(.started(TransferStarted(transferID: "put-t-1-0", taskID: Fixtures.taskA, attempt: 1, serverID: Fixtures.gpu1, direction: .put, path: "d/in.bin", size: 10, sha256: String(repeating: "a", count: 64), chunkCount: 1, chunksHeld: 0))),
+        .transfer(.completed(TransferCompleted(transferID: "get-t-1-m", taskID: Fixtures.taskA, attempt: 1, serverID: Fixtures.gpu1, direction: .get, path: "m.pt", size: 10, sha256: String(repeating: "b", count: 64), chunkCount: 1, chunksSent: 1))),
+        .transfer(.failed(TransferFailed(transferID: "put-t-1-0", taskID: Fixtures.taskA, attempt: 1, serverID: Fixtures.gpu1, direction: .put, path: "d/in.bin", code: "checksumMismatch", reason: "r", chunksSent: 3))),
+        .transfer(.rejected(TransferRejected(taskID: Fixtures.taskA, attempt: 1, serverID: nil, direction: .get, path: "../x", code: "pathEscapes", reason: "r"))),
     ]
+
+    @Test func samplesCoverEveryTransferEventType() {
+        let types = Set(Self.samples.map { DomainEventCodec.encode($0).type }.filter { $0.hasPrefix("transfer.") })
+        #expect(types == ["transfer.started", "transfer.completed", "transfer.failed", "transfer.rejected"])
+    }
+
+    @Test func aSpecWithoutInputsEncodesAsBeforeAndOldSpecsDecode() throws {
+        let old = Data(#"{"command":["a"],"environment":{},"files":[],"gpus":0,"outputs":["m.json"],"priority":0}"#.utf8)
+        let spec = try JSONDecoder().decode(TaskSpec.self, from: old)
+        #expect(spec.inputs == [])
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        #expect(try encoder.encode(spec) == old)
+    }
 
     @Test(arguments: samples)
     func roundTripsThroughTypeSchemaAndJSON(event: DomainEvent) throws {

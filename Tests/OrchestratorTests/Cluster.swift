@@ -26,6 +26,11 @@ final class Cluster: Sendable {
     {
         log = try TouchstoneLog(path: directory.file("touchstone.db"))
         queues = try EmbeddedQueueStore(path: directory.file("queues.db"))
+        var configuration = configuration
+        if configuration.transfers.stateDirectory == nil {
+            // The cluster's directory is the backend's state directory: inputs/, artifacts/, logs/.
+            configuration.transfers.stateDirectory = directory.path
+        }
         self.configuration = configuration
     }
 

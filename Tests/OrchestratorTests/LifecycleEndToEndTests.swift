@@ -42,8 +42,9 @@ struct LifecycleEndToEndTests {
 
     @Test func aDrainRacingDispatchesNeverOverBooksAndLosesNothing() async throws {
         let cluster = try Cluster()
-        // Two task channels, no agent yet: two starts are sent and wait; the third booking waits for a channel.
-        try await cluster.attach(gpu1, maxTasks: 3, channels: 3)
+        // Two task channels (4 channels: control, two task channels, the transfer channel), no agent yet: two starts
+        // are sent and wait; the third booking waits for a channel.
+        try await cluster.attach(gpu1, maxTasks: 3, channels: 4)
         for index in 0..<3 { try await cluster.submit("tsk-race0000000\(index)", "sleep 0.5") }
         try await cluster.run { cluster in
             _ = try await cluster.waitUntil { $0.servers[gpu1]!.booked.count == 3 }
@@ -52,7 +53,7 @@ struct LifecycleEndToEndTests {
                 metadata: Cluster.operatorMeta)
             // The agent comes up: the two starts already sent run; the booking not yet sent is withdrawn when a
             // channel frees, and queued again.
-            try cluster.startAgent(gpu1)
+            try cluster.startAgent(gpu1, channels: 4)
             let withdrawn = try await cluster.waitUntil { $0.tasks.rows.values.contains { $0.status == .queued } }
             #expect(withdrawn.servers[gpu1]!.state == .draining)
             try await cluster.attach(gpu2, maxTasks: 1)

@@ -43,6 +43,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "How to choose among servers that fit: pack (fill busy servers first) or spread.")
     var packing: String = "pack"
 
+    @Option(help: "The largest file put to or got from an agent, in bytes (checked before sending).")
+    var maxTransferBytes: Int64 = 10 << 30
+
     /// One backend per state directory: a second `serve` refuses to start (an exclusive `flock` on
     /// `backend.lock`, held until the process exits, even if it is killed).
     static func lockStateDirectory(_ directory: String) throws {
@@ -68,6 +71,7 @@ struct Serve: AsyncParsableCommand {
         guard statusInterval > 0, statusInterval <= 3600 else {
             throw ValidationError("--status-interval must be in (0, 3600] seconds")
         }
+        guard maxTransferBytes >= 0 else { throw ValidationError("--max-transfer-bytes must be 0 or more") }
         guard requestTimeout >= 1, requestTimeout <= 3600 else {
             throw ValidationError("--request-timeout must be 1–3600 seconds")
         }
@@ -87,6 +91,9 @@ struct Serve: AsyncParsableCommand {
             missedHeartbeatsForUnreachable: missedHeartbeats, lostAfter: .seconds(lostAfter), maxAttempts: maxAttempts,
             stopGraceSeconds: stopGrace, packing: PackingPolicy(rawValue: packing)!)
         configuration.executionSeconds = executionTimeout
+        configuration.transfers = TransferSettings(
+            stateDirectory: global.resolvedStateDir, maxFileBytes: maxTransferBytes,
+            requestTimeout: .seconds(requestTimeout))
         let backend = Backend(log: log, queues: queues, configuration: configuration, logger: logger)
         let group = ServiceGroup(
             configuration: .init(services: [backend], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

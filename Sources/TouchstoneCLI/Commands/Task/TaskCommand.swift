@@ -4,5 +4,8 @@ import ArgumentParser
 struct TaskCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "task", abstract: "Submit training tasks and follow them.",
-        subcommands: [TaskSubmit.self, TaskList.self, TaskShow.self, TaskCancel.self])
+        subcommands: [
+            TaskSubmit.self, TaskList.self, TaskShow.self, TaskCancel.self, TaskLogs.self, TaskArtifacts.self,
+            TaskFetch.self,
+        ])
 }

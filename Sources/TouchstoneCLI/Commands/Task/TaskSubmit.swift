@@ -3,6 +3,7 @@ import Domain
 import EventStore
 import Foundation
 import Transport
+import Orchestrator
 import Projections
 
 /// `touchstone task submit [options] -- COMMAND [ARGS…]`.
@@ -26,7 +27,14 @@ struct TaskSubmit: AsyncParsableCommand {
     @Option(name: .customLong("file"), help: "A working file, LOCAL[:REMOTE], copied into the working directory (repeatable).")
     var files: [String] = []
 
-    @Option(name: .customLong("output"), help: "A small result file to collect when the task ends (repeatable).")
+    @Option(
+        name: .customLong("input"),
+        help: "An input file of any size, LOCAL:REMOTE, put into the working directory before the task starts (repeatable).")
+    var inputs: [String] = []
+
+    @Option(
+        name: .customLong("output"),
+        help: "A result file collected into the artifact store when the task ends (repeatable); see `task artifacts`.")
     var outputs: [String] = []
 
     @Option(help: "GPUs the task needs.")
@@ -45,8 +53,9 @@ struct TaskSubmit: AsyncParsableCommand {
     var command: [String] = []
 
     func run() async throws {
-        let spec = try makeSpec()
+        _ = try makeSpec()  // every mistake found before an input is copied
         let log = try global.openLog()
+        let spec = try makeSpec(inputs: try importInputs())
         let taskID = TaskID.random()
         do {
             try await log.append(
@@ -61,7 +70,32 @@ struct TaskSubmit: AsyncParsableCommand {
         }
     }
 
-    func makeSpec() throws -> TaskSpec {
+    /// Copies each `--input` into the state directory's input store, named by its SHA-256.
+    func importInputs() throws -> [InputFile] {
+        let store = ArtifactStore(stateDirectory: global.resolvedStateDir)
+        var result: [InputFile] = []
+        for entry in inputs {
+            let (local, remote) = try Self.splitInput(entry)
+            do {
+                let (sha, size) = try store.importInput(local)
+                result.append(
+                    InputFile(
+                        path: remote, size: size, sha256: sha,
+                        executable: FileManager.default.isExecutableFile(atPath: local)))
+            } catch {
+                throw CLIError("cannot read input file \(local): \(error)")
+            }
+        }
+        return result
+    }
+
+    static func splitInput(_ entry: String) throws -> (local: String, remote: String) {
+        guard let colon = entry.firstIndex(of: ":"), colon != entry.startIndex, entry.index(after: colon) != entry.endIndex
+        else { throw CLIError("--input takes LOCAL:REMOTE, got \(entry.debugDescription)") }
+        return (String(entry[..<colon]), String(entry[entry.index(after: colon)...]))
+    }
+
+    func makeSpec(inputs imported: [InputFile]? = nil) throws -> TaskSpec {
         if command.first == "--help" || command.first == "-h" { throw CleanExit.helpRequest(TaskSubmit.self) }
         let argv = command.first == "--" ? Array(command.dropFirst()) : command
         var env: [String: String] = [:]
@@ -82,9 +116,13 @@ struct TaskSubmit: AsyncParsableCommand {
             let executable = FileManager.default.isExecutableFile(atPath: local)
             working.append(WorkingFile(path: remote, contents: data, executable: executable))
         }
+        // Before the copy: placeholders with the right paths, so path mistakes are found first.
+        let inputFiles = try imported ?? inputs.map {
+            InputFile(path: try Self.splitInput($0).remote, size: 0, sha256: String(repeating: "0", count: 64))
+        }
         let spec = TaskSpec(
             name: name, command: argv, environment: env, files: working, outputs: outputs, gpus: gpus,
-            timeoutSeconds: timeout, priority: priority, image: image)
+            timeoutSeconds: timeout, priority: priority, image: image, inputs: inputFiles)
         do {
             try spec.validate()
         } catch {

@@ -1,0 +1,236 @@
+import Domain
+import EventStore
+import Foundation
+import Logging
+import Projections
+import Synchronization
+import Wire
+
+/// The transfer work of one server link, shared between its enqueue side and its transfer loop.
+final class TransferState: Sendable {
+    private struct State {
+        var jobs: [(StartTask, RequestID)] = []
+        /// Attempts whose inputs wait for or are in a put: their start is not sent yet.
+        var staging: Set<TaskAttempt> = []
+        /// When each attempt's inputs were done: its start request was sent no earlier.
+        var staged: [TaskAttempt: ContinuousClock.Instant] = [:]
+        /// Ended attempts whose outputs were looked at in this life of the backend.
+        var outputsChecked: Set<TaskAttempt> = []
+        /// Ended attempts whose logs are mirrored to their end.
+        var logsDone: Set<TaskAttempt> = []
+    }
+
+    private let state = Mutex(State())
+
+    func add(_ start: StartTask, _ requestID: RequestID) {
+        state.withLock {
+            $0.jobs.append((start, requestID))
+            $0.staging.insert(TaskAttempt(taskID: start.taskID, attempt: start.attempt))
+        }
+    }
+
+    func next() -> (StartTask, RequestID)? {
+        state.withLock { $0.jobs.isEmpty ? nil : $0.jobs.removeFirst() }
+    }
+
+    func finishStaging(_ attempt: TaskAttempt) {
+        state.withLock {
+            $0.staging.remove(attempt)
+            $0.staged[attempt] = .now
+        }
+    }
+
+    /// Whether an attempt's inputs are being put (its start is deliberately not sent yet), or were put less than
+    /// `seconds` ago (its start request may still be in flight: its expiry counts from then, not from the booking).
+    func isStaging(_ attempt: TaskAttempt, within seconds: Double) -> Bool {
+        state.withLock {
+            if $0.staging.contains(attempt) { return true }
+            guard let done = $0.staged[attempt] else { return false }
+            if ContinuousClock.now - done < .milliseconds(Int64(seconds * 1000)) { return true }
+            $0.staged[attempt] = nil
+            return false
+        }
+    }
+
+    func markOutputsChecked(_ attempt: TaskAttempt) -> Bool { state.withLock { $0.outputsChecked.insert(attempt).inserted } }
+    func logsDone(_ attempt: TaskAttempt) -> Bool { state.withLock { $0.logsDone.contains(attempt) } }
+    func markLogsDone(_ attempt: TaskAttempt) { _ = state.withLock { $0.logsDone.insert(attempt) } }
+}
+
+extension ServerLink {
+    /// The channel transfers use: the highest when the server has 3 or more (channel 0 is control, the ones between
+    /// carry starts and stops, so a large transfer never delays a stop or a heartbeat); with 2 channels, channel 1
+    /// (shared with starts and stops); with 1, channel 0.
+    static func transferChannel(of clients: [ChannelClient]) -> ChannelClient? {
+        clients.count >= 3 ? clients.last : clients.count == 2 ? clients[1] : clients.first
+    }
+
+    /// The channels that carry starts and stops: all but control and the transfer channel (when there are 3 or more).
+    static func taskChannels(of clients: [ChannelClient]) -> [ChannelClient] {
+        if clients.count >= 3 { return Array(clients[1..<(clients.count - 1)]) }
+        return clients.count > 1 ? Array(clients.dropFirst()) : clients
+    }
+
+    var transferClient: TransferClient? {
+        guard let directory = configuration.transfers.stateDirectory, let channel = Self.transferChannel(of: clients)
+        else { return nil }
+        return TransferClient(
+            serverID: serverID, client: channel, log: log, settings: configuration.transfers,
+            store: ArtifactStore(stateDirectory: directory), logger: logger)
+    }
+
+    /// Routes a start: one whose spec has inputs waits in the transfer loop until they are put.
+    ///
+    /// - Returns: `true` when the transfer loop took it.
+    func routeThroughTransfers(_ item: Work) -> Bool {
+        guard case .start(let start, let requestID) = item, !start.spec.inputs.isEmpty else { return false }
+        transferState.add(start, requestID)
+        return true
+    }
+
+    /// The transfer loop: puts the inputs of starts (then hands them to the task channels), mirrors the logs of
+    /// running tasks and collects the outputs of ended ones, one request at a time on the transfer channel.
+    func transferLoop() async {
+        var lastPoll = ContinuousClock.now - .seconds(3600)
+        while !Task.isCancelled {
+            if let job = transferState.next() {
+                await stageInputs(job.0, job.1)
+                continue
+            }
+            if ContinuousClock.now - lastPoll >= configuration.transfers.pollInterval {
+                lastPoll = ContinuousClock.now
+                do {
+                    try await mirrorAndCollect()
+                } catch is CancellationError {
+                    return
+                } catch {
+                    if Task.isCancelled { return }
+                    logger.warning("transfer pass failed", metadata: ["server": "\(serverID)", "error": "\(error)"])
+                }
+            }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    private func stageInputs(_ start: StartTask, _ requestID: RequestID) async {
+        let attempt = TaskAttempt(taskID: start.taskID, attempt: start.attempt)
+        defer { transferState.finishStaging(attempt) }
+        do {
+            guard try await stillWanted(start) != nil else { return }
+            guard let transfers = transferClient else {
+                throw TransferError(.unavailable, "the backend has no state directory for input files")
+            }
+            for (number, input) in start.spec.inputs.enumerated() {
+                let local = transfers.store.inputPath(sha256: input.sha256)
+                try await transfers.put(
+                    localPath: local, to: input.path, attempt: attempt,
+                    transferID: "put-\(start.taskID)-\(start.attempt)-\(number)", executable: input.executable)
+            }
+            workSink.yield(.start(start, requestID))
+        } catch is CancellationError {
+            return
+        } catch {
+            if Task.isCancelled { return }
+            logger.warning("inputs could not be put", metadata: ["task.id": "\(start.taskID)", "error": "\(error)"])
+            let report = TaskStatusReport(
+                taskID: start.taskID, attempt: start.attempt, state: .failedToStart,
+                reason: "the inputs could not be put: \(error)")
+            try? await observe([report], listedAfter: nil)
+        }
+    }
+
+    private func mirrorAndCollect() async throws {
+        guard let transfers = transferClient else { return }
+        let tasks = try await log.readModel(TaskBoard.self)
+        for row in tasks.rows.values.sorted(by: { $0.taskID.rawValue < $1.taskID.rawValue }) where row.serverID == serverID {
+            let attempt = TaskAttempt(taskID: row.taskID, attempt: row.attempt)
+            switch row.status {
+            case .running:
+                _ = try await mirrorLogs(attempt, transfers)
+            case .succeeded, .failed, .cancelled:
+                guard row.startedAt != nil else { continue }
+                if !transferState.logsDone(attempt) {
+                    let marker = transfers.store.logCompleteMarker(attempt)
+                    var done = FileManager.default.fileExists(atPath: marker)
+                    if !done { done = try await mirrorLogs(attempt, transfers) }
+                    if done {
+                        _ = FileManager.default.createFile(atPath: marker, contents: nil)
+                        transferState.markLogsDone(attempt)
+                    }
+                }
+                if transferState.markOutputsChecked(attempt) {
+                    try await collectOutputs(attempt, transfers)
+                }
+            default:
+                break
+            }
+        }
+    }
+
+    /// Appends what is new in both logs of an attempt to their mirrors.
+    ///
+    /// - Returns: Whether both mirrors reached the end of logs that no longer grow.
+    private func mirrorLogs(_ attempt: TaskAttempt, _ transfers: TransferClient) async throws -> Bool {
+        var finished = true
+        try FileManager.default.createDirectory(
+            atPath: transfers.store.logDirectory(attempt), withIntermediateDirectories: true)
+        for stream in LogStream.allCases {
+            let path = transfers.store.logPath(attempt, stream)
+            if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
+            guard let handle = FileHandle(forWritingAtPath: path) else { return false }
+            defer { try? handle.close() }
+            var offset = Int64(try handle.seekToEnd())
+            var caughtUp = false
+            // A bounded number of reads per pass: a chatty task cannot hold the transfer channel.
+            for _ in 0..<16 {
+                let data: LogData
+                do {
+                    data = try await transfers.readLog(attempt, stream, offset: offset)
+                } catch {
+                    guard let refused = error as? TransferError, refused.code == .notFound else { throw error }
+                    caughtUp = true
+                    break
+                }
+                if !data.data.isEmpty {
+                    try handle.write(contentsOf: data.data)
+                    offset += Int64(data.data.count)
+                }
+                if offset >= data.size {
+                    caughtUp = !data.running
+                    break
+                }
+            }
+            finished = finished && caughtUp
+        }
+        return finished
+    }
+
+    private func collectOutputs(_ attempt: TaskAttempt, _ transfers: TransferClient) async throws {
+        guard let first = try await log.store.read(stream: StreamName.task(attempt.taskID)).first,
+            case .taskSubmitted(let submitted) = try ReadModels.decode(first).event, !submitted.spec.outputs.isEmpty
+        else { return }
+        var settled = Set<String>()
+        for stored in try await log.store.read(stream: StreamName.transfer(attempt.taskID)) {
+            switch try ReadModels.decode(stored).event {
+            case .transfer(.completed(let e)) where e.direction == .get && e.attempt == attempt.attempt:
+                settled.insert(e.path)
+            case .transfer(.failed(let e)) where e.direction == .get && e.attempt == attempt.attempt:
+                settled.insert(e.path)
+            case .transfer(.rejected(let e)) where e.direction == .get && e.attempt == attempt.attempt:
+                settled.insert(e.path)
+            default:
+                break
+            }
+        }
+        for path in submitted.spec.outputs where !settled.contains(path) {
+            do {
+                try await transfers.get(path, attempt: attempt)
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                // Recorded as transfer.failed or transfer.rejected.
+                logger.warning("output not collected", metadata: ["task.id": "\(attempt.taskID)", "path": "\(path)", "error": "\(error)"])
+            }
+        }
+    }
+}

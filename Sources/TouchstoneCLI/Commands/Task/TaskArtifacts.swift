@@ -1,0 +1,41 @@
+import ArgumentParser
+import Domain
+import EventStore
+import Foundation
+import Orchestrator
+import Projections
+
+/// `touchstone task artifacts ID`: the outputs collected into the artifact store.
+struct TaskArtifacts: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "artifacts", abstract: "List a task's collected output files (name, size, SHA-256).")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: "The task ID (tsk-…).")
+    var id: String
+
+    func run() async throws {
+        let log = try global.openLog()
+        let taskID = TaskID(rawValue: id)
+        guard try await log.readModel(TaskBoard.self)[taskID] != nil else {
+            throw CLIError("unknown task \(id.debugDescription): see `touchstone task list`")
+        }
+        let artifacts = try await ArtifactStore.artifacts(of: taskID, in: log)
+        switch global.format {
+        case .json:
+            struct Line: Encodable {
+                var path: String
+                var attempt: Int
+                var size: Int64
+                var sha256: String
+            }
+            print(Render.json(artifacts.map { Line(path: $0.path, attempt: $0.attempt, size: $0.size, sha256: $0.sha256) }))
+        case .table:
+            print(
+                Render.table(
+                    ["NAME", "ATTEMPT", "SIZE", "SHA256"],
+                    artifacts.map { [$0.path, "\($0.attempt)", "\($0.size)", $0.sha256] }))
+        }
+    }
+}
