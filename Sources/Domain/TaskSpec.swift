@@ -68,6 +68,7 @@ public struct TaskSpec: Codable, Sendable, Equatable {
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encodeIfPresent(name, forKey: .name)
+        try container.encodeIfPresent(image, forKey: .image)
         try container.encode(command, forKey: .command)
         try container.encode(environment, forKey: .environment)
         try container.encode(files, forKey: .files)

@@ -85,6 +85,19 @@ struct Chaos: AsyncParsableCommand {
             transport: transport, queuePath: directory + "/state/queues.db", region: sqsRegion, endpoint: sqsEndpoint
         ).makeProvider(logger: Logger(label: "chaos"))
         try await run.prepare(tasks: tasks, queues: queues)
+        do {
+            try await drive(run, queues: queues, prefix: prefix, directory: directory, seed: seed, random: &random)
+        } catch {
+            // Never leave a backend or agents behind.
+            await run.stopAll()
+            throw error
+        }
+    }
+
+    private func drive(
+        _ run: ChaosRun, queues: any QueueProvider, prefix: String, directory: String, seed: UInt64,
+        random: inout SplitMix
+    ) async throws {
         try run.startBackend()
         for index in 1...agents { try run.startAgent(index) }
 

@@ -7,7 +7,7 @@ import Testing
     static let samples: [DomainEvent] = [
         .serverAttached(ServerAttached(serverID: Fixtures.gpu1, maxTasks: 2, channels: 3)),
         .serverHelloReceived(ServerHelloReceived(serverID: Fixtures.gpu1, agentVersion: "0.1.0", agentTime: Fixtures.epoch0, clockSkewMilliseconds: 5, runningTasks: [TaskAttempt(taskID: Fixtures.taskA, attempt: 1)], gpuCount: 0)),
-        .taskSubmitted(TaskSubmitted(taskID: Fixtures.taskA, spec: TaskSpec(name: "n", command: ["a", "b"], environment: ["K": "V"], files: [WorkingFile(path: "f.py", contents: Data("print(1)".utf8))], outputs: ["m.json"], gpus: 1, timeoutSeconds: 60))),
+        .taskSubmitted(TaskSubmitted(taskID: Fixtures.taskA, spec: TaskSpec(name: "n", command: ["a", "b"], environment: ["K": "V"], files: [WorkingFile(path: "f.py", contents: Data("print(1)".utf8))], outputs: ["m.json"], gpus: 1, timeoutSeconds: 60, image: "touchstone-train:1"))),
         .taskDispatched(TaskDispatched(taskID: Fixtures.taskA, attempt: 1, serverID: Fixtures.gpu1, requestID: Fixtures.request(1))),
         .taskStarted(TaskStarted(taskID: Fixtures.taskA, attempt: 1, serverID: Fixtures.gpu1, pid: 4, startedAt: Fixtures.epoch0)),
         .taskFinished(TaskFinished(taskID: Fixtures.taskA, attempt: 1, serverID: Fixtures.gpu1, outcome: .failed, exitCode: 2, signal: nil, failureClass: .user, reason: "exit code 2", outputs: ["m.json": "{}"], endedAt: Fixtures.epoch0)),
