@@ -96,23 +96,36 @@ struct Invariants {
         }
 
         // In sync (invariant 3 and 7): no channel waits on a request past its deadline, nothing the log holds runs
-        // is missing, and nothing runs that the log does not hold as running.
+        // is missing, and nothing runs that the log does not hold as running. "Returns to sync": a channel may be in
+        // the middle of a drain when the workload ends, so the check is repeated for up to 30 s.
+        var problems = try await syncProblems(run)
+        let settleBy = ContinuousClock.now + .seconds(30)
+        while !problems.isEmpty, ContinuousClock.now < settleBy {
+            try await Task.sleep(for: .seconds(1))
+            problems = try await syncProblems(run)
+        }
+        report.details += problems
+        let inSync = problems.isEmpty
+        report.inSync = inSync
+        return report
+    }
+
+    /// What is out of sync now: channels waiting past a deadline, and running tasks the log and reality disagree on.
+    static func syncProblems(_ run: ChaosRun) async throws -> [String] {
+        var problems: [String] = []
+        let snapshot = try await run.log.snapshot()
         let now = Date()
-        var inSync = true
         for row in snapshot.channels.rows.values {
             if let outstanding = row.outstanding, (outstanding.answerBy ?? outstanding.expiresAt) < now.addingTimeInterval(-2) {
-                inSync = false
-                report.details.append("\(row.channel) still waits on \(outstanding.command) \(outstanding.requestID) past its deadline")
+                problems.append("\(row.channel) still waits on \(outstanding.command) \(outstanding.requestID) past its deadline")
             }
         }
         let real = RealProcesses.running(under: run.directory)
         let logRunning = Set(snapshot.tasks.rows.values.filter { $0.status == .running }.map { "\($0.taskID)/\($0.attempt)" })
         let reallyRunning = Set(real.values.flatMap { $0 })
         if logRunning != reallyRunning {
-            inSync = false
-            report.details.append("log running \(logRunning.sorted()) but really running \(reallyRunning.sorted())")
+            problems.append("log running \(logRunning.sorted()) but really running \(reallyRunning.sorted())")
         }
-        report.inSync = inSync
-        return report
+        return problems
     }
 }
