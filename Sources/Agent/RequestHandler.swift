@@ -44,7 +44,8 @@ struct RequestHandler: Sendable {
                     body: .error(
                         WireError(
                             .staleEpoch,
-                            "epoch \(request.epoch) is older than channel \(channel)'s epoch \(current); not executed")))
+                            "epoch \(request.epoch) is older than channel \(channel)'s epoch \(current); not executed",
+                            epoch: current)))
             }
             if request.command.isTransfer {
                 // Not journaled: idempotent, and their responses hold file data (see `Command.isTransfer`).

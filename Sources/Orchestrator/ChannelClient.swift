@@ -27,6 +27,8 @@ actor ChannelClient {
     private var inherited: OutstandingRequest?
     /// Set by a drain: the next request on the channel is preceded by `sync`.
     private var pendingSync: String?
+    /// The agent's epoch when it refused a request as stale: the next drain moves above it.
+    private var floor: Int64 = 0
     /// Receives each `sync` reply: the agent's whole inventory, to reconcile and clean up.
     private var onSync: (@Sendable (SyncReply, Date) async -> Void)?
 
@@ -214,6 +216,24 @@ actor ChannelClient {
                 meta: meta)
             return .skipped
         }
+        if response.requestID == requestID && response.epoch == epoch, case .error(let refusal) = response.body,
+            refusal.code == .staleEpoch
+        {
+            // The agent's channel is at a newer epoch than ours (our state was restored from an older log, or a
+            // message claimed a newer epoch): resynchronise above it. Recorded as received, then a desync.
+            try await log.append(
+                .responseReceived(
+                    ResponseReceived(
+                        channel: channel, requestID: requestID, epoch: epoch, status: response.body.status,
+                        message: refusal.message, agentTime: response.agentTime, messageID: message.messageID)),
+                metadata: meta)
+            try await responses.delete(receiptHandle: message.receiptHandle)
+            floor = max(floor, refusal.epoch ?? epoch)
+            return .desync(
+                ChannelDesyncDetected(
+                    channel: channel, epoch: epoch, reason: "agentAhead", expectedRequestID: requestID,
+                    receivedRequestID: response.requestID, receivedEpoch: refusal.epoch, messageID: message.messageID))
+        }
         if response.requestID == requestID && response.epoch == epoch {
             try await log.append(
                 .responseReceived(
@@ -258,7 +278,7 @@ actor ChannelClient {
         let drainedRequests = try await empty(requests)
         let drainedResponses = try await empty(responses)
         let from = epoch
-        epoch += 1
+        epoch = max(epoch, floor) + 1
         try await log.append(
             .channelQueuesDrained(
                 ChannelQueuesDrained(

@@ -39,7 +39,9 @@ public enum Reconciler {
                 .taskStarted(
                     TaskStarted(
                         taskID: row.taskID, attempt: row.attempt, serverID: server, pid: report.pid,
-                        startedAt: report.startedAt ?? Date(timeIntervalSince1970: 0))))
+                        // An attempt adopted from the runtime's inventory may not know when it started: when the
+                        // backend learned it runs is the honest bound.
+                        startedAt: report.startedAt ?? Date())))
         }
         let finished: TaskFinished
         switch report.state {

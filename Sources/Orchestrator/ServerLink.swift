@@ -270,6 +270,9 @@ struct ServerLink: Sendable {
         let overBooked = server.booked.count > server.maxTasks
         let reason: String
         if task.cancelRequestedAt != nil {
+            // A start already recorded as sending may have reached the agent: not withdrawn here, and not sent again;
+            // the cancel's stop (or the expired-start rule, if the agent never had it) settles it.
+            guard task.status == .dispatching else { return nil }
             reason = "cancelled before the start was sent"
         } else {
             guard server.state != .attached || overBooked || server.detachRequested != nil else { return version }

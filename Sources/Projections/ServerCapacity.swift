@@ -115,8 +115,10 @@ public struct ServerCapacity: Projection {
         case .serverLivenessChanged(let e): return [e.serverID.rawValue]
         case .serverGPUsObserved(let e): return [e.serverID.rawValue]
         case .taskDispatchWithdrawn(let e): return [e.serverID.rawValue]
+        // On the server's stream: its row's stream version must follow, or every booking conditioned on it fails.
+        case .unrecognisedTaskFound(let e): return [e.serverID.rawValue]
         case .taskSubmitted, .requestSent, .responseRejected, .taskRequeued, .transportFailed, .channelDesyncDetected, .channelQueuesDrained,
-            .unrecognisedTaskFound, .taskCancelRequested, .taskStartSending, .transfer: return []
+            .taskCancelRequested, .taskStartSending, .transfer: return []
         }
     }
 

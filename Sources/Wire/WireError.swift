@@ -22,10 +22,13 @@ public struct WireError: Error, Sendable, Equatable, Codable, CustomStringConver
 
     public var code: Code
     public var message: String
+    /// With `staleEpoch`: the epoch the agent's channel is at, so that the backend can resynchronise above it.
+    public var epoch: Int64?
 
-    public init(_ code: Code, _ message: String) {
+    public init(_ code: Code, _ message: String, epoch: Int64? = nil) {
         self.code = code
         self.message = message
+        self.epoch = epoch
     }
 
     public var description: String { "\(code): \(message)" }

@@ -92,7 +92,7 @@ struct AgentCommand: AsyncParsableCommand {
         let logger = Logger(label: "touchstone.agent.\(server)")
         var configuration = AgentConfiguration(
             serverID: serverID, queuePath: queuePath ?? "", queuePrefix: queuePrefix, channels: channels,
-            workspace: workspace, pollWait: .seconds(pollWait), drainDeadlineSeconds: drainDeadline,
+            workspace: Self.absolute(workspace), pollWait: .seconds(pollWait), drainDeadlineSeconds: drainDeadline,
             useCgroups: !noCgroups)
         configuration.nvidiaSMI = nvidiaSmi
         configuration.runtime.kind = RuntimeKind(rawValue: runtime) ?? .process
@@ -138,4 +138,13 @@ struct AgentCommand: AsyncParsableCommand {
 
 struct AgentStartError: Error, CustomStringConvertible {
     var description: String
+}
+
+extension AgentCommand {
+    /// The workspace as an absolute path: tasks run in their own directories, so a relative path in a task's wrapper
+    /// (its exit-code file) or in the process inventory's workspace filter would point elsewhere.
+    static func absolute(_ path: String) -> String {
+        let joined = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        return URL(fileURLWithPath: joined).standardizedFileURL.path
+    }
 }

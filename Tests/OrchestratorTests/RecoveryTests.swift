@@ -248,4 +248,37 @@ struct RecoveryTests {
         #expect(snapshot.tasks[TaskID(rawValue: waiting)]?.attempt == 0, "a cancelled queued task never ran")
         #expect(try await log.verifyReadModels().mismatched.isEmpty)
     }
+
+    @Test func anAgentAheadOfTheBackendsEpochIsResynchronisedAboveIt() async throws {
+        let cluster = try Cluster()
+        try await cluster.attach(Fixtures.gpu1, maxTasks: 1, channels: 2)
+        try cluster.startAgent(Fixtures.gpu1, channels: 2)
+        // The agent's channel 1 is at epoch 50 (a log restored from a backup knows only epoch 0).
+        let requests = try await Self.queue(cluster, Fixtures.gpu1, 1, response: false)
+        let responses = try await Self.queue(cluster, Fixtures.gpu1, 1, response: true)
+        let sync = RequestEnvelope(
+            requestID: .make(), server: Fixtures.gpu1, channel: 1, epoch: 50, sequence: 1, sentAt: Date(),
+            expiresAt: Date().addingTimeInterval(60), command: .sync(SyncChannel(epoch: 50, reason: "test")))
+        _ = try await requests.send(WireCoding.encode(sync), groupID: "channel-1", deduplicationID: "ahead")
+        var synced = false
+        for _ in 0..<60 where !synced {
+            if let message = try await responses.receive(maxMessages: 1, waitTime: .seconds(1), visibilityTimeout: nil).first {
+                try await responses.delete(receiptHandle: message.receiptHandle)
+                synced = true
+            }
+        }
+        #expect(synced)
+        let marker = cluster.directory.file("runs")
+        let task = try await cluster.submit("tsk-0000000ee001", "echo run >> \(marker)")
+        try await cluster.run { cluster in
+            let done = try await cluster.waitUntil { $0.tasks[task]?.status == .succeeded }
+            let channel = ChannelID(server: Fixtures.gpu1, index: 1)
+            #expect((done.channels[channel]?.epoch ?? 0) > 50)
+            let events = try await cluster.log.store.read(stream: StreamName.channel(channel)).map(ReadModels.decode)
+            #expect(events.contains { if case .channelDesyncDetected(let e) = $0.event { e.reason == "agentAhead" } else { false } })
+            // Refusals are not retried blindly: a handful of requests, not a storm.
+            #expect(done.channels[channel]?.requestsSent ?? 0 < 10, "\(done.channels[channel].map { "\($0.requestsSent)" } ?? "-") requests")
+        }
+        #expect(Self.lines(marker) == 1)
+    }
 }

@@ -19,7 +19,7 @@ import Testing
             let request = RequestID.make(now: Fixtures.epoch0, using: &generator)
             let task = tasks.randomElement(using: &generator)
             let attempt = Int.random(in: 1...2, using: &generator)
-            switch Int.random(in: 0..<18, using: &generator) {
+            switch Int.random(in: 0..<23, using: &generator) {
             case 0:
                 events.append(.serverAttached(ServerAttached(serverID: server, maxTasks: Int.random(in: 0...3, using: &generator), channels: Int.random(in: 2...4, using: &generator))))
             case 1, 2:
@@ -62,6 +62,18 @@ import Testing
             case 17:
                 guard let task else { continue }
                 events.append(.taskRequeued(TaskRequeued(taskID: task, afterAttempt: attempt, reason: "q")))
+            case 18:
+                events.append(.unrecognisedTaskFound(UnrecognisedTaskFound(serverID: server, taskID: task ?? TaskID.random(using: &generator), attempt: attempt, reason: "u")))
+            case 19:
+                guard let task else { continue }
+                events.append(.taskCancelRequested(TaskCancelRequested(taskID: task, reason: nil)))
+            case 20:
+                guard let task else { continue }
+                events.append(.taskStartSending(TaskStartSending(taskID: task, attempt: attempt, requestID: request, serverID: server, channel: channel.index, expiresAt: Fixtures.epoch0)))
+            case 21:
+                events.append(.channelDesyncDetected(ChannelDesyncDetected(channel: channel, epoch: 0, reason: "unanswered", expectedRequestID: request)))
+            case 22:
+                events.append(.channelQueuesDrained(ChannelQueuesDrained(channel: channel, fromEpoch: 0, toEpoch: Int64.random(in: 1...5, using: &generator), requests: [], responses: [DrainedMessage(messageID: "d", summary: "s")])))
             default:
                 events.append(.serverHelloReceived(ServerHelloReceived(serverID: server, agentVersion: "v", agentTime: Fixtures.epoch0, clockSkewMilliseconds: 0, runningTasks: [], gpuCount: 0)))
             }
