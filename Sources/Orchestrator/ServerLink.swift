@@ -268,11 +268,13 @@ struct ServerLink: Sendable {
         let version = task.streamVersion
         guard let server else { return nil }
         let overBooked = server.booked.count > server.maxTasks
+        // A start already recorded as sending (a resend after a desync or a restart) may have reached the agent: it
+        // is never withdrawn here, only resent with the same request ID (at most once on the agent); the
+        // expired-start rule withdraws it if the agent never had it. (tools/chaos found this: a resend withdrawn
+        // because the server had turned unreachable let attempt 1 run beside attempt 2.)
+        if task.status == .starting { return task.cancelRequestedAt == nil ? version : nil }
         let reason: String
         if task.cancelRequestedAt != nil {
-            // A start already recorded as sending may have reached the agent: not withdrawn here, and not sent again;
-            // the cancel's stop (or the expired-start rule, if the agent never had it) settles it.
-            guard task.status == .dispatching else { return nil }
             reason = "cancelled before the start was sent"
         } else {
             guard server.state != .attached || overBooked || server.detachRequested != nil else { return version }
