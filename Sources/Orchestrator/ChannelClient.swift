@@ -216,24 +216,6 @@ actor ChannelClient {
                 meta: meta)
             return .skipped
         }
-        if response.requestID == requestID && response.epoch == epoch, case .error(let refusal) = response.body,
-            refusal.code == .staleEpoch
-        {
-            // The agent's channel is at a newer epoch than ours (our state was restored from an older log, or a
-            // message claimed a newer epoch): resynchronise above it. Recorded as received, then a desync.
-            try await log.append(
-                .responseReceived(
-                    ResponseReceived(
-                        channel: channel, requestID: requestID, epoch: epoch, status: response.body.status,
-                        message: refusal.message, agentTime: response.agentTime, messageID: message.messageID)),
-                metadata: meta)
-            try await responses.delete(receiptHandle: message.receiptHandle)
-            floor = max(floor, refusal.epoch ?? epoch)
-            return .desync(
-                ChannelDesyncDetected(
-                    channel: channel, epoch: epoch, reason: "agentAhead", expectedRequestID: requestID,
-                    receivedRequestID: response.requestID, receivedEpoch: refusal.epoch, messageID: message.messageID))
-        }
         if response.requestID == requestID && response.epoch == epoch {
             try await log.append(
                 .responseReceived(
@@ -243,6 +225,16 @@ actor ChannelClient {
                         messageID: message.messageID)),
                 metadata: meta)
             try await responses.delete(receiptHandle: message.receiptHandle)
+            if case .error(let refusal) = response.body, refusal.code == .staleEpoch {
+                // The agent's channel is at a newer epoch than ours (our state was restored from an older log, or a
+                // message claimed a newer epoch): resynchronise above it.
+                floor = max(floor, refusal.epoch ?? epoch)
+                return .desync(
+                    ChannelDesyncDetected(
+                        channel: channel, epoch: epoch, reason: "agentAhead", expectedRequestID: requestID,
+                        receivedRequestID: response.requestID, receivedEpoch: refusal.epoch,
+                        messageID: message.messageID))
+            }
             return .matched(response)
         }
         let reason = response.epoch < epoch ? "staleEpoch" : "unexpectedRequestID"
