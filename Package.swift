@@ -34,6 +34,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "Domain", swiftSettings: strict),
+        .target(name: "FileSignals", swiftSettings: strict),
         .target(
             name: "Projections",
             dependencies: ["Domain", "EventStore", .product(name: "GRDB", package: "GRDB.swift")],
@@ -45,6 +46,7 @@ let package = Package(
         .target(
             name: "Transport",
             dependencies: [
+                "FileSignals",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),

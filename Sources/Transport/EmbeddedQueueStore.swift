@@ -1,3 +1,4 @@
+import FileSignals
 import Foundation
 import GRDB
 import Logging

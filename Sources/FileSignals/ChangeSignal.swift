@@ -1,11 +1,11 @@
 import Synchronization
 
-/// A generation counter that long polls wait on: "something in the queue database may have changed".
+/// A generation counter that waiters park on: "something in the watched database may have changed".
 ///
 /// Bumped by the store's own writes (after commit) and by its ``DatabaseFileWatcher`` when another process or
 /// another store instance writes the file. A waiter reads ``generation`` *before* checking the queue, then waits for
 /// the generation to move past what it read, so a change between its check and its wait is never lost.
-final class ChangeSignal: Sendable {
+public final class ChangeSignal: Sendable {
     private struct State {
         var generation: UInt64 = 0
         var closed = false
@@ -17,16 +17,16 @@ final class ChangeSignal: Sendable {
 
     private let state = Mutex(State())
 
-    init() {}
+    public init() {}
 
     /// The current generation; it only grows.
-    var generation: UInt64 { state.withLock { $0.generation } }
+    public var generation: UInt64 { state.withLock { $0.generation } }
 
     /// True once ``close()`` ran.
-    var isClosed: Bool { state.withLock { $0.closed } }
+    public var isClosed: Bool { state.withLock { $0.closed } }
 
     /// Moves to the next generation and wakes every waiter.
-    func bump() {
+    public func bump() {
         let waiters = state.withLock { state in
             state.generation &+= 1
             defer { state.waiters.removeAll() }
@@ -36,14 +36,14 @@ final class ChangeSignal: Sendable {
     }
 
     /// Wakes every waiter for good: later waits return at once.
-    func close() {
+    public func close() {
         state.withLock { $0.closed = true }
         bump()
     }
 
     /// Waits until the generation differs from `seen`, `timeout` passes, or the task is cancelled, whichever is
     /// first. Suspends only: no thread is blocked.
-    func wait(after seen: UInt64, timeout: Duration) async {
+    public func wait(after seen: UInt64, timeout: Duration) async {
         if timeout <= .zero { return }
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.waitForGeneration(after: seen) }

@@ -19,7 +19,7 @@ import Synchronization
 ///
 /// The blocking `poll(2)` runs on one dedicated `Thread`, never on a Swift-concurrency thread. ``stop()`` (called by
 /// the store's `close()` and `deinit`) wakes it through a pipe, and the thread closes the descriptors as it exits.
-final class DatabaseFileWatcher: Sendable {
+public final class DatabaseFileWatcher: Sendable {
     /// The follow-up bumps after the last event of a burst, in milliseconds from that event.
     static let followUps: [Int64] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
 
@@ -37,9 +37,9 @@ final class DatabaseFileWatcher: Sendable {
 
     /// Starts watching `databasePath` (an absolute path whose symlinks are resolved) and its `-wal`.
     ///
-    /// - Throws: ``QueueError`` `.storage` when inotify or the thread cannot be set up (for example
+    /// - Throws: ``FileSignalError`` when inotify or the thread cannot be set up (for example
     ///   `fs.inotify.max_user_instances` reached); the caller then relies on its periodic re-check.
-    init(databasePath: String, signal: ChangeSignal) throws(QueueError) {
+    public init(databasePath: String, signal: ChangeSignal) throws(FileSignalError) {
         let url = URL(fileURLWithPath: databasePath)
         let directory = url.deletingLastPathComponent().path
         let name = url.lastPathComponent
@@ -73,7 +73,7 @@ final class DatabaseFileWatcher: Sendable {
     }
 
     /// Asks the thread to exit; it closes the descriptors. Safe to call more than once.
-    func stop() {
+    public func stop() {
         control.withLock { control in
             guard !control.exited, !control.stopRequested else { return }
             control.stopRequested = true
@@ -153,10 +153,15 @@ final class DatabaseFileWatcher: Sendable {
         }
     }
 
-    private static func systemError(_ call: String, _ path: String) -> QueueError {
+    private static func systemError(_ call: String, _ path: String) -> FileSignalError {
         let code = errno
-        return QueueError(
-            .storage,
-            "cannot watch the queue database \(path) for changes: \(call) failed: \(String(cString: strerror(code)))")
+        return FileSignalError(
+            message: "cannot watch the database \(path) for changes: \(call) failed: \(String(cString: strerror(code)))")
     }
+}
+
+/// A watch could not be set up (inotify, pipe or thread); the message names the call and the path.
+public struct FileSignalError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
 }
