@@ -59,7 +59,7 @@ let package = Package(
         .target(
             name: "Orchestrator",
             dependencies: [
-                "Domain", "EventStore", "Projections", "Wire", "Transport",
+                "Domain", "EventStore", "FileSignals", "Projections", "Wire", "Transport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -69,7 +69,7 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
-                "Domain", "EventStore", "Wire", "Transport",
+                "Domain", "EventStore", "FileSignals", "Wire", "Transport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Subprocess", package: "swift-subprocess"),

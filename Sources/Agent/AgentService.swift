@@ -1,8 +1,10 @@
 import Domain
 import EventStore
+import FileSignals
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 import Transport
 import Wire
 
@@ -82,13 +84,11 @@ public struct AgentService: Service {
             // ending first is not a shutdown.
             while let child = try await group.next(), child != .polling {}
             let drainEnd = ContinuousClock.now + deadline
-            while await runtime.runningCount > 0, ContinuousClock.now < drainEnd {
-                try? await Task.sleep(for: .milliseconds(100))
-            }
+            await Self.awaitNoneRunning(runtime, tasks: tasks, until: drainEnd)
             if await runtime.runningCount > 0 {
                 logger.warning("drain deadline passed, stopping running tasks")
                 await runtime.killAll()
-                while await runtime.runningCount > 0 { try? await Task.sleep(for: .milliseconds(50)) }
+                await Self.awaitNoneRunning(runtime, tasks: tasks, until: nil)
             }
             runtime.finish()
             // Watchers of adopted processes stop watching; those processes, in sessions of their own, keep running
@@ -97,6 +97,17 @@ public struct AgentService: Service {
             while try await group.next() != nil {}
         }
         logger.info("agent stopped")
+    }
+
+    /// Waits, woken by each recorded end, until no attempt runs or `until` passes (`nil`: no limit).
+    static func awaitNoneRunning(_ runtime: any TaskRuntime, tasks: AgentTasks, until: ContinuousClock.Instant?) async {
+        while true {
+            let generation = tasks.changes.generation
+            if await runtime.runningCount == 0 { return }
+            let left = until.map { $0 - ContinuousClock.now } ?? .seconds(3600)
+            if left <= .zero { return }
+            await tasks.changes.wait(after: generation, timeout: left)
+        }
     }
 
     /// How long a received request stays invisible to other receivers while this agent holds it; extended every
@@ -116,14 +127,24 @@ public struct AgentService: Service {
                 let messages = try await pair.requests.receive(
                     maxMessages: 1, waitTime: wait, visibilityTimeout: visibility)
                 for message in messages {
+                    let accepted = Mutex(false)
                     let extender = Task {
                         while !Task.isCancelled {
                             try await Task.sleep(for: visibility / 2)
+                            if accepted.withLock({ $0 }) { return }
                             try await pair.requests.changeVisibility(
                                 receiptHandle: message.receiptHandle, timeout: visibility)
                         }
                     }
-                    let response = await handler.handle(message.body, channel: channel)
+                    // A blocking query (a heartbeat that may be held for its wait) has no side effect: its message is
+                    // deleted as soon as it is accepted, so holding it costs no visibility extensions and never blocks
+                    // the message group; if this agent dies meanwhile, the backend resends it.
+                    let response = await handler.handle(message.body, channel: channel) {
+                        extender.cancel()
+                        if (try? await pair.requests.delete(receiptHandle: message.receiptHandle)) != nil {
+                            accepted.withLock { $0 = true }
+                        }
+                    }
                     extender.cancel()
                     if let response {
                         Failpoint.crash(at: "agent.before-respond")
@@ -136,7 +157,7 @@ public struct AgentService: Service {
                     }
                     // Deleted only after the outcome is journaled and the response is sent: a crash before this
                     // redelivers the request, which the journal then answers without executing it again.
-                    if response != nil {
+                    if response != nil, !accepted.withLock({ $0 }) {
                         try await pair.requests.delete(receiptHandle: message.receiptHandle)
                     }
                 }
@@ -160,18 +181,64 @@ extension TaskStatusReport {
     }
 }
 
-/// What the agent knows of its task attempts: the journal's reports, kept in memory.
+/// What the agent knows of its task attempts: the journal's reports, kept in memory, with a version that moves on
+/// every change so that a blocking heartbeat query is answered the moment a task starts or ends.
 actor AgentTasks {
     let journal: AgentJournal
     let runtime: any TaskRuntime
-    private var reports: [TaskAttempt: TaskStatusReport] = [:]
+    private var reports: [TaskAttempt: TaskStatusReport] = [:] {
+        didSet { changed() }
+    }
 
     let configuration: AgentConfiguration
+    /// This agent process's identity in state versions: a restarted agent never matches an older `since`.
+    let instance: String
+    /// Bumped on every change of ``reports`` or of the attempts being started.
+    private var counter: UInt64 = 0
+    /// The counter value at each attempt's last change, for the "changed since" part of a heartbeat reply.
+    private var changedAt: [TaskAttempt: UInt64] = [:]
+    /// Woken on every change (blocking queries and ``awaitReport(_:)`` wait on it).
+    nonisolated let changes = ChangeSignal()
 
-    init(journal: AgentJournal, runtime: any TaskRuntime, configuration: AgentConfiguration) {
+    init(journal: AgentJournal, runtime: any TaskRuntime, configuration: AgentConfiguration, instance: String = UUID().uuidString.lowercased()) {
         self.journal = journal
         self.runtime = runtime
         self.configuration = configuration
+        self.instance = instance
+    }
+
+    /// The version of the task state: `<instance>/<counter>` (``HeartbeatReply/stateVersion``).
+    var stateVersion: String { "\(instance)/\(counter)" }
+
+    private func changed() {
+        counter &+= 1
+        changes.bump()
+    }
+
+    private func touch(_ key: TaskAttempt) {
+        changedAt[key] = counter &+ 1
+    }
+
+    /// Waits until the state moves past `since` or `timeout` passes (a blocking query's wait). Returns at once when
+    /// `since` is not the current version (another instance, or something changed already).
+    func waitForChange(after since: String, timeout: Duration) async {
+        let generation = changes.generation
+        guard since == stateVersion else { return }
+        await changes.wait(after: generation, timeout: timeout)
+    }
+
+    /// What a heartbeat reply carries: every running attempt, and every report changed after `since` (all reports
+    /// when `since` is `nil` or another instance's).
+    func heartbeatReports(since: String?) -> (reports: [TaskStatusReport], version: String) {
+        var after: UInt64?
+        if let since, let slash = since.lastIndex(of: "/"), since[..<slash] == instance {
+            after = UInt64(since[since.index(after: slash)...])
+        }
+        let selected = reports.values.filter { report in
+            guard let after else { return true }
+            return report.state == .running || (changedAt[report.key] ?? 0) > after
+        }
+        return (selected.sorted { $0.key < $1.key }, stateVersion)
     }
 
     var count: Int { reports.count }
@@ -186,6 +253,7 @@ actor AgentTasks {
     func loadInventory() async throws {
         let (journaled, launching) = try await journal.attempts()
         reports = journaled
+        for key in journaled.keys { touch(key) }
         let found = try await runtime.inventory()
         let foundKeys = Set(found.map(\.key))
         // A launch journaled without its outcome (the agent stopped in between): the runtime's inventory finds the
@@ -201,11 +269,13 @@ actor AgentTasks {
         for (key, report) in reports where report.state == .running {
             let now = try await runtime.adopt(report)
             guard now.state != .running else { continue }
+            touch(key)
             reports[key] = now
             try await journal.record(now)
         }
         for found in found where reports[found.key] == nil {
             let now = try await runtime.adopt(found)
+            touch(found.key)
             reports[found.key] = now
             try await journal.record(now)
         }
@@ -230,12 +300,16 @@ actor AgentTasks {
             report.endedAt = Date()
             report.reason = "the agent stopped while launching the attempt; no process of it was found"
         }
+        touch(key)
         reports[key] = report
         try await journal.record(report)
     }
 
     /// Gives up a reservation whose launch was not attempted.
-    func release(_ key: TaskAttempt) { starting.remove(key) }
+    func release(_ key: TaskAttempt) {
+        starting.remove(key)
+        changes.bump()
+    }
 
     func report(for key: TaskAttempt) -> TaskStatusReport? { reports[key] }
 
@@ -248,9 +322,12 @@ actor AgentTasks {
         return true
     }
 
-    /// Waits until an attempt another request is starting has a report.
+    /// Waits until an attempt another request is starting has a report (woken by the change that records it).
     func awaitReport(_ key: TaskAttempt) async -> TaskStatusReport? {
-        while starting.contains(key) { try? await Task.sleep(for: .milliseconds(20)) }
+        while starting.contains(key), !Task.isCancelled {
+            let generation = changes.generation
+            await changes.wait(after: generation, timeout: .seconds(60))
+        }
         return reports[key]
     }
 
@@ -258,17 +335,22 @@ actor AgentTasks {
 
     /// Records a start (or a failure to start).
     func started(_ report: TaskStatusReport) async throws {
-        defer { starting.remove(report.key) }
+        defer {
+            starting.remove(report.key)
+            changes.bump()
+        }
         if let existing = reports[report.key], existing.state != .running, report.state == .running {
             // The process already ended before the start was recorded: keep the end.
             return
         }
+        touch(report.key)
         reports[report.key] = report
         try await journal.record(report)
     }
 
     /// Records an end reported by the runtime.
     func ended(_ report: TaskStatusReport) async {
+        touch(report.key)
         reports[report.key] = report
         do {
             try await journal.record(report)

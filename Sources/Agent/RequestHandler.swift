@@ -16,12 +16,20 @@ struct RequestHandler: Sendable {
     let runtime: any TaskRuntime
     let epochs: ChannelEpochs
     let logger: Logger
+    /// The GPU inventory, re-read when a task starts or ends and at most once a minute otherwise.
+    let gpuCache = GPUReadingCache()
+
+    /// The longest a heartbeat query is held, in seconds, whatever the backend asks.
+    static let maximumHeartbeatWait = 300
 
     /// Handles a raw message from a request queue.
     ///
     /// - Returns: The response to send, or `nil` when the outcome could not be journaled (the message is then left on
     ///   the queue, to be redelivered after its visibility timeout).
-    func handle(_ body: String, channel: Int) async -> ResponseEnvelope? {
+    ///
+    /// - Parameter accept: Called once a blocking query (a heartbeat with a wait) is admitted, before it waits: the
+    ///   poller deletes its message then, since answering it again is harmless.
+    func handle(_ body: String, channel: Int, accept: @Sendable () async -> Void = {}) async -> ResponseEnvelope? {
         let request: RequestEnvelope
         do {
             request = try WireCoding.decodeRequest(body)
@@ -62,7 +70,7 @@ struct RequestHandler: Sendable {
                 recorded.channel = request.channel
                 return recorded
             }
-            let body = await execute(request)
+            let body = await execute(request, accept: accept)
             let response = ResponseEnvelope(
                 requestID: request.requestID, server: configuration.serverID, channel: request.channel,
                 epoch: request.epoch, sequence: request.sequence, agentTime: Date(), body: body)
@@ -73,7 +81,7 @@ struct RequestHandler: Sendable {
         }
     }
 
-    private func execute(_ request: RequestEnvelope) async -> ResponseBody {
+    private func execute(_ request: RequestEnvelope, accept: @Sendable () async -> Void = {}) async -> ResponseBody {
         guard request.server == configuration.serverID else {
             return .error(WireError(.wrongServer, "this agent serves \(configuration.serverID), not \(request.server)"))
         }
@@ -87,9 +95,17 @@ struct RequestHandler: Sendable {
                 HelloReply(
                     agentVersion: agentVersion, gpuCount: reading.gpus.count, tasks: await tasks.all, gpus: reading.gpus,
                     gpuProblem: reading.problem))
-        case .heartbeat:
-            let reading = await readGPUs()
-            return .heartbeat(HeartbeatReply(tasks: await tasks.all, gpus: reading.gpus, gpuProblem: reading.problem))
+        case .heartbeat(let query):
+            if let since = query.since, query.waitSeconds > 0 {
+                await accept()
+                // Held until a task changes state or the wait ends, but never past the request's execution deadline.
+                let wait = min(query.waitSeconds, Self.maximumHeartbeatWait, max(0, (request.executionSeconds ?? 0) - 1))
+                await tasks.waitForChange(after: since, timeout: .seconds(wait))
+            }
+            let (reports, version) = await tasks.heartbeatReports(since: query.since)
+            let reading = await gpuCache.reading(taskState: version) { await readGPUs() }
+            return .heartbeat(
+                HeartbeatReply(tasks: reports, gpus: reading.gpus, gpuProblem: reading.problem, stateVersion: version))
         case .listTasks:
             return .taskList(await tasks.all)
         case .sync(let sync):
@@ -100,6 +116,25 @@ struct RequestHandler: Sendable {
             return await TransferHandler(configuration: configuration, tasks: tasks, logger: logger).execute(request.command)
         case .startTask(let start):
             return await startTask(start, requestID: request.requestID)
+        case .startTasks(let batch):
+            // Each item as a `startTask` of its own request ID: answered from the journal when that ID was executed
+            // before, else started and journaled under it. The items start concurrently.
+            let items = Array(batch.items.prefix(StartTasks.maximumCount))
+            let bodies = await withTaskGroup(of: (Int, ResponseBody).self) { group in
+                for (index, item) in items.enumerated() {
+                    group.addTask { (index, await startItem(item, in: request)) }
+                }
+                var bodies = [ResponseBody?](repeating: nil, count: items.count)
+                for await (index, body) in group { bodies[index] = body }
+                return bodies
+            }
+            return .startOutcomes(
+                StartOutcomes(
+                    outcomes: zip(items, bodies).map { item, body in
+                        StartOutcomes.Outcome(
+                            requestID: item.requestID,
+                            body: body ?? .error(WireError(.executionFailed, "no outcome for \(item.requestID)")))
+                    }))
         case .stopTask(let stop):
             let key = TaskAttempt(taskID: stop.taskID, attempt: stop.attempt)
             guard let report = await tasks.report(for: key) else {
@@ -109,6 +144,22 @@ struct RequestHandler: Sendable {
                 _ = await runtime.stop(key, grace: .seconds(stop.graceSeconds))
             }
             return .taskStopped(await tasks.report(for: key) ?? report)
+        }
+    }
+
+    /// One item of a `startTasks`: its journaled outcome, or a start journaled under the item's request ID.
+    private func startItem(_ item: StartTasks.Item, in request: RequestEnvelope) async -> ResponseBody {
+        if let recorded = try? await journal.recordedResponse(for: item.requestID) { return recorded.body }
+        let body = await startTask(item.start, requestID: item.requestID)
+        let response = ResponseEnvelope(
+            requestID: item.requestID, server: configuration.serverID, channel: request.channel, epoch: request.epoch,
+            sequence: request.sequence, agentTime: Date(), body: body)
+        do {
+            return try await journal.record(response, for: item.requestID).body
+        } catch {
+            logger.error(
+                "cannot journal a start's outcome", metadata: ["request.id": "\(item.requestID)", "error": "\(error)"])
+            return body
         }
     }
 

@@ -40,7 +40,7 @@ struct TransferHandler: Sendable {
                 return .fileChunk(FileChunk(index: read.index, size: size, data: data))
             case .readLog(let read):
                 return .logData(try await readLog(read))
-            case .hello, .startTask, .listTasks, .stopTask, .heartbeat, .sync:
+            case .hello, .startTask, .startTasks, .listTasks, .stopTask, .heartbeat, .sync:
                 return .error(WireError(.badRequest, "\(command.name) is not a transfer command"))
             }
         } catch let error as TransferError {

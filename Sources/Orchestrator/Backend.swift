@@ -28,45 +28,100 @@ public struct Backend: Service {
         self.logger = logger
     }
 
+    /// Runs until cancelled (graceful shutdown). Each pass links new servers, enforces lifecycle deadlines and
+    /// cancels, and places queued tasks; a pass runs when the log changes (this process's appends, or another
+    /// process's such as the CLI's, seen through the database file within milliseconds) or when the next time-based
+    /// rule is due (a drain deadline, a server unreachable for ``BackendConfiguration/lostAfter``). No tick.
     public func run() async throws {
+        let changes = LogChanges(path: log.store.path)
+        defer { changes.stop() }
         try await cancelWhenGracefulShutdown {
             try await withThrowingDiscardingTaskGroup { group in
                 var links: [ServerID: ServerLink] = [:]
                 var stopping: Set<TaskAttempt> = []
                 var resent = false
+                var seen: Int64 = -1
+                var backoff = Duration.milliseconds(100)
                 while !Task.isCancelled {
+                    let generation = changes.generation
+                    var nextDue: Date?
                     do {
-                        let snapshot = try await log.snapshot()
-                        for row in snapshot.servers.rows.values.sorted(by: { $0.serverID < $1.serverID })
-                        where links[row.serverID] == nil {
-                            let link = try await makeLink(row, channels: snapshot.channels)
-                            links[row.serverID] = link
-                            group.addTask { await link.run() }
-                            logger.info("server linked", metadata: ["server": "\(row.serverID)"])
+                        let position = try await log.store.lastPosition()
+                        if position != seen {
+                            nextDue = try await pass(
+                                links: &links, group: &group, stopping: &stopping, resent: &resent)
+                            seen = position
+                            backoff = .milliseconds(100)
+                        } else {
+                            nextDue = try await nextTimedRule()
                         }
-                        if !resent {
-                            // Starts booked before a restart and never confirmed are sent again with the same
-                            // request ID: the agent answers a known request from its journal, never twice.
-                            try await resendUnconfirmed(snapshot, links: links)
-                            resent = true
-                        }
-                        try await enforceLifecycle(snapshot, links: links, stopping: &stopping)
-                        try await schedule(snapshot, links: links)
                     } catch is CancellationError {
                         break
                     } catch {
-                        // A failed pass (log or queue error) is retried on the next tick.
+                        // A failed pass (log or queue error) is retried after a pause that grows while it fails.
                         if Task.isCancelled { break }
                         logger.error("scheduling pass failed", metadata: ["error": "\(error)"])
+                        seen = -1
+                        try? await Task.sleep(for: backoff)
+                        backoff = min(backoff * 2, .seconds(5))
+                        continue
                     }
-                    // Cancellation (graceful shutdown) ends the loop; it is not an error.
-                    try? await Task.sleep(for: configuration.schedulingInterval)
+                    let wait = nextDue.map { Duration.milliseconds(max(1, Int64($0.timeIntervalSinceNow * 1000) + 1)) }
+                    await changes.wait(after: generation, timeout: min(wait ?? .seconds(3600), .seconds(3600)))
+                    if let nextDue, nextDue <= Date() { seen = -1 }
                 }
             }
         }
     }
 
-    private func makeLink(_ row: ServerRow, channels: ChannelSync) async throws -> ServerLink {
+    /// One scheduling pass over the rows it needs: server rows, the live tasks they book, and the head of the queue.
+    ///
+    /// - Returns: When the next time-based rule falls due (a drain deadline, or a server's `lostAfter`), if any.
+    private func pass(
+        links: inout [ServerID: ServerLink], group: inout ThrowingDiscardingTaskGroup<any Error>,
+        stopping: inout Set<TaskAttempt>, resent: inout Bool
+    ) async throws -> Date? {
+        let servers = try await log.serverRows()
+        for row in servers.sorted(by: { $0.serverID < $1.serverID }) where links[row.serverID] == nil {
+            let link = try await makeLink(row)
+            links[row.serverID] = link
+            group.addTask { await link.run() }
+            logger.info("server linked", metadata: ["server": "\(row.serverID)"])
+        }
+        if !resent {
+            // Starts booked before a restart and never confirmed are sent again with the same request ID: the agent
+            // answers a known request from its journal, never twice.
+            try await resendUnconfirmed(servers, links: links)
+            resent = true
+        }
+        try await enforceLifecycle(servers, links: links, stopping: &stopping)
+        try await schedule(servers, links: links)
+        return Self.nextDue(servers, lostAfter: configuration.lostAfter)
+    }
+
+    /// The time-based rules' next due time, read from the server rows alone.
+    private func nextTimedRule() async throws -> Date? {
+        Self.nextDue(try await log.serverRows(), lostAfter: configuration.lostAfter)
+    }
+
+    /// When the next time-based rule falls due: the earliest drain deadline not yet passed of a server that still
+    /// runs tasks, or the earliest moment an unreachable server has been so for `lostAfter`. Pure.
+    static func nextDue(_ servers: [ServerRow], lostAfter: Duration, now: Date = Date()) -> Date? {
+        var due: [Date] = []
+        for row in servers {
+            if let deadline = row.drain?.deadline, !row.running.isEmpty || !row.booked.isEmpty, deadline > now {
+                due.append(deadline)
+            }
+            if let since = row.unreachableSince, !row.reachable, !row.booked.isEmpty {
+                let at = since.addingTimeInterval(lostAfter.seconds)
+                if at > now { due.append(at) }
+            }
+        }
+        return due.min()
+    }
+
+    private func makeLink(_ row: ServerRow) async throws -> ServerLink {
+        let channels = try await log.channelRows(of: row)
         var clients: [ChannelClient] = []
         for index in 0..<row.channels {
             let id = ChannelID(server: row.serverID, index: index)
@@ -77,24 +132,27 @@ public struct Backend: Service {
             clients.append(
                 ChannelClient(
                     channel: id, requests: try await queues.openQueue(named: requestName),
-                    responses: try await queues.openQueue(named: responseName), log: log, state: channels[id],
+                    responses: try await queues.openQueue(named: responseName), log: log, state: channels[id.description],
                     configuration: configuration, logger: logger))
         }
         return ServerLink(serverID: row.serverID, clients: clients, log: log, configuration: configuration, logger: logger)
     }
 
-    private func resendUnconfirmed(_ snapshot: ProjectionSet, links: [ServerID: ServerLink]) async throws {
-        for row in snapshot.tasks.rows.values where row.status == .dispatching || row.status == .starting {
-            guard let server = row.serverID, let link = links[server], let requestID = row.requestID,
-                let spec = try await spec(of: row.taskID)
-            else { continue }
-            logger.info("resending an unconfirmed start", metadata: ["task.id": "\(row.taskID)"])
-            link.enqueue(
-                .start(
-                    StartTask(
-                        taskID: row.taskID, attempt: row.attempt, spec: spec, backend: configuration.backendID,
-                        gpuIndices: row.gpuIndices),
-                    requestID))
+    private func resendUnconfirmed(_ servers: [ServerRow], links: [ServerID: ServerLink]) async throws {
+        for server in servers {
+            for row in try await log.liveTaskRows(on: server)
+            where row.status == .dispatching || row.status == .starting {
+                guard let server = row.serverID, let link = links[server], let requestID = row.requestID,
+                    let spec = try await spec(of: row.taskID)
+                else { continue }
+                logger.info("resending an unconfirmed start", metadata: ["task.id": "\(row.taskID)"])
+                link.enqueue(
+                    .start(
+                        StartTask(
+                            taskID: row.taskID, attempt: row.attempt, spec: spec, backend: configuration.backendID,
+                            gpuIndices: row.gpuIndices),
+                        requestID))
+            }
         }
     }
 
@@ -105,12 +163,18 @@ public struct Backend: Service {
         return submitted.spec
     }
 
-    private func schedule(_ snapshot: ProjectionSet, links: [ServerID: ServerLink]) async throws {
+    private func schedule(_ servers: [ServerRow], links: [ServerID: ServerLink]) async throws {
+        // Only as many queued tasks as there are free slots can be placed; a few more let small tasks backfill
+        // behind one that fits nowhere.
+        let free = servers.filter { links[$0.serverID] != nil }.reduce(0) { $0 + $1.freeSlots }
+        guard free > 0 else { return }
+        let queue = try await log.queuedTaskRows(limit: free * 4 + 64)
         let placements = Scheduler.plan(
-            tasks: snapshot.tasks, servers: snapshot.servers, eligible: Set(links.keys), packing: configuration.packing)
+            queue: queue, servers: servers, eligible: Set(links.keys), packing: configuration.packing)
+        let versions = Dictionary(uniqueKeysWithValues: queue.map { ($0.taskID, $0.streamVersion) })
         for placement in placements {
             guard let link = links[placement.serverID] else { continue }
-            guard let version = snapshot.tasks[placement.taskID]?.streamVersion, let spec = try await spec(of: placement.taskID) else { continue }
+            guard let version = versions[placement.taskID], let spec = try await spec(of: placement.taskID) else { continue }
             let requestID = RequestID.make()
             do {
                 // The booking expects the server stream's version the plan saw: a drain, detach or capacity change
@@ -128,9 +192,9 @@ public struct Backend: Service {
                     conditions: [StreamName.server(placement.serverID): placement.serverVersion])
             } catch {
                 guard error.code == .wrongExpectedVersion else { throw error }
-                return  // the server or task changed since the plan: plan again next pass
+                return  // the server or task changed since the plan: the append woke the next pass, which plans again
             }
-            logger.info(
+            logger.debug(
                 "task dispatched",
                 metadata: ["task.id": "\(placement.taskID)", "server": "\(placement.serverID)"])
             link.enqueue(
@@ -143,12 +207,18 @@ public struct Backend: Service {
     }
 
     /// Drain deadlines, detaches, lost servers and cancels: the lifecycle work of one pass.
-    private func enforceLifecycle(_ snapshot: ProjectionSet, links: [ServerID: ServerLink], stopping: inout Set<TaskAttempt>) async throws {
+    private func enforceLifecycle(_ servers: [ServerRow], links: [ServerID: ServerLink], stopping: inout Set<TaskAttempt>) async throws {
         let now = Date()
+        var live: [TaskID: TaskRow] = [:]
+        for server in servers where !server.booked.isEmpty {
+            for row in try await log.liveTaskRows(on: server) { live[row.taskID] = row }
+        }
+        // Attempts no longer live are forgotten, so the set stays as small as what runs.
+        stopping = stopping.filter { live[$0.taskID]?.attempt == $0.attempt }
         // A cancel of a placed task (requested while the backend ran or while it was down): stop the attempt. Its
         // `stopped` report ends the task `cancelled`; a start the agent never had is withdrawn, which the fold turns
         // into `cancelled` too.
-        for row in snapshot.tasks.rows.values
+        for row in live.values.sorted(by: { $0.taskID < $1.taskID })
         where row.cancelRequestedAt != nil && (row.status == .starting || row.status == .running) {
             let attempt = TaskAttempt(taskID: row.taskID, attempt: row.attempt)
             guard let server = row.serverID, let link = links[server], !stopping.contains(attempt) else { continue }
@@ -156,7 +226,7 @@ public struct Backend: Service {
             logger.info("cancel requested: stopping", metadata: ["task.id": "\(row.taskID)", "server": "\(server)"])
             link.enqueue(.stop(attempt, graceSeconds: configuration.stopGraceSeconds))
         }
-        for row in snapshot.servers.rows.values {
+        for row in servers {
             if let deadline = row.drain?.deadline, deadline <= now, row.maxTasks == 0, let link = links[row.serverID] {
                 for attempt in row.running where !stopping.contains(attempt) {
                     stopping.insert(attempt)
@@ -177,7 +247,7 @@ public struct Backend: Service {
                 now.timeIntervalSince(since) >= Double(configuration.lostAfter.components.seconds)
             {
                 for attempt in row.booked {
-                    guard let task = snapshot.tasks[attempt.taskID], task.attempt == attempt.attempt else { continue }
+                    guard let task = live[attempt.taskID], task.attempt == attempt.attempt else { continue }
                     let events = Reconciler.lost(
                         task, reason: "\(row.serverID) unreachable for longer than \(configuration.lostAfter)",
                         maxAttempts: configuration.maxAttempts)

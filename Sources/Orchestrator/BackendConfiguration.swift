@@ -6,9 +6,10 @@ public struct BackendConfiguration: Sendable {
     public var backendID: String
     /// Queue name prefix (`<prefix>-<server>-<n>-req.fifo`).
     public var queuePrefix: String
-    /// How often the scheduler looks for queued tasks and new servers, at the latest.
-    public var schedulingInterval: Duration
-    /// How often each server's control channel asks for task status reports (`listTasks`).
+    /// How long an idle server's blocking heartbeat query is held before the agent answers "no change" (rounded up
+    /// to whole seconds, at least 1): the longest an idle server goes without contact. Task starts and ends are
+    /// answered at once, so this is not a polling interval. Default 30 s: 2 log events a wait, so an idle server adds
+    /// 4 events a minute (issue 10 asks ≤ 6), and about 6 SQS calls a wait.
     public var statusInterval: Duration
     /// The delivery deadline: how long a request stays valid for the agent (its `expiresAt`). The backend waits for
     /// the response until that deadline plus the command's execution deadline (``executionSeconds``, or a stop's
@@ -16,9 +17,11 @@ public struct BackendConfiguration: Sendable {
     public var requestTimeout: Duration
     /// The execution deadline of a command once delivered, in seconds: a start's launch, a listing, a sync.
     public var executionSeconds: Int = 10
-    /// How long a heartbeat waits for its answer before it counts as missed.
+    /// The grace for an answer beyond a request's own deadline (a query's wait included), and the wait after each
+    /// resend: a slow agent (its CPUs saturated by data loaders) answers late, which is not a desync.
     public var heartbeatTimeout: Duration
-    /// Consecutive missed heartbeats after which a server is unreachable (nothing is dispatched to it).
+    /// Unanswered sends of one request (the first and its resends with the same request ID) after which the agent
+    /// counts as silent: the channel is drained and the server marked unreachable (nothing is dispatched to it).
     public var missedHeartbeatsForUnreachable: Int
     /// How long a server may stay unreachable before its tasks are declared lost and requeued, in seconds.
     public var lostAfter: Duration
@@ -33,8 +36,8 @@ public struct BackendConfiguration: Sendable {
 
     public init(
         backendID: String = "touchstone", queuePrefix: String = "touchstone",
-        schedulingInterval: Duration = .milliseconds(250), statusInterval: Duration = .seconds(1),
-        requestTimeout: Duration = .seconds(60), heartbeatTimeout: Duration = .seconds(5),
+        statusInterval: Duration = .seconds(30),
+        requestTimeout: Duration = .seconds(60), heartbeatTimeout: Duration = .seconds(10),
         missedHeartbeatsForUnreachable: Int = 3, lostAfter: Duration = .seconds(300), maxAttempts: Int = 3,
         stopGraceSeconds: Int = 10, packing: PackingPolicy = .pack
     ) {
@@ -46,7 +49,6 @@ public struct BackendConfiguration: Sendable {
         self.packing = packing
         self.backendID = backendID
         self.queuePrefix = queuePrefix
-        self.schedulingInterval = schedulingInterval
         self.statusInterval = statusInterval
         self.requestTimeout = requestTimeout
     }

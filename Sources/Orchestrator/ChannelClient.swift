@@ -31,6 +31,11 @@ actor ChannelClient {
     private var floor: Int64 = 0
     /// Receives each `sync` reply: the agent's whole inventory, to reconcile and clean up.
     private var onSync: (@Sendable (SyncReply, Date) async -> Void)?
+    /// The request IDs answered most recently in this epoch: a second response to one of them (the agent answered a
+    /// resend from its journal after answering the original late) is a duplicate, not a desync.
+    private var answered: [RequestID] = []
+    /// How many answered request IDs are remembered.
+    static let answeredMemory = 16
 
     init(
         channel: ChannelID, requests: any MessageQueue, responses: any MessageQueue, log: TouchstoneLog,
@@ -139,24 +144,82 @@ actor ChannelClient {
                 WireCoding.encode(envelope), groupID: "channel-\(channel.index)", deduplicationID: dedup)
         }
         Failpoint.crash(at: "backend.after-send", detail: command.name)
+        try await recordSent(envelope, command: command, taskID: taskID, messageID: sent.messageID)
+        // A late answer is not a desync (issue 10): past the deadline the request is resent with the same request ID
+        // (the agent answers a request it already executed from its journal, and a second answer is recognised as a
+        // duplicate), and the channel is drained only after `resends` unanswered resends.
+        var current = envelope
+        var wait = Duration.milliseconds(Int64(max(0, expiresAt.timeIntervalSinceNow) * 1000)) + .seconds(executionSeconds)
+        var resends = 0
+        while true {
+            do {
+                let response = try await awaitResponse(to: requestID, for: wait, syncing: syncing)
+                remember(requestID)
+                return response
+            } catch let error as BackendError where error.code == .timeout {
+                guard let decision = Self.onSilence(resendsSoFar: resends, policy: silencePolicy) else {
+                    try await drain(
+                        ChannelDesyncDetected(
+                            channel: channel, epoch: epoch, reason: "unanswered", expectedRequestID: requestID))
+                    throw BackendError(
+                        .timeout,
+                        "no response to \(command.name) \(requestID) on channel \(channel) within \(delivery) + "
+                            + "\(executionSeconds)s and \(resends) resend(s); the channel was drained")
+                }
+                resends += 1
+                wait = decision
+                if command.isReadOnly {
+                    // Harmless to execute late: the resend may be executed by an agent that never had the original.
+                    current.sentAt = Date()
+                    current.expiresAt = current.sentAt.addingTimeInterval(delivery.seconds)
+                    wait += delivery
+                }
+                logger.info(
+                    "request unanswered by its deadline: resending it with the same request ID",
+                    metadata: ["channel": "\(channel)", "request.id": "\(requestID)", "resend": "\(resends)"])
+                let dedup = "\(requestID)-\(epoch)-\(sequence)-r\(resends)-\(UInt32.random(in: 0...UInt32.max))"
+                let resent = try await recordingFailure("send") {
+                    try await self.requests.send(
+                        WireCoding.encode(current), groupID: "channel-\(channel.index)", deduplicationID: dedup)
+                }
+                try await recordSent(current, command: command, taskID: taskID, messageID: resent.messageID)
+            }
+        }
+    }
+
+    /// How a channel treats silence: how long to wait after each resend, and how many resends before the channel is
+    /// drained.
+    struct SilencePolicy: Sendable, Equatable {
+        /// The wait for an answer after each resend.
+        var resendWait: Duration
+        /// Resends before silence counts as a desync.
+        var resends: Int
+    }
+
+    var silencePolicy: SilencePolicy {
+        SilencePolicy(
+            resendWait: configuration.heartbeatTimeout, resends: max(0, configuration.missedHeartbeatsForUnreachable - 1))
+    }
+
+    /// The rule for a request unanswered by its deadline: resend it and wait `resendWait` more, `resends` times,
+    /// then give up (`nil`: the channel is drained). Pure.
+    static func onSilence(resendsSoFar: Int, policy: SilencePolicy) -> Duration? {
+        resendsSoFar < policy.resends ? policy.resendWait : nil
+    }
+
+    private func remember(_ requestID: RequestID) {
+        answered.append(requestID)
+        if answered.count > Self.answeredMemory { answered.removeFirst(answered.count - Self.answeredMemory) }
+    }
+
+    private func recordSent(_ envelope: RequestEnvelope, command: Command, taskID: TaskID?, messageID: String) async throws {
         try await log.append(
             .requestSent(
                 RequestSent(
-                    channel: channel, requestID: requestID, epoch: epoch, sequence: sequence, command: command.name,
-                    taskID: taskID, expiresAt: expiresAt, executionSeconds: executionSeconds,
-                    messageID: sent.messageID)),
-            metadata: EventMetadata(actor: "backend", correlationID: requestID.rawValue))
-        do {
-            let wait = Duration.milliseconds(Int64(max(0, expiresAt.timeIntervalSinceNow) * 1000)) + .seconds(executionSeconds)
-            return try await awaitResponse(to: requestID, for: wait, syncing: syncing)
-        } catch let error as BackendError where error.code == .timeout {
-            try await drain(
-                ChannelDesyncDetected(channel: channel, epoch: epoch, reason: "unanswered", expectedRequestID: requestID))
-            throw BackendError(
-                .timeout,
-                "no response to \(command.name) \(requestID) on channel \(channel) within \(delivery) + "
-                    + "\(executionSeconds)s; the channel was drained")
-        }
+                    channel: channel, requestID: envelope.requestID, epoch: envelope.epoch, sequence: envelope.sequence,
+                    command: command.name, taskID: taskID, expiresAt: envelope.expiresAt,
+                    executionSeconds: envelope.executionSeconds, messageID: messageID)),
+            metadata: EventMetadata(actor: "backend", correlationID: envelope.requestID.rawValue))
     }
 
     /// Receives until the response to `requestID` of the current epoch arrives.
@@ -237,6 +300,11 @@ actor ChannelClient {
             }
             return .matched(response)
         }
+        if response.epoch == epoch, let answeredID = response.requestID, answered.contains(answeredID) {
+            // A second answer to a request already answered (a resend answered from the journal): not a desync.
+            try await reject(message, reason: "duplicate", requestID: answeredID, prefix: prefix, meta: meta)
+            return .skipped
+        }
         let reason = response.epoch < epoch ? "staleEpoch" : "unexpectedRequestID"
         try await reject(message, reason: reason, requestID: response.requestID, prefix: prefix, meta: meta)
         if syncing && response.epoch < epoch { return .skipped }
@@ -271,6 +339,7 @@ actor ChannelClient {
         let drainedResponses = try await empty(responses)
         let from = epoch
         epoch = max(epoch, floor) + 1
+        answered.removeAll()
         try await log.append(
             .channelQueuesDrained(
                 ChannelQueuesDrained(

@@ -29,57 +29,77 @@ public enum Scheduler {
     }
 
     /// Servers that may take new tasks: attached, reachable, no detach pending, and linked (`eligible`).
-    static func slots(servers: ServerCapacity, eligible: Set<ServerID>) -> [ServerID: Slot] {
+    static func slots(servers: some Sequence<ServerRow>, eligible: Set<ServerID>) -> [ServerID: Slot] {
         var slots: [ServerID: Slot] = [:]
-        for row in servers.rows.values
+        for row in servers
         where eligible.contains(row.serverID) && row.state == .attached && row.detachRequested == nil {
             slots[row.serverID] = Slot(row: row, booked: row.booked.count, freeGPUs: row.freeGPUs)
         }
         return slots
     }
 
+    static func slots(servers: ServerCapacity, eligible: Set<ServerID>) -> [ServerID: Slot] {
+        slots(servers: servers.rows.values, eligible: eligible)
+    }
+
     /// Queued tasks in the order they are considered: higher priority first, then oldest first.
     public static func queue(_ tasks: TaskBoard) -> [TaskRow] {
-        tasks.rows.values.filter { $0.status == .queued }
-            .sorted { ($1.priority, $0.submittedAt, $0.taskID) < ($0.priority, $1.submittedAt, $1.taskID) }
+        TaskRow.schedulingOrder(tasks.rows.values.filter { $0.status == .queued })
     }
 
     /// Places queued tasks on servers with a free slot and enough free GPUs.
     ///
     /// Never books more than `min(maxTasks, free GPUs)` on a server (invariant 1): bookings made in this plan count
-    /// against both. A task that fits nowhere does not block smaller ones behind it (backfill).
+    /// against both. A task that fits nowhere does not block smaller ones behind it (backfill). Cost: O(tasks ×
+    /// servers with a free slot); servers fill up and leave the scan, and the plan stops once none has a slot.
     ///
     /// - Parameters:
-    ///   - tasks: The task board.
-    ///   - servers: Server capacity.
+    ///   - queue: Queued tasks in scheduling order (``TaskRow/schedulingOrder(_:)``); other states are skipped.
+    ///   - servers: Every server row.
     ///   - eligible: Servers the backend has a link to; others get nothing.
     ///   - packing: How to choose among servers that fit.
     /// - Returns: The placements, in the order they should be dispatched.
     public static func plan(
-        tasks: TaskBoard, servers: ServerCapacity, eligible: Set<ServerID>, packing: PackingPolicy = .pack
+        queue: [TaskRow], servers: [ServerRow], eligible: Set<ServerID>, packing: PackingPolicy = .pack
     ) -> [Placement] {
-        var slots = slots(servers: servers, eligible: eligible)
+        var open = slots(servers: servers, eligible: eligible).values
+            .filter { $0.booked < $0.row.maxTasks }
+            .sorted { $0.row.serverID < $1.row.serverID }
         var placements: [Placement] = []
-        for task in queue(tasks) {
-            let fitting = slots.values.filter { $0.booked < $0.row.maxTasks && $0.freeGPUs.count >= task.gpus }
-            let chosen: Slot?
-            switch packing {
-            case .pack:
-                chosen = fitting.max { ($0.booked, $1.row.serverID.rawValue) < ($1.booked, $0.row.serverID.rawValue) }
-            case .spread:
-                chosen = fitting.min { ($0.booked, $0.row.serverID.rawValue) < ($1.booked, $1.row.serverID.rawValue) }
+        for task in queue where task.status == .queued {
+            if open.isEmpty { break }
+            var chosen: Int?
+            for index in open.indices where open[index].freeGPUs.count >= task.gpus {
+                guard let best = chosen else {
+                    chosen = index
+                    continue
+                }
+                let candidate = open[index].booked
+                let current = open[best].booked
+                // Ties go to the lower server ID (the array is in ID order, so the first one found wins).
+                switch packing {
+                case .pack: if candidate > current { chosen = index }
+                case .spread: if candidate < current { chosen = index }
+                }
             }
-            guard var slot = chosen else { continue }
-            let gpus = Array(slot.freeGPUs.prefix(task.gpus))
-            slot.freeGPUs.removeFirst(task.gpus)
-            slot.booked += 1
-            slots[slot.row.serverID] = slot
+            guard let index = chosen else { continue }
+            let gpus = Array(open[index].freeGPUs.prefix(task.gpus))
+            open[index].freeGPUs.removeFirst(task.gpus)
+            open[index].booked += 1
             placements.append(
                 Placement(
-                    taskID: task.taskID, attempt: task.attempt + 1, serverID: slot.row.serverID, gpuIndices: gpus,
-                    serverVersion: slot.row.streamVersion))
+                    taskID: task.taskID, attempt: task.attempt + 1, serverID: open[index].row.serverID, gpuIndices: gpus,
+                    serverVersion: open[index].row.streamVersion))
+            if open[index].booked >= open[index].row.maxTasks { open.remove(at: index) }
         }
         return placements
+    }
+
+    /// ``plan(queue:servers:eligible:packing:)`` over whole projections (tests, `replay`).
+    public static func plan(
+        tasks: TaskBoard, servers: ServerCapacity, eligible: Set<ServerID>, packing: PackingPolicy = .pack
+    ) -> [Placement] {
+        plan(queue: queue(tasks), servers: Array(servers.rows.values), eligible: eligible, packing: packing)
     }
 
     /// Why a task is not running yet, in one line for `task show`.

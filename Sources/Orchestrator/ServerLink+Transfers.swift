@@ -1,5 +1,6 @@
 import Domain
 import EventStore
+import FileSignals
 import Foundation
 import Logging
 import Projections
@@ -18,16 +19,48 @@ final class TransferState: Sendable {
         var outputsChecked: Set<TaskAttempt> = []
         /// Ended attempts whose logs are mirrored to their end.
         var logsDone: Set<TaskAttempt> = []
+        /// Attempts seen ending whose logs and outputs are still to be fetched.
+        var ended: Set<TaskID> = []
+        /// Ended attempts whose logs were not at their end: fetched again with the next mirroring.
+        var later: Set<TaskID> = []
     }
 
     private let state = Mutex(State())
+    /// Wakes the transfer loop: a start with inputs, or an attempt that ended.
+    let signal = ChangeSignal()
 
     func add(_ start: StartTask, _ requestID: RequestID) {
         state.withLock {
             $0.jobs.append((start, requestID))
             $0.staging.insert(TaskAttempt(taskID: start.taskID, attempt: start.attempt))
         }
+        signal.bump()
     }
+
+    /// Notes tasks whose attempt ended on this server, for the transfer loop to fetch their logs and outputs.
+    func noteEnded(_ tasks: some Sequence<TaskID>) {
+        var any = false
+        state.withLock { state in
+            for task in tasks { any = state.ended.insert(task).inserted || any }
+        }
+        if any { signal.bump() }
+    }
+
+    /// The ended tasks noted since the last call, and those to retry later when `includingLater`.
+    func takeEnded(includingLater: Bool) -> Set<TaskID> {
+        state.withLock { state in
+            var taken = state.ended
+            state.ended.removeAll()
+            if includingLater {
+                taken.formUnion(state.later)
+                state.later.removeAll()
+            }
+            return taken
+        }
+    }
+
+    /// Notes an ended task whose logs are to be fetched again later.
+    func retryLater(_ task: TaskID) { _ = state.withLock { $0.later.insert(task) } }
 
     func next() -> (StartTask, RequestID)? {
         state.withLock { $0.jobs.isEmpty ? nil : $0.jobs.removeFirst() }
@@ -91,24 +124,32 @@ extension ServerLink {
     /// The transfer loop: puts the inputs of starts (then hands them to the task channels), mirrors the logs of
     /// running tasks and collects the outputs of ended ones, one request at a time on the transfer channel.
     func transferLoop() async {
-        var lastPoll = ContinuousClock.now - .seconds(3600)
+        // After a (re)start, tasks that ended in the last day are looked at once: their logs and outputs may not
+        // have been fetched yet. From then on only the attempts this link saw end, and the running ones.
+        var recent: Date? = Date().addingTimeInterval(-86_400)
+        var nextMirror = ContinuousClock.now
         while !Task.isCancelled {
+            let generation = transferState.signal.generation
             if let job = transferState.next() {
                 await stageInputs(job.0, job.1)
                 continue
             }
-            if ContinuousClock.now - lastPoll >= configuration.transfers.pollInterval {
-                lastPoll = ContinuousClock.now
-                do {
-                    try await mirrorAndCollect()
-                } catch is CancellationError {
-                    return
-                } catch {
-                    if Task.isCancelled { return }
-                    logger.warning("transfer pass failed", metadata: ["server": "\(serverID)", "error": "\(error)"])
-                }
+            var running = false
+            do {
+                let mirror = ContinuousClock.now >= nextMirror
+                running = try await mirrorAndCollect(endedAfter: recent, mirrorRunning: mirror)
+                recent = nil
+                if mirror { nextMirror = ContinuousClock.now + configuration.transfers.pollInterval }
+            } catch is CancellationError {
+                return
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning("transfer pass failed", metadata: ["server": "\(serverID)", "error": "\(error)"])
+                try? await Task.sleep(for: configuration.transfers.retryPause)
             }
-            try? await Task.sleep(for: .milliseconds(100))
+            // Woken by a start with inputs or an end; while tasks run, also when their logs are next mirrored.
+            let wait = running ? max(.milliseconds(1), nextMirror - ContinuousClock.now) : .seconds(3600)
+            await transferState.signal.wait(after: generation, timeout: wait)
         }
     }
 
@@ -126,7 +167,7 @@ extension ServerLink {
                     localPath: local, to: input.path, attempt: attempt,
                     transferID: "put-\(start.taskID)-\(start.attempt)-\(number)", executable: input.executable)
             }
-            workSink.yield(.start(start, requestID))
+            work.push(.start(start, requestID))
         } catch is CancellationError {
             return
         } catch {
@@ -139,10 +180,24 @@ extension ServerLink {
         }
     }
 
-    private func mirrorAndCollect() async throws {
-        guard let transfers = transferClient else { return }
-        let tasks = try await log.readModel(TaskBoard.self)
-        for row in tasks.rows.values.sorted(by: { $0.taskID.rawValue < $1.taskID.rawValue }) where row.serverID == serverID {
+    /// Mirrors the logs of running attempts (when `mirrorRunning`) and fetches the logs and outputs of ended ones:
+    /// those noted by ``TransferState/noteEnded(_:)``, plus, after a restart, those that ended after `endedAfter`.
+    ///
+    /// - Returns: Whether attempts run on this server (their logs are mirrored again later).
+    private func mirrorAndCollect(endedAfter: Date?, mirrorRunning: Bool) async throws -> Bool {
+        guard let transfers = transferClient else { return false }
+        var rows: [TaskID: TaskRow] = [:]
+        if let server = try await log.serverRow(serverID) {
+            for row in try await log.liveTaskRows(on: server) { rows[row.taskID] = row }
+        }
+        let running = rows.values.contains { $0.status == .running }
+        if !mirrorRunning { rows = [:] }
+        var pending = false
+        for (id, row) in try await log.taskRows(transferState.takeEnded(includingLater: mirrorRunning)) { rows[id] = row }
+        if let endedAfter {
+            for row in try await log.taskRows(endedOn: serverID, after: endedAfter) { rows[row.taskID] = row }
+        }
+        for row in rows.values.sorted(by: { $0.taskID.rawValue < $1.taskID.rawValue }) where row.serverID == serverID {
             let attempt = TaskAttempt(taskID: row.taskID, attempt: row.attempt)
             switch row.status {
             case .running:
@@ -156,6 +211,10 @@ extension ServerLink {
                     if done {
                         _ = FileManager.default.createFile(atPath: marker, contents: nil)
                         transferState.markLogsDone(attempt)
+                    } else {
+                        // Not at their end yet: looked at again with the next mirroring of running tasks.
+                        transferState.retryLater(row.taskID)
+                        pending = true
                     }
                 }
                 if transferState.markOutputsChecked(attempt) {
@@ -165,6 +224,7 @@ extension ServerLink {
                 break
             }
         }
+        return running || pending
     }
 
     /// Appends what is new in both logs of an attempt to their mirrors.

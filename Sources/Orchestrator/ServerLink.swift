@@ -1,9 +1,11 @@
 import Domain
 import EventStore
+import FileSignals
 import Foundation
 import Logging
 import Projections
 import Transport
+import Synchronization
 import Wire
 
 /// The backend's connection to one server: a control loop on channel 0 (`hello`, then a `heartbeat` every
@@ -15,8 +17,8 @@ struct ServerLink: Sendable {
     let log: TouchstoneLog
     let configuration: BackendConfiguration
     let logger: Logger
-    let work: AsyncStream<Work>
-    let workSink: AsyncStream<Work>.Continuation
+    /// Starts and stops waiting for a task channel.
+    let work = WorkQueue()
     /// Unrecognised attempts whose stop is under way, so one inventory after another does not stop them twice.
     let cleaning = CleanupTracker()
     /// Inputs to put before starts, log mirroring and output collection (ServerLink+Transfers.swift).
@@ -37,6 +39,10 @@ struct ServerLink: Sendable {
         case .heartbeat(let beat): try await observe(beat.tasks, listedAfter: askedAt)
         case .synced(let reply): try await observe(reply.tasks, listedAfter: askedAt)
         case .taskStarted(let report), .taskStopped(let report): try await observe([report], listedAfter: nil)
+        case .startOutcomes(let outcomes):
+            for case .taskStarted(let report) in outcomes.outcomes.map(\.body) {
+                try await observe([report], listedAfter: nil)
+            }
         case .taskList(let reports): try await observe(reports, listedAfter: askedAt)
         case .error, .transferProgress, .fileInfo, .fileChunk, .logData: break
         }
@@ -48,13 +54,12 @@ struct ServerLink: Sendable {
         self.log = log
         self.configuration = configuration
         self.logger = logger
-        (work, workSink) = AsyncStream.makeStream(of: Work.self)
     }
 
     /// Hands work to the next free task channel.
     func enqueue(_ item: Work) {
         if routeThroughTransfers(item) { return }
-        workSink.yield(item)
+        work.push(item)
     }
 
     /// Runs the control loop and the channel workers until cancelled.
@@ -93,22 +98,22 @@ struct ServerLink: Sendable {
                 group.addTask { await worker(client) }
             }
             group.addTask { await transferLoop() }
-            group.addTask {
-                // End the workers' shared stream when the link is cancelled.
-                await withTaskCancellationHandler {
-                    while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
-                } onCancel: {
-                    workSink.finish()
-                }
-            }
         }
     }
 
+    /// The control loop: `hello`, then one blocking heartbeat query after another. The agent answers a query at once
+    /// when a task started, ended or was stopped since the state version the backend last saw, and otherwise after
+    /// ``BackendConfiguration/statusInterval`` (the query's wait), so task ends reach the log as they happen and an
+    /// idle server costs one small request and response per wait. A query left unanswered is resent with the same
+    /// request ID (``ChannelClient``); only silence past the liveness threshold drains the channel and marks the
+    /// server unreachable.
     private func control() async {
         guard let control = clients.first else { return }
         var greeted = false
-        var missed = 0
         var reachable = true
+        var since: String?
+        var backoff = Duration.milliseconds(200)
+        let wait = max(1, Int(configuration.statusInterval.seconds.rounded(.up)))
         while !Task.isCancelled {
             do {
                 let askedAt = Date()
@@ -127,16 +132,24 @@ struct ServerLink: Sendable {
                             metadata: EventMetadata(actor: "agent:\(serverID)", correlationID: response.requestID?.rawValue))
                         try await observe(hello.tasks, listedAfter: askedAt)
                         greeted = true
+                        since = nil
                     }
                 } else {
                     let response = try await control.call(
-                        .heartbeat, delivery: configuration.heartbeatTimeout, executionSeconds: 0)
+                        .heartbeat(HeartbeatQuery(since: since, waitSeconds: since == nil ? 0 : wait)),
+                        delivery: configuration.heartbeatTimeout,
+                        executionSeconds: (since == nil ? 0 : wait) + Int(configuration.heartbeatTimeout.seconds.rounded(.up)))
                     if case .heartbeat(let beat) = response.body {
                         try await observeGPUs(beat.gpus, problem: beat.gpuProblem)
                         try await observe(beat.tasks, listedAfter: askedAt)
+                        if beat.stateVersion == nil {
+                            // An agent without blocking queries answers at once: poll it at the wait instead.
+                            try await Task.sleep(for: configuration.statusInterval)
+                        }
+                        since = beat.stateVersion
                     }
                 }
-                missed = 0
+                backoff = .milliseconds(200)
                 if !reachable {
                     reachable = true
                     try await recordLiveness(reachable: true, missed: 0)
@@ -144,22 +157,26 @@ struct ServerLink: Sendable {
             } catch is CancellationError {
                 return
             } catch let error as BackendError where error.code == .desync {
-                // The channel was drained; the next call syncs first. A desync is not a missed heartbeat.
+                // The channel was drained; the next call syncs first, and the next query asks for everything.
                 logger.info("control channel resynchronising", metadata: ["server": "\(serverID)", "error": "\(error)"])
+                since = nil
                 continue
             } catch let error as BackendError where error.code == .timeout {
+                // Silent past the liveness threshold, resends included: the channel was drained.
                 if Task.isCancelled { return }
-                missed += 1
-                logger.warning("heartbeat missed", metadata: ["server": "\(serverID)", "missed": "\(missed)"])
-                if reachable, missed >= configuration.missedHeartbeatsForUnreachable {
+                since = nil
+                logger.warning("agent silent past the liveness threshold", metadata: ["server": "\(serverID)"])
+                if reachable {
                     reachable = false
-                    try? await recordLiveness(reachable: false, missed: missed)
+                    try? await recordLiveness(reachable: false, missed: configuration.missedHeartbeatsForUnreachable)
                 }
             } catch {
                 if Task.isCancelled { return }
                 logger.warning("control channel call failed", metadata: ["server": "\(serverID)", "error": "\(error)"])
+                // A queue or log failure: back off before asking again (the failure is in the log).
+                try? await Task.sleep(for: backoff)
+                backoff = min(backoff * 2, .seconds(10))
             }
-            try? await Task.sleep(for: configuration.statusInterval)
         }
     }
 
@@ -178,66 +195,134 @@ struct ServerLink: Sendable {
     }
 
     private func worker(_ client: ChannelClient) async {
-        for await item in work {
+        while let items = await work.take(maxStarts: StartTasks.maximumCount) {
+            if items.count > 1 {
+                await startBatch(items, on: client)
+                continue
+            }
+            let item = items[0]
             do {
                 switch item {
                 case .start(let start, let requestID):
-                    guard let version = try await stillWanted(start) else { continue }
-                    // Recorded before the send, expecting the version just checked: a withdrawal or cancel decided
-                    // meanwhile fails this append (or this one fails it), so a withdrawn start is never sent.
-                    let deliverBy = Date().addingTimeInterval(configuration.requestTimeout.seconds)
-                    do {
-                        try await log.append(
-                            [
-                                .init(
-                                    .taskStartSending(
-                                        TaskStartSending(
-                                            taskID: start.taskID, attempt: start.attempt, requestID: requestID,
-                                            serverID: serverID, channel: client.channel.index, expiresAt: deliverBy)),
-                                    expectedVersion: .exact(version),
-                                    metadata: EventMetadata(actor: "backend", correlationID: requestID.rawValue))
-                            ])
-                    } catch {
-                        guard error.code == .wrongExpectedVersion else { throw error }
-                        enqueue(item)  // the task changed since the check: check again
-                        continue
-                    }
+                    guard let deliverBy = try await recordSending(start, requestID: requestID, on: client) else { continue }
                     let response = try await client.call(
                         .startTask(start), taskID: start.taskID, requestID: requestID, deliverBy: deliverBy)
-                    switch response.body {
-                    case .taskStarted(let report):
-                        try await observe([report], listedAfter: nil)
-                    case .error(let error) where error.code == .staleEpoch:
-                        enqueue(item)  // the agent saw a newer epoch: the next call syncs, then resends
-                    case .error(let error):
-                        try await observe(
-                            [TaskStatusReport(taskID: start.taskID, attempt: start.attempt, state: .failedToStart, reason: "the agent refused the start: \(error)")],
-                            listedAfter: nil)
-                    default:
-                        logger.warning("unexpected reply to startTask", metadata: ["task.id": "\(start.taskID)"])
-                    }
+                    try await handleStartReply(response.body, start: start, item: item)
                 case .stop(let attempt, let grace, _):
                     let response = try await client.call(
                         .stopTask(StopTask(taskID: attempt.taskID, attempt: attempt.attempt, graceSeconds: grace)),
                         taskID: attempt.taskID, executionSeconds: grace + configuration.executionSeconds)
                     if case .taskStopped(let report) = response.body { try await observe([report], listedAfter: nil) }
                 }
-            } catch is CancellationError {
-                return
-            } catch let error as BackendError where error.code == .desync {
-                // The channel was drained, so the request may never have reached the agent. It is sent again with
-                // the same request ID: an agent that executed it answers from its journal, never twice.
-                logger.info("resending after a desync", metadata: ["server": "\(serverID)", "error": "\(error)"])
-                resend(item)
-            } catch let error as BackendError where error.code == .timeout {
-                // A start is not resent on a timeout: the agent may be down, and an expired start is never executed,
-                // so the next complete inventory settles it (see `observe`). A stop is idempotent: retried.
-                logger.warning("task channel call timed out", metadata: ["server": "\(serverID)", "error": "\(error)"])
-                if case .stop = item { resend(item) }
             } catch {
-                logger.warning("task channel call failed", metadata: ["server": "\(serverID)", "error": "\(error)"])
+                if !handleWorkFailure(error, items: [item]) { return }
             }
         }
+    }
+
+    /// Several starts in one `startTasks` request: each is checked and recorded as sending on its own (with its own
+    /// request ID, under which the agent journals its outcome), then all travel in one round trip.
+    private func startBatch(_ items: [Work], on client: ChannelClient) async {
+        var ready: [(StartTask, RequestID)] = []
+        var deliverBy: Date?
+        do {
+            for case .start(let start, let requestID) in items {
+                guard let sendBy = try await recordSending(start, requestID: requestID, on: client, deliverBy: deliverBy)
+                else { continue }
+                deliverBy = sendBy
+                ready.append((start, requestID))
+            }
+            guard let deliverBy, !ready.isEmpty else { return }
+            let sent = ready.map { Work.start($0.0, $0.1) }
+            do {
+                let response = try await client.call(
+                    .startTasks(StartTasks(items: ready.map { StartTasks.Item(requestID: $0.1, start: $0.0) })),
+                    deliverBy: deliverBy)
+                guard case .startOutcomes(let outcomes) = response.body else {
+                    // A refusal of the whole request (e.g. a stale epoch) applies to each start.
+                    for (start, requestID) in ready {
+                        try await handleStartReply(response.body, start: start, item: .start(start, requestID))
+                    }
+                    return
+                }
+                for (start, requestID) in ready {
+                    let body =
+                        outcomes.outcomes.first { $0.requestID == requestID }?.body
+                        ?? .error(WireError(.executionFailed, "the agent's reply had no outcome for this start"))
+                    try await handleStartReply(body, start: start, item: .start(start, requestID))
+                }
+            } catch {
+                _ = handleWorkFailure(error, items: sent)
+            }
+        } catch {
+            _ = handleWorkFailure(error, items: ready.map { Work.start($0.0, $0.1) })
+        }
+    }
+
+    /// Checks that a start is still wanted and records `task.start-sending` against the version checked, before the
+    /// send: a withdrawal or cancel decided meanwhile fails this append (or this one fails it), so a withdrawn start
+    /// is never sent. A start that changed meanwhile goes back on the queue to be checked again.
+    ///
+    /// - Returns: The delivery deadline recorded, or `nil` when the start is not to be sent now.
+    private func recordSending(
+        _ start: StartTask, requestID: RequestID, on client: ChannelClient, deliverBy: Date? = nil
+    ) async throws -> Date? {
+        guard let version = try await stillWanted(start) else { return nil }
+        let deliverBy = deliverBy ?? Date().addingTimeInterval(configuration.requestTimeout.seconds)
+        do {
+            try await log.append(
+                [
+                    .init(
+                        .taskStartSending(
+                            TaskStartSending(
+                                taskID: start.taskID, attempt: start.attempt, requestID: requestID,
+                                serverID: serverID, channel: client.channel.index, expiresAt: deliverBy)),
+                        expectedVersion: .exact(version),
+                        metadata: EventMetadata(actor: "backend", correlationID: requestID.rawValue))
+                ])
+        } catch {
+            guard error.code == .wrongExpectedVersion else { throw error }
+            enqueue(.start(start, requestID))  // the task changed since the check: check again
+            return nil
+        }
+        return deliverBy
+    }
+
+    /// What a start's reply means for its task.
+    private func handleStartReply(_ body: ResponseBody, start: StartTask, item: Work) async throws {
+        switch body {
+        case .taskStarted(let report):
+            try await observe([report], listedAfter: nil)
+        case .error(let error) where error.code == .staleEpoch:
+            enqueue(item)  // the agent saw a newer epoch: the next call syncs, then resends
+        case .error(let error):
+            try await observe(
+                [TaskStatusReport(taskID: start.taskID, attempt: start.attempt, state: .failedToStart, reason: "the agent refused the start: \(error)")],
+                listedAfter: nil)
+        default:
+            logger.warning("unexpected reply to a start", metadata: ["task.id": "\(start.taskID)"])
+        }
+    }
+
+    /// What a failed call means for its work items.
+    ///
+    /// - Returns: `false` when the worker is to stop (cancelled).
+    private func handleWorkFailure(_ error: any Error, items: [Work]) -> Bool {
+        if error is CancellationError { return false }
+        if let error = error as? BackendError, error.code == .desync {
+            // The channel was drained, so the request may never have reached the agent. It is sent again with the
+            // same request ID: an agent that executed it answers from its journal, never twice.
+            logger.info("resending after a desync", metadata: ["server": "\(serverID)", "error": "\(error)"])
+            for item in items { resend(item) }
+        } else if let error = error as? BackendError, error.code == .timeout {
+            // A start is not resent on a timeout: the agent may be down, and an expired start is never executed,
+            // so the next complete inventory settles it (see `observe`). A stop is idempotent: retried.
+            logger.warning("task channel call timed out", metadata: ["server": "\(serverID)", "error": "\(error)"])
+            for item in items { if case .stop = item { resend(item) } }
+        } else {
+            logger.warning("task channel call failed", metadata: ["server": "\(serverID)", "error": "\(error)"])
+        }
+        return true
     }
 
     /// Puts work back on the queue; a stop gives up after three tries (the next inventory shows what runs).
@@ -303,9 +388,12 @@ struct ServerLink: Sendable {
     ///   later may simply have started after the list was taken. `nil` for a single task's report.
     func observe(_ reports: [TaskStatusReport], listedAfter: Date?) async throws {
         let complete = listedAfter != nil
-        let (tasks, server) = try await log.store.read { db in
-            (try ReadModels.load(TaskBoard.self, in: db).0, try ReadModels.row(ServerCapacity.self, key: serverID.rawValue, in: db))
-        }
+        // Only this server's rows: the tasks it books and the tasks reported (never the whole board).
+        let server = try await log.serverRow(serverID)
+        var live: [TaskRow] = []
+        if let server { live = try await log.liveTaskRows(on: server) }
+        var tasks = try await log.taskRows(Set(reports.map(\.taskID)))
+        for row in live { tasks[row.taskID] = row }
         let deadlinePassed = server?.drain?.deadline.map { $0 <= Date() } ?? false
         let context = Reconciler.Context(
             server: serverID, stoppedForDrain: deadlinePassed, maxAttempts: configuration.maxAttempts)
@@ -325,7 +413,7 @@ struct ServerLink: Sendable {
             let margin = Double(configuration.executionSeconds) + 5
             let server = serverID
             let now = Date()
-            for row in tasks.rows.values
+            for row in live
             where row.serverID == serverID && row.status == .starting
                 && !reported.contains(TaskAttempt(taskID: row.taskID, attempt: row.attempt))
                 && (row.startDeliverBy.map { now.timeIntervalSince($0) > margin } ?? false)
@@ -344,7 +432,7 @@ struct ServerLink: Sendable {
                 }))
             }
             let listedAfter = listedAfter ?? .distantPast
-            for row in tasks.rows.values
+            for row in live
             where row.serverID == serverID && row.status == .running
                 && !reported.contains(TaskAttempt(taskID: row.taskID, attempt: row.attempt))
                 && (row.runningObservedAt ?? .distantPast) < listedAfter
@@ -367,6 +455,9 @@ struct ServerLink: Sendable {
             let meta = EventMetadata(actor: "agent:\(serverID)", correlationID: row.requestID?.rawValue)
             do {
                 try await log.append(events.map { TouchstoneLog.Append($0, expectedVersion: .exact(version), metadata: meta) })
+                if events.contains(where: { if case .taskFinished = $0 { true } else { false } }) {
+                    transferState.noteEnded([task])
+                }
             } catch {
                 // Another channel recorded a transition meanwhile; the next report reconciles again.
                 guard error.code == .wrongExpectedVersion else { throw error }
@@ -379,7 +470,7 @@ struct ServerLink: Sendable {
     /// stopped on a task channel. It runs on every complete inventory (hello, heartbeat, sync), so it repeats until an
     /// inventory finds nothing new. Agents report only attempts carrying Touchstone's labels: an engineer's own
     /// processes and containers never appear here.
-    private func cleanUp(_ reports: [TaskStatusReport], tasks: TaskBoard) async throws {
+    private func cleanUp(_ reports: [TaskStatusReport], tasks: [TaskID: TaskRow]) async throws {
         let running = reports.filter { $0.state == .running }
         await cleaning.retain(Set(running.map(\.key)))
         for report in running {
@@ -428,5 +519,55 @@ actor CleanupTracker {
     func retain(_ running: Set<TaskAttempt>) {
         claimed.formIntersection(running)
         suspected.formIntersection(running)
+    }
+}
+
+/// The starts and stops of one server link, waiting for a task channel: FIFO, except that a worker taking a start
+/// takes the other waiting starts with it (up to a limit) so that they travel in one `startTasks` request.
+final class WorkQueue: Sendable {
+    private struct State {
+        var items: [ServerLink.Work] = []
+        var closed = false
+    }
+
+    private let state = Mutex(State())
+    private let signal = ChangeSignal()
+
+    /// Adds an item at the end.
+    func push(_ item: ServerLink.Work) {
+        state.withLock { $0.items.append(item) }
+        signal.bump()
+    }
+
+    /// Ends every ``take(maxStarts:)`` once the queue is empty.
+    func close() {
+        state.withLock { $0.closed = true }
+        signal.close()
+    }
+
+    /// The next item; when it is a start, every other waiting start too, up to `maxStarts`. Waits while the queue is
+    /// empty; `nil` once closed (or cancelled).
+    func take(maxStarts: Int) async -> [ServerLink.Work]? {
+        while !Task.isCancelled {
+            let generation = signal.generation
+            let taken: [ServerLink.Work]? = state.withLock { state in
+                guard !state.items.isEmpty else { return state.closed ? [] : nil }
+                let first = state.items.removeFirst()
+                guard case .start = first else { return [first] }
+                var batch = [first]
+                var index = 0
+                while index < state.items.count, batch.count < maxStarts {
+                    if case .start = state.items[index] {
+                        batch.append(state.items.remove(at: index))
+                    } else {
+                        index += 1
+                    }
+                }
+                return batch
+            }
+            if let taken { return taken.isEmpty ? nil : taken }
+            await signal.wait(after: generation, timeout: .seconds(3600))
+        }
+        return nil
     }
 }

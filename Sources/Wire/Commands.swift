@@ -7,12 +7,18 @@ public enum Command: Sendable, Equatable {
     case hello
     /// Start one attempt of a task; idempotent per (task, attempt).
     case startTask(StartTask)
+    /// Start several attempts in one round trip; each carries the request ID of its own booking, under which the
+    /// agent journals its outcome exactly as for a `startTask` of that ID (issue 10: starts to one server travel in
+    /// parallel without more channels to poll).
+    case startTasks(StartTasks)
     /// Report the status of every task the agent holds (status reports).
     case listTasks
     /// Stop one attempt: SIGTERM to its process tree, then SIGKILL after the grace period.
     case stopTask(StopTask)
-    /// Liveness probe on the control channel: every task's status and the GPU inventory.
-    case heartbeat
+    /// A blocking query on the control channel (liveness, task ends, GPU inventory): the agent answers at once when
+    /// its task state differs from ``HeartbeatQuery/since``, and otherwise after ``HeartbeatQuery/waitSeconds``, the
+    /// way Consul's blocking queries and Kubernetes' watches work.
+    case heartbeat(HeartbeatQuery)
     /// Resynchronise a channel after a queue drain: the agent adopts the new epoch for the channel (refusing any
     /// request of an older one from then on) and answers with its whole inventory.
     case sync(SyncChannel)
@@ -32,6 +38,7 @@ public enum Command: Sendable, Equatable {
         switch self {
         case .hello: return "hello"
         case .startTask: return "startTask"
+        case .startTasks: return "startTasks"
         case .listTasks: return "listTasks"
         case .stopTask: return "stopTask"
         case .heartbeat: return "heartbeat"
@@ -49,7 +56,18 @@ public enum Command: Sendable, Equatable {
     public var isTransfer: Bool {
         switch self {
         case .putChunk, .transferStatus, .statFile, .readChunk, .readLog: return true
-        case .hello, .startTask, .listTasks, .stopTask, .heartbeat, .sync: return false
+        case .hello, .startTask, .startTasks, .listTasks, .stopTask, .heartbeat, .sync: return false
+        }
+    }
+}
+
+extension Command {
+    /// Commands that change nothing on the agent (they report): a resend of one may carry a renewed delivery
+    /// deadline, since executing it late or twice is harmless. A start, a stop or a sync keeps its original deadline.
+    public var isReadOnly: Bool {
+        switch self {
+        case .hello, .listTasks, .heartbeat, .transferStatus, .statFile, .readChunk, .readLog: return true
+        case .startTask, .startTasks, .stopTask, .sync, .putChunk: return false
         }
     }
 }
@@ -82,6 +100,46 @@ public struct StartTask: Codable, Sendable, Equatable {
         backend = try container.decode(String.self, forKey: .backend)
         gpuIndices = try container.decodeIfPresent([Int].self, forKey: .gpuIndices) ?? []
     }
+}
+
+/// The `startTasks` command: several starts, each under the request ID of its own booking.
+public struct StartTasks: Codable, Sendable, Equatable {
+    /// One start and the request ID its outcome is journaled under.
+    public struct Item: Codable, Sendable, Equatable {
+        public var requestID: RequestID
+        public var start: StartTask
+
+        public init(requestID: RequestID, start: StartTask) {
+            self.requestID = requestID
+            self.start = start
+        }
+    }
+
+    /// The starts, at most ``maximumCount``.
+    public var items: [Item]
+
+    /// The most starts one request carries (the request must also fit the queue's message size).
+    public static let maximumCount = 16
+
+    public init(items: [Item]) { self.items = items }
+}
+
+/// The answer to `startTasks`: one outcome per item, in order.
+public struct StartOutcomes: Codable, Sendable, Equatable {
+    /// One item's outcome: what a `startTask` of its request ID answered (`taskStarted` or `error`).
+    public struct Outcome: Codable, Sendable, Equatable {
+        public var requestID: RequestID
+        public var body: ResponseBody
+
+        public init(requestID: RequestID, body: ResponseBody) {
+            self.requestID = requestID
+            self.body = body
+        }
+    }
+
+    public var outcomes: [Outcome]
+
+    public init(outcomes: [Outcome]) { self.outcomes = outcomes }
 }
 
 /// The `sync` command: sent with the channel's new epoch after the backend drained its queues.
@@ -125,7 +183,7 @@ public struct StopTask: Codable, Sendable, Equatable {
 
 extension Command: Codable {
     enum CodingKeys: String, CodingKey {
-        case kind, startTask, stopTask, sync, putChunk, transferStatus, statFile, readChunk, readLog
+        case kind, startTask, startTasks, stopTask, sync, putChunk, transferStatus, statFile, readChunk, readLog, heartbeat
     }
 
     public init(from decoder: any Decoder) throws {
@@ -134,8 +192,10 @@ extension Command: Codable {
         switch kind {
         case "hello": self = .hello
         case "listTasks": self = .listTasks
-        case "heartbeat": self = .heartbeat
+        case "heartbeat":
+            self = .heartbeat(try container.decodeIfPresent(HeartbeatQuery.self, forKey: .heartbeat) ?? HeartbeatQuery())
         case "startTask": self = .startTask(try container.decode(StartTask.self, forKey: .startTask))
+        case "startTasks": self = .startTasks(try container.decode(StartTasks.self, forKey: .startTasks))
         case "stopTask": self = .stopTask(try container.decode(StopTask.self, forKey: .stopTask))
         case "sync": self = .sync(try container.decode(SyncChannel.self, forKey: .sync))
         case "putChunk": self = .putChunk(try container.decode(PutChunk.self, forKey: .putChunk))
@@ -154,8 +214,10 @@ extension Command: Codable {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(name, forKey: .kind)
         switch self {
-        case .hello, .listTasks, .heartbeat: break
+        case .hello, .listTasks: break
+        case .heartbeat(let body): try container.encode(body, forKey: .heartbeat)
         case .startTask(let body): try container.encode(body, forKey: .startTask)
+        case .startTasks(let body): try container.encode(body, forKey: .startTasks)
         case .stopTask(let body): try container.encode(body, forKey: .stopTask)
         case .sync(let body): try container.encode(body, forKey: .sync)
         case .putChunk(let body): try container.encode(body, forKey: .putChunk)
@@ -172,6 +234,8 @@ public enum ResponseBody: Sendable, Equatable {
     case hello(HelloReply)
     /// The attempt's status after `startTask` (running, or already ended if it was adopted).
     case taskStarted(TaskStatusReport)
+    /// Answers `startTasks`.
+    case startOutcomes(StartOutcomes)
     case taskList([TaskStatusReport])
     case taskStopped(TaskStatusReport)
     case heartbeat(HeartbeatReply)
@@ -195,7 +259,7 @@ public enum ResponseBody: Sendable, Equatable {
 
 extension ResponseBody: Codable {
     enum CodingKeys: String, CodingKey {
-        case kind, hello, taskStarted, taskList, taskStopped, heartbeat, synced, error, transferProgress, fileInfo
+        case kind, hello, taskStarted, startOutcomes, taskList, taskStopped, heartbeat, synced, error, transferProgress, fileInfo
         case fileChunk, logData
     }
 
@@ -205,6 +269,7 @@ extension ResponseBody: Codable {
         switch kind {
         case "hello": self = .hello(try container.decode(HelloReply.self, forKey: .hello))
         case "taskStarted": self = .taskStarted(try container.decode(TaskStatusReport.self, forKey: .taskStarted))
+        case "startOutcomes": self = .startOutcomes(try container.decode(StartOutcomes.self, forKey: .startOutcomes))
         case "taskList": self = .taskList(try container.decode([TaskStatusReport].self, forKey: .taskList))
         case "taskStopped": self = .taskStopped(try container.decode(TaskStatusReport.self, forKey: .taskStopped))
         case "heartbeat": self = .heartbeat(try container.decode(HeartbeatReply.self, forKey: .heartbeat))
@@ -230,6 +295,9 @@ extension ResponseBody: Codable {
         case .taskStarted(let body):
             try container.encode("taskStarted", forKey: .kind)
             try container.encode(body, forKey: .taskStarted)
+        case .startOutcomes(let body):
+            try container.encode("startOutcomes", forKey: .kind)
+            try container.encode(body, forKey: .startOutcomes)
         case .taskList(let body):
             try container.encode("taskList", forKey: .kind)
             try container.encode(body, forKey: .taskList)
@@ -284,14 +352,38 @@ public struct HelloReply: Codable, Sendable, Equatable {
 
 /// The answer to `heartbeat`: every task's status and the GPU inventory.
 public struct HeartbeatReply: Codable, Sendable, Equatable {
+    /// Every attempt that runs, plus every report that changed after the query's `since` (all of them when `since`
+    /// was `nil` or named another agent instance). The running part is complete: reconciliation reads an attempt
+    /// missing from it as no longer running.
     public var tasks: [TaskStatusReport]
     public var gpus: [GPUDevice]
     public var gpuProblem: String?
+    /// The agent's task-state version this reply reflects: the next query's ``HeartbeatQuery/since``. `nil` from an
+    /// agent that predates blocking queries.
+    public var stateVersion: String?
 
-    public init(tasks: [TaskStatusReport], gpus: [GPUDevice], gpuProblem: String?) {
+    public init(tasks: [TaskStatusReport], gpus: [GPUDevice], gpuProblem: String?, stateVersion: String? = nil) {
         self.tasks = tasks
         self.gpus = gpus
         self.gpuProblem = gpuProblem
+        self.stateVersion = stateVersion
+    }
+}
+
+/// The arguments of a blocking heartbeat query.
+///
+/// `since` is the opaque ``HeartbeatReply/stateVersion`` of the previous reply (`<agent instance>/<counter>`): the
+/// agent answers at once when its state moved past it (a task started, ended or was stopped, or the agent restarted
+/// and so has another instance), and otherwise after `waitSeconds`. `waitSeconds` 0 (the default, and what an older
+/// backend sends) answers at once.
+public struct HeartbeatQuery: Codable, Sendable, Equatable {
+    public var since: String?
+    /// How long the agent may hold the query when nothing changed, in seconds (0–300).
+    public var waitSeconds: Int
+
+    public init(since: String? = nil, waitSeconds: Int = 0) {
+        self.since = since
+        self.waitSeconds = waitSeconds
     }
 }
 

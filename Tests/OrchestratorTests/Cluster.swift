@@ -21,7 +21,7 @@ final class Cluster: Sendable {
     static let operatorMeta = EventMetadata(actor: "operator:test")
 
     init(configuration: BackendConfiguration = .init(
-        schedulingInterval: .milliseconds(100), statusInterval: .milliseconds(200), requestTimeout: .seconds(20),
+        statusInterval: .milliseconds(200), requestTimeout: .seconds(20),
         heartbeatTimeout: .seconds(2))) throws
     {
         log = try TouchstoneLog(path: directory.file("touchstone.db"))

@@ -45,7 +45,7 @@ struct EndToEndTests {
         }
         let backend = Backend(
             log: log, queues: queues,
-            configuration: BackendConfiguration(schedulingInterval: .milliseconds(100), statusInterval: .milliseconds(200), requestTimeout: .seconds(20)),
+            configuration: BackendConfiguration(statusInterval: .milliseconds(200), requestTimeout: .seconds(20)),
             logger: Logger(label: "test.backend"))
         let services = ServiceGroup(configuration: .init(services: [backend], logger: Logger(label: "test.group")))
 

@@ -162,7 +162,7 @@ struct LifecycleEndToEndTests {
     @Test func aSilentServerBecomesUnreachableAndItsTasksAreLostOnlyAfterLostAfter() async throws {
         let cluster = try Cluster(
             configuration: .init(
-                schedulingInterval: .milliseconds(100), statusInterval: .milliseconds(200), requestTimeout: .seconds(20),
+                statusInterval: .milliseconds(200), requestTimeout: .seconds(20),
                 heartbeatTimeout: .milliseconds(500), missedHeartbeatsForUnreachable: 2, lostAfter: .seconds(3)))
         try await cluster.attach(gpu1, maxTasks: 1)
         try cluster.startAgent(gpu1)

@@ -18,7 +18,7 @@ struct TransferTests {
 
     static func configuration(maxFileBytes: Int64 = 10 << 30) -> BackendConfiguration {
         var configuration = BackendConfiguration(
-            schedulingInterval: .milliseconds(100), statusInterval: .milliseconds(200), requestTimeout: .seconds(20),
+            statusInterval: .milliseconds(200), requestTimeout: .seconds(20),
             heartbeatTimeout: .seconds(2))
         configuration.transfers = TransferSettings(
             maxFileBytes: maxFileBytes, requestTimeout: .seconds(5), attempts: 100, retryPause: .milliseconds(300),

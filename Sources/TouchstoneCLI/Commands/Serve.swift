@@ -16,8 +16,8 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(help: "Seconds between task status polls of each server.")
-    var statusInterval: Double = 1
+    @Option(help: "Seconds an idle server's blocking heartbeat query is held before the agent answers (task starts and ends are answered at once); the longest an idle server goes without contact.")
+    var statusInterval: Double = 30
 
     @Option(help: "Delivery deadline: seconds a request stays valid for the agent (it never executes an expired one).")
     var requestTimeout: Int = 60
@@ -25,10 +25,10 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Execution deadline: seconds a delivered start, listing or sync may take before its response is due; a stop adds its grace period. An unanswered request drains the channel.")
     var executionTimeout: Int = 10
 
-    @Option(help: "Seconds a heartbeat waits before it counts as missed.")
-    var heartbeatTimeout: Double = 5
+    @Option(help: "Seconds of grace for an answer past a request's deadline, and the wait after each resend of it with the same request ID (a late answer is not a desync).")
+    var heartbeatTimeout: Double = 10
 
-    @Option(help: "Missed heartbeats after which a server is unreachable.")
+    @Option(help: "Unanswered sends of one request (the first and its resends) after which the channel is drained and the server is unreachable.")
     var missedHeartbeats: Int = 3
 
     @Option(help: "Seconds a server may stay unreachable before its tasks are lost and requeued.")
