@@ -276,7 +276,8 @@ public struct ResponseRejected: EventPayload {
     public static let schemaVersion = 1
     public var channel: ChannelID
     public var messageID: String
-    /// Why: `malformed`, `unexpectedRequestID`, `staleEpoch`.
+    /// Why: `malformed`, `unexpectedRequestID`, `staleEpoch`, or `duplicate` (a second answer to a request already
+    /// answered in this epoch: recorded, never a desync).
     public var reason: String
     /// The request ID the message named, if it could be read.
     public var requestID: RequestID?

@@ -36,6 +36,26 @@ actor ChannelClient {
     private var answered: [RequestID] = []
     /// How many answered request IDs are remembered.
     static let answeredMemory = 16
+    /// Whether a call is under way, and the callers waiting for it to end, in arrival order.
+    private var busy = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    private func acquire() async {
+        if !busy {
+            busy = true
+            return
+        }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    /// Hands the channel to the next waiting caller, or frees it.
+    private func release() {
+        if waiting.isEmpty {
+            busy = false
+        } else {
+            waiting.removeFirst().resume()
+        }
+    }
 
     init(
         channel: ChannelID, requests: any MessageQueue, responses: any MessageQueue, log: TouchstoneLog,
@@ -68,6 +88,8 @@ actor ChannelClient {
     func settleInherited() async throws -> (ResponseEnvelope, Date)? {
         guard let outstanding = inherited else { return nil }
         inherited = nil
+        await acquire()
+        defer { release() }
         let answerBy = outstanding.answerBy ?? outstanding.expiresAt.addingTimeInterval(30)
         let wait = Duration.milliseconds(max(0, Int64(answerBy.timeIntervalSinceNow * 1000)))
         logger.info(
@@ -109,6 +131,11 @@ actor ChannelClient {
         _ command: Command, taskID: TaskID? = nil, requestID: RequestID = .make(), delivery: Duration? = nil,
         deliverBy: Date? = nil, executionSeconds: Int? = nil
     ) async throws -> ResponseEnvelope {
+        // One outstanding request per channel: an actor is reentrant across awaits, so two callers (a task worker and
+        // the transfer loop sharing a channel) would otherwise each receive the other's response.
+        await acquire()
+        defer { release() }
+        try Task.checkCancellation()
         if let reason = pendingSync {
             let askedAt = Date()
             let response = try await exchange(

@@ -72,7 +72,9 @@ struct RecoveryTests {
         #expect(try await cluster.log.verifyReadModels().mismatched.isEmpty)
     }
 
-    @Test func aDuplicatedStartDeliveryRunsTheTaskOnceAndTheLateAnswerIsADesync() async throws {
+    /// A second answer to a request the backend already matched (the agent answered a redelivery from its journal)
+    /// is a duplicate, logged as rejected, and never a desync (issue 10: a late answer is not a desync).
+    @Test func aDuplicatedStartDeliveryRunsTheTaskOnceAndTheLateAnswerIsADuplicateNotADesync() async throws {
         let cluster = try Cluster()
         // Control plus one task channel, so every start and the late answer share channel 1.
         try await cluster.attach(Fixtures.gpu1, maxTasks: 1, channels: 2)
@@ -101,7 +103,8 @@ struct RecoveryTests {
             }
             let channel = ChannelID(server: Fixtures.gpu1, index: 1)
             let events = try await cluster.log.store.read(stream: StreamName.channel(channel)).map(ReadModels.decode)
-            #expect(events.contains { if case .channelDesyncDetected(let e) = $0.event { e.receivedRequestID == row.requestID } else { false } })
+            #expect(events.contains { if case .responseRejected(let e) = $0.event { e.requestID == row.requestID && e.reason == "duplicate" } else { false } })
+            #expect(!events.contains { if case .channelDesyncDetected = $0.event { true } else { false } })
         }
         for index in 0...3 { #expect(Self.lines(directory.file("runs-\(index)")) == 1, "task \(index)") }
         try await cluster.verifyNoOverBooking()
