@@ -234,29 +234,28 @@ public struct Backend: Service {
                     link.enqueue(.stop(attempt, graceSeconds: configuration.stopGraceSeconds))
                 }
             }
+            let appender = CommandAppender(log: log, attempts: 1)
             if row.detachRequested != nil, row.booked.isEmpty, !row.detached {
                 do {
-                    try await log.append(
-                        [.init(.serverDetached(ServerDetached(serverID: row.serverID)), expectedVersion: .exact(row.streamVersion), metadata: EventMetadata(actor: "backend"))])
+                    try await appender.execute(.completeDetach, server: row.serverID, metadata: EventMetadata(actor: "backend"))
                     logger.info("server detached", metadata: ["server": "\(row.serverID)"])
-                } catch {
-                    guard error.code == .wrongExpectedVersion else { throw error }
-                }
+                } catch is Rejection {
+                } catch let error as EventStoreError where error.code == .wrongExpectedVersion {}
             }
             if let since = row.unreachableSince, !row.reachable,
                 now.timeIntervalSince(since) >= Double(configuration.lostAfter.components.seconds)
             {
                 for attempt in row.booked {
                     guard let task = live[attempt.taskID], task.attempt == attempt.attempt else { continue }
-                    let events = Reconciler.lost(
-                        task, reason: "\(row.serverID) unreachable for longer than \(configuration.lostAfter)",
-                        maxAttempts: configuration.maxAttempts)
-                    let version = task.streamVersion
                     do {
-                        try await log.append(events.map { .init($0, expectedVersion: .exact(version), metadata: EventMetadata(actor: "backend")) })
-                    } catch {
-                        guard error.code == .wrongExpectedVersion else { throw error }
-                    }
+                        try await appender.execute(
+                            .lose(
+                                attempt: attempt.attempt,
+                                reason: "\(row.serverID) unreachable for longer than \(configuration.lostAfter)",
+                                maxAttempts: configuration.maxAttempts),
+                            task: task.taskID, metadata: EventMetadata(actor: "backend"))
+                    } catch is Rejection {
+                    } catch let error as EventStoreError where error.code == .wrongExpectedVersion {}
                 }
             }
         }

@@ -181,9 +181,8 @@ struct ServerLink: Sendable {
     }
 
     private func recordLiveness(reachable: Bool, missed: Int) async throws {
-        try await log.append(
-            .serverLivenessChanged(ServerLivenessChanged(serverID: serverID, reachable: reachable, missedHeartbeats: missed)),
-            metadata: EventMetadata(actor: "backend"))
+        try await CommandAppender(log: log).execute(
+            .liveness(reachable: reachable, missed: missed), server: serverID, metadata: EventMetadata(actor: "backend"))
     }
 
     private func observeGPUs(_ gpus: [GPUDevice], problem: String?) async throws {
@@ -368,12 +367,13 @@ struct ServerLink: Sendable {
                 + "\(server.maxTasks)) before the start was sent"
         }
         do {
-            try await log.append(
-                .taskDispatchWithdrawn(
-                    TaskDispatchWithdrawn(taskID: start.taskID, attempt: start.attempt, serverID: serverID, reason: reason)),
-                expectedVersion: .exact(version), metadata: EventMetadata(actor: "backend"))
-        } catch {
-            guard error.code == .wrongExpectedVersion else { throw error }
+            try await CommandAppender(log: log, attempts: 1).execute(
+                .withdraw(attempt: start.attempt, server: serverID, reason: reason), task: start.taskID,
+                metadata: EventMetadata(actor: "backend"))
+        } catch is Rejection {
+            return nil  // no longer a booking waiting to be sent
+        } catch let error as EventStoreError where error.code == .wrongExpectedVersion {
+            return nil  // changed meanwhile: whoever changed it decided
         }
         logger.info("dispatch withdrawn", metadata: ["task.id": "\(start.taskID)", "server": "\(serverID)"])
         return nil
@@ -397,13 +397,12 @@ struct ServerLink: Sendable {
         let deadlinePassed = server?.drain?.deadline.map { $0 <= Date() } ?? false
         let context = Reconciler.Context(
             server: serverID, stoppedForDrain: deadlinePassed, maxAttempts: configuration.maxAttempts)
-        var decisions: [(TaskID, @Sendable (TaskRow) -> [DomainEvent])] = []
+        var decisions: [(TaskID, Decide.TaskCommand)] = []
         for report in reports where tasks[report.taskID] != nil {
-            decisions.append((report.taskID, { row in Reconciler.transitions(for: row, report: report, context: context) }))
+            decisions.append((report.taskID, .report(report, context: context)))
         }
         if complete {
             let reported = Set(reports.map(\.key))
-            let maxAttempts = configuration.maxAttempts
             let reason = "the agent on \(serverID) no longer has this task's process"
             // A start the agent does not have, past its delivery deadline (plus the execution deadline and 5 s for
             // clock skew): the agent never executes an expired request, so the attempt never ran. It is withdrawn
@@ -411,25 +410,13 @@ struct ServerLink: Sendable {
             // A start not yet sent (`dispatching`) is left to its channel worker, which withdraws it or records
             // `task.start-sending` before sending: deciding here too would race with that send.
             let margin = Double(configuration.executionSeconds) + 5
-            let server = serverID
             let now = Date()
             for row in live
             where row.serverID == serverID && row.status == .starting
                 && !reported.contains(TaskAttempt(taskID: row.taskID, attempt: row.attempt))
                 && (row.startDeliverBy.map { now.timeIntervalSince($0) > margin } ?? false)
             {
-                let attempt = row.attempt
-                decisions.append((row.taskID, { current in
-                    guard current.attempt == attempt, current.status == .starting || current.status == .dispatching else {
-                        return []
-                    }
-                    return [
-                        .taskDispatchWithdrawn(
-                            TaskDispatchWithdrawn(
-                                taskID: current.taskID, attempt: attempt, serverID: server,
-                                reason: "the start request expired unanswered and the agent does not have the task"))
-                    ]
-                }))
+                decisions.append((row.taskID, .expireStart(attempt: row.attempt, server: serverID)))
             }
             let listedAfter = listedAfter ?? .distantPast
             for row in live
@@ -437,30 +424,23 @@ struct ServerLink: Sendable {
                 && !reported.contains(TaskAttempt(taskID: row.taskID, attempt: row.attempt))
                 && (row.runningObservedAt ?? .distantPast) < listedAfter
             {
-                let attempt = row.attempt
-                decisions.append((row.taskID, { current in
-                    current.status == .running && current.attempt == attempt
-                        ? Reconciler.lost(current, reason: reason, maxAttempts: maxAttempts) : []
-                }))
+                decisions.append(
+                    (row.taskID, .lose(attempt: row.attempt, reason: reason, maxAttempts: configuration.maxAttempts)))
             }
         }
         if complete { try await cleanUp(reports, tasks: tasks) }
-        for (task, decide) in decisions {
-            // The row and its stream version from one snapshot, so the expected version matches what was decided on.
-            guard let row = try await log.store.read({ db in try ReadModels.row(TaskBoard.self, key: task.rawValue, in: db) })
-            else { continue }
-            let version = row.streamVersion
-            let events = decide(row)
-            guard !events.isEmpty else { continue }
-            let meta = EventMetadata(actor: "agent:\(serverID)", correlationID: row.requestID?.rawValue)
+        let appender = CommandAppender(log: log)
+        for (task, command) in decisions {
+            let meta = EventMetadata(actor: "agent:\(serverID)", correlationID: tasks[task]?.requestID?.rawValue)
             do {
-                try await log.append(events.map { TouchstoneLog.Append($0, expectedVersion: .exact(version), metadata: meta) })
+                let events = try await appender.execute(command, task: task, metadata: meta)
                 if events.contains(where: { if case .taskFinished = $0 { true } else { false } }) {
                     transferState.noteEnded([task])
                 }
-            } catch {
-                // Another channel recorded a transition meanwhile; the next report reconciles again.
-                guard error.code == .wrongExpectedVersion else { throw error }
+            } catch is Rejection {
+                continue  // the row moved on meanwhile: nothing to do
+            } catch let error as EventStoreError where error.code == .wrongExpectedVersion {
+                continue  // kept changing: the next report reconciles again
             }
         }
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Domain
 import Foundation
+import Orchestrator
 import Projections
 
 /// `touchstone server detach NAME [--force]`.
@@ -20,21 +21,7 @@ struct ServerDetach: AsyncParsableCommand {
     func run() async throws {
         let log = try global.openLog()
         let row = try await ServerLifecycleSupport.append(to: name, in: log, actor: global.operatorActor) { row in
-            if row.booked.isEmpty {
-                return [
-                    .serverDetachRequested(ServerDetachRequested(serverID: row.serverID, force: force)),
-                    .serverDetached(ServerDetached(serverID: row.serverID)),
-                ]
-            }
-            guard force else {
-                throw CLIError(
-                    "\(row.serverID) runs \(row.booked.count) Touchstone task(s): drain it first, or detach --force "
-                        + "to stop them now and requeue them elsewhere")
-            }
-            return [
-                .serverDrainRequested(ServerDrainRequested(serverID: row.serverID, deadline: Date(), reason: "detach --force")),
-                .serverDetachRequested(ServerDetachRequested(serverID: row.serverID, force: true)),
-            ]
+            try ServerLifecycleSupport.decide(.detach(force: force), given: row)
         }
         switch global.format {
         case .json: print(Render.json(row))

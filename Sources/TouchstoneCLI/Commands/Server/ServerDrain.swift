@@ -1,6 +1,7 @@
 import ArgumentParser
 import Domain
 import Foundation
+import Orchestrator
 import Projections
 
 /// `touchstone server drain NAME [--deadline DURATION] [--reason TEXT]`.
@@ -34,12 +35,8 @@ struct ServerDrain: AsyncParsableCommand {
         let log = try global.openLog()
         let seconds = deadline.flatMap(ServerLifecycleSupport.seconds)
         let row = try await ServerLifecycleSupport.append(to: name, in: log, actor: global.operatorActor) { row in
-            [
-                .serverDrainRequested(
-                    ServerDrainRequested(
-                        serverID: row.serverID, deadline: seconds.map { Date().addingTimeInterval(Double($0)) },
-                        reason: reason))
-            ]
+            try ServerLifecycleSupport.decide(
+                .drain(deadline: seconds.map { Date().addingTimeInterval(Double($0)) }, reason: reason), given: row)
         }
         switch global.format {
         case .json: print(Render.json(row))

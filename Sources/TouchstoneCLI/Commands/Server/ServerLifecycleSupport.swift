@@ -1,6 +1,7 @@
 import Domain
 import EventStore
 import Foundation
+import Orchestrator
 import Projections
 
 /// Shared steps of the server lifecycle commands.
@@ -37,6 +38,15 @@ enum ServerLifecycleSupport {
             }
         }
         throw CLIError("server \(name) kept changing while this command ran; try again")
+    }
+
+    /// The server decider (``Decide/server(_:given:now:)``), its refusal as a one-line CLI error.
+    static func decide(_ command: Decide.ServerCommand, given row: ServerRow) throws -> [DomainEvent] {
+        do {
+            return try Decide.server(command, given: row)
+        } catch let rejection as Rejection {
+            throw CLIError(rejection.message)
+        }
     }
 
     /// Parses `90s`, `10m`, `2h`, `1d` or a bare number of seconds.

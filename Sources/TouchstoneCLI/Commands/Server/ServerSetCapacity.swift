@@ -1,6 +1,7 @@
 import ArgumentParser
 import Domain
 import Foundation
+import Orchestrator
 import Projections
 
 /// `touchstone server set-capacity NAME --max-tasks N`.
@@ -24,7 +25,7 @@ struct ServerSetCapacity: AsyncParsableCommand {
     func run() async throws {
         let log = try global.openLog()
         let row = try await ServerLifecycleSupport.append(to: name, in: log, actor: global.operatorActor) { row in
-            [.serverCapacitySet(ServerCapacitySet(serverID: row.serverID, maxTasks: maxTasks))]
+            try ServerLifecycleSupport.decide(.setCapacity(maxTasks), given: row)
         }
         switch global.format {
         case .json: print(Render.json(row))

@@ -2,6 +2,7 @@ import ArgumentParser
 import Domain
 import EventStore
 import Foundation
+import Orchestrator
 import Projections
 
 /// `touchstone task cancel ID`: an operator intent, appended to the log whether or not the backend runs.
@@ -24,17 +25,14 @@ struct TaskCancel: AsyncParsableCommand {
         guard let row = try await log.snapshot().tasks[taskID] else {
             throw CLIError("unknown task \(id.debugDescription): see `touchstone task list`")
         }
-        guard !row.status.isTerminal else {
-            throw CLIError("\(taskID) already ended (\(row.status.rawValue)); nothing to cancel")
-        }
         do {
-            // Expects the row's version: a transition recorded meanwhile makes the operator look again.
-            try await log.append(
-                .taskCancelRequested(TaskCancelRequested(taskID: taskID, reason: reason)),
-                expectedVersion: .exact(row.streamVersion), metadata: EventMetadata(actor: global.operatorActor))
-        } catch {
-            guard error.code == .wrongExpectedVersion else { throw error }
-            throw CLIError("\(taskID) changed while cancelling; run the command again")
+            // Decided against the row's version; a transition recorded meanwhile is read and decided again.
+            try await CommandAppender(log: log).execute(
+                .cancel(reason: reason), task: taskID, metadata: EventMetadata(actor: global.operatorActor))
+        } catch let rejection as Rejection {
+            throw CLIError(rejection.message)
+        } catch let error as EventStoreError where error.code == .wrongExpectedVersion {
+            throw CLIError("\(taskID) kept changing while cancelling; run the command again")
         }
         let after = try await log.snapshot().tasks[taskID]
         if after?.status == .cancelled {
