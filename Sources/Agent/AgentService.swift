@@ -350,6 +350,13 @@ actor AgentTasks {
 
     /// Records an end reported by the runtime.
     func ended(_ report: TaskStatusReport) async {
+        var report = report
+        let directory = report.labels["touchstone.directory"] ?? configuration.taskDirectory(report.key)
+        report.logBytes = Dictionary(
+            uniqueKeysWithValues: LogStream.allCases.map { stream in
+                let attributes = try? FileManager.default.attributesOfItem(atPath: directory + "/" + stream.fileName)
+                return (stream.rawValue, (attributes?[.size] as? NSNumber)?.int64Value ?? 0)
+            })
         touch(report.key)
         reports[report.key] = report
         do {

@@ -23,6 +23,8 @@ final class TransferState: Sendable {
         var ended: Set<TaskID> = []
         /// Ended attempts whose logs were not at their end: fetched again with the next mirroring.
         var later: Set<TaskID> = []
+        /// The final sizes of ended attempts' logs, from the agent's report.
+        var logBytes: [TaskAttempt: [String: Int64]] = [:]
     }
 
     private let state = Mutex(State())
@@ -57,6 +59,14 @@ final class TransferState: Sendable {
             }
             return taken
         }
+    }
+
+    /// Notes the final sizes of an ended attempt's logs (from its report).
+    func noteLogBytes(_ attempt: TaskAttempt, _ bytes: [String: Int64]) { state.withLock { $0.logBytes[attempt] = bytes } }
+
+    /// The final sizes of an ended attempt's logs, once (forgotten when read).
+    func takeLogBytes(_ attempt: TaskAttempt) -> [String: Int64]? {
+        state.withLock { $0.logBytes.removeValue(forKey: attempt) }
     }
 
     /// Notes an ended task whose logs are to be fetched again later.
@@ -207,6 +217,10 @@ extension ServerLink {
                 if !transferState.logsDone(attempt) {
                     let marker = transfers.store.logCompleteMarker(attempt)
                     var done = FileManager.default.fileExists(atPath: marker)
+                    if !done, let bytes = transferState.takeLogBytes(attempt) {
+                        // The agent reported the final sizes: logs already mirrored whole (or empty) need no request.
+                        done = Self.mirrorsAreWhole(attempt, bytes, transfers.store)
+                    }
                     if !done { done = try await mirrorLogs(attempt, transfers) }
                     if done {
                         _ = FileManager.default.createFile(atPath: marker, contents: nil)
@@ -225,6 +239,24 @@ extension ServerLink {
             }
         }
         return running || pending
+    }
+
+    /// Whether both mirrors of an ended attempt already hold as many bytes as its logs had at the end (creating empty
+    /// mirrors for empty logs).
+    static func mirrorsAreWhole(_ attempt: TaskAttempt, _ bytes: [String: Int64], _ store: ArtifactStore) -> Bool {
+        let manager = FileManager.default
+        for stream in LogStream.allCases {
+            guard let expected = bytes[stream.rawValue] else { return false }
+            let path = store.logPath(attempt, stream)
+            let size = (try? manager.attributesOfItem(atPath: path)[.size] as? NSNumber)?.int64Value
+            if size == nil, expected == 0 {
+                try? manager.createDirectory(atPath: store.logDirectory(attempt), withIntermediateDirectories: true)
+                guard manager.createFile(atPath: path, contents: nil) else { return false }
+                continue
+            }
+            guard size == expected else { return false }
+        }
+        return true
     }
 
     /// Appends what is new in both logs of an attempt to their mirrors.

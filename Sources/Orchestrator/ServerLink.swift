@@ -435,6 +435,9 @@ struct ServerLink: Sendable {
             do {
                 let events = try await appender.execute(command, task: task, metadata: meta)
                 if events.contains(where: { if case .taskFinished = $0 { true } else { false } }) {
+                    if case .report(let report, _) = command, let bytes = report.logBytes {
+                        transferState.noteLogBytes(report.key, bytes)
+                    }
                     transferState.noteEnded([task])
                 }
             } catch is Rejection {

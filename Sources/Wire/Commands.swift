@@ -413,6 +413,9 @@ public struct TaskStatusReport: Codable, Sendable, Equatable {
     public var outputs: [String: String]
     /// The labels the agent keeps for the attempt: `touchstone.backend`, `.task`, `.attempt`, `.request`.
     public var labels: [String: String]
+    /// Bytes in the attempt's `stdout.log` and `stderr.log` (keys `stdout`, `stderr`) once it ended: the backend
+    /// skips fetching logs that are empty or already mirrored whole. `nil` from older agents and while it runs.
+    public var logBytes: [String: Int64]? = nil
 
     public init(
         taskID: TaskID, attempt: Int, state: State, pid: Int32? = nil, startedAt: Date? = nil, endedAt: Date? = nil,
