@@ -34,6 +34,9 @@ actor ChannelClient {
     /// The request IDs answered most recently in this epoch: a second response to one of them (the agent answered a
     /// resend from its journal after answering the original late) is a duplicate, not a desync.
     private var answered: [RequestID] = []
+    /// The names of the commands that change nothing on the agent (``Command/isReadOnly``), as the log records them.
+    static let readOnlyCommands: Set<String> = ["hello", "listTasks", "heartbeat", "transferStatus", "statFile", "readChunk", "readLog"]
+
     /// How many answered request IDs are remembered.
     static let answeredMemory = 16
     /// Whether a call is under way, and the callers waiting for it to end, in arrival order.
@@ -90,6 +93,15 @@ actor ChannelClient {
         inherited = nil
         await acquire()
         defer { release() }
+        if Self.readOnlyCommands.contains(outstanding.command) {
+            // A report (a blocking heartbeat query, say) changes nothing on the agent: it is not waited for. Its
+            // answer, when it comes, is recognised as a duplicate rather than a desync, and the next query asks anew.
+            remember(outstanding.requestID)
+            logger.info(
+                "a report request left outstanding by the previous backend is not waited for",
+                metadata: ["channel": "\(channel)", "request.id": "\(outstanding.requestID)", "command": "\(outstanding.command)"])
+            return nil
+        }
         let answerBy = outstanding.answerBy ?? outstanding.expiresAt.addingTimeInterval(30)
         let wait = Duration.milliseconds(max(0, Int64(answerBy.timeIntervalSinceNow * 1000)))
         logger.info(
