@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Slurm's side of tools/bench row 6: N jobs of `true` through sbatch on a one-node Slurm started here on loopback.
+# Slurm's side of tools/bench row 6: N jobs of `true` through sbatch on a Slurm cluster started here on loopback.
 #
 # Usage: slurm.sh N
 # Prints exactly one JSON line on stdout:
@@ -14,17 +14,25 @@
 # What it starts, all from one temporary directory and stopped on exit:
 #   munged     with its own key and socket (not /etc/munge, not /run/munge);
 #   slurmctld  on 127.0.0.1, a free port, SlurmctldHost=localhost;
-#   slurmd     NodeName=localhost NodeAddr=127.0.0.1, a free port.
+#   slurmd     NODES of them (default 10, as Touchstone's row 6 runs 10 agents), NodeName=n1..n10, all with
+#              NodeHostname=localhost, NodeAddr=127.0.0.1 and a free port each; NODES=1 runs one, NodeName=localhost.
+#              Why 10 by default: slurmctld places no new job on a node while any job on it is COMPLETING (its
+#              cg_node_bitmap), so with one node 1,000 short jobs wait on each other's completion (measured here:
+#              about 37 jobs/s with one node, about 45-63 with ten, where submission is then the bound).
 # Tuned for throughput as Slurm's docs allow (https://slurm.schedmd.com/high_throughput.html and slurm.conf(5)):
 #   SchedulerType=sched/builtin (FIFO, no backfill pass), SchedulerParameters=batch_sched_delay=0,sched_min_interval=0,
-#   default_queue_depth=10000 and no `defer` (each submission tries to start its job at once); CPUs=80 declared on
-#   the node with SlurmdParameters=config_overrides so that 1,000 one-CPU jobs are never held back by slots;
+#   default_queue_depth=10000 and no `defer` (each submission tries to start its job at once); 80 CPUs declared in
+#   all (8 per node with 10 nodes), with SlurmdParameters=config_overrides so that slurmd does not drain nodes that
+#   claim more CPUs than the machine has: 1,000 one-CPU jobs are never held back by slots;
 #   no accounting, no job completion log, no job accounting gathering, no cgroups (proctrack/linuxproc,
 #   task/none: gVisor and containers without systemd have no usable cgroup plugin), logs at "error",
 #   job output to /dev/null (no per-job file).
-# Timing: from just before the first sbatch until squeue reports all N jobs COMPLETED (it polls every 50 ms;
-# completed records stay for MinJobAge=300 s, longer than any run). Submissions go out from SUBMITTERS parallel
-# sbatch processes (default 4).
+# Each job is `true; printf . >FIFO`: after `true` the job writes one byte to a named pipe that this script holds
+# open, so the script awaits the jobs' ends by reading N bytes (a one-byte pipe write is atomic) instead of asking
+# slurmctld over and over while it works. Then it asks squeue (every 20 ms) until slurmctld reports all N jobs
+# COMPLETED, which is when the clock stops: Slurm's own completion bookkeeping is part of the measured time.
+# Completed records stay for MinJobAge=300 s, longer than any run. Timing starts just before the first sbatch;
+# submissions go out from SUBMITTERS parallel sbatch processes (default 4).
 set -uo pipefail
 
 N="${1:-}"
@@ -33,6 +41,8 @@ if ! [[ "$N" =~ ^[1-9][0-9]*$ ]]; then
   exit 2
 fi
 SUBMITTERS="${SUBMITTERS:-4}"
+NODES="${NODES:-10}"
+CPUS_PER_NODE=$((80 / NODES > 8 ? 80 / NODES : 8))
 
 log() { printf 'bench-peers/slurm: %s\n' "$*" >&2; }
 
@@ -94,23 +104,32 @@ for _ in $(seq 100); do [ -S "$munge_socket" ] && break; kill -0 "${pids[0]}" 2>
 
 # --- slurm.conf ------------------------------------------------------------------------------------------------
 ctld_port="$(free_port)"
-slurmd_port="$(free_port)"
+node_lines=""
+node_names=()
+if ((NODES == 1)); then
+  node_names=(localhost)
+  node_lines="NodeName=localhost NodeAddr=127.0.0.1 NodeHostname=localhost Port=$(free_port) CPUs=$CPUS_PER_NODE State=UNKNOWN"
+else
+  for ((i = 1; i <= NODES; i++)); do
+    node_names+=("n$i")
+    node_lines+="NodeName=n$i NodeAddr=127.0.0.1 NodeHostname=localhost Port=$(free_port) CPUs=$CPUS_PER_NODE State=UNKNOWN"$'\n'
+  done
+fi
 cat >"$dir/slurm.conf" <<CONF
 ClusterName=bench
 SlurmctldHost=localhost(127.0.0.1)
 SlurmctldPort=$ctld_port
-SlurmdPort=$slurmd_port
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 AuthInfo=socket=$munge_socket
 CredType=cred/munge
 StateSaveLocation=$dir/state
-SlurmdSpoolDir=$dir/spool
+SlurmdSpoolDir=$dir/spool-%n
 SlurmctldPidFile=$dir/slurmctld.pid
-SlurmdPidFile=$dir/slurmd.pid
+SlurmdPidFile=$dir/slurmd-%n.pid
 SlurmctldLogFile=$dir/slurmctld.log
-SlurmdLogFile=$dir/slurmd.log
+SlurmdLogFile=$dir/slurmd-%n.log
 SlurmctldDebug=error
 SlurmdDebug=error
 ProctrackType=proctrack/linuxproc
@@ -131,8 +150,8 @@ MinJobAge=300
 MessageTimeout=30
 ReturnToService=2
 PropagateResourceLimits=NONE
-NodeName=localhost NodeAddr=127.0.0.1 NodeHostname=localhost CPUs=80 State=UNKNOWN
-PartitionName=bench Nodes=localhost Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
+$node_lines
+PartitionName=bench Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
 CONF
 export SLURM_CONF="$dir/slurm.conf"
 
@@ -148,32 +167,64 @@ until scontrol ping 2>/dev/null | grep -q 'is UP'; do
   ((SECONDS < deadline)) || result_error "slurmctld did not answer within 30 s: $(tail_log "$dir/slurmctld.log")"
   sleep 0.1
 done
-slurmd -D -N localhost -f "$SLURM_CONF" >"$dir/slurmd.stdout" 2>&1 &
-pids+=("$!")
-slurmd_pid="$!"
+slurmd_pids=()
+for node in "${node_names[@]}"; do
+  slurmd -D -N "$node" -f "$SLURM_CONF" >"$dir/slurmd-$node.stdout" 2>&1 &
+  pids+=("$!")
+  slurmd_pids+=("$!")
+done
 deadline=$((SECONDS + 30))
-until sinfo -h -N -o '%T' 2>/dev/null | grep -Eq '^(idle|mixed|allocated)'; do
-  kill -0 "$slurmd_pid" 2>/dev/null \
-    || result_error "slurmd did not start: $(tail_log "$dir/slurmd.log") $(tail_log "$dir/slurmd.stdout")"
-  ((SECONDS < deadline)) || result_error "node localhost not idle within 30 s (state $(sinfo -h -N -o '%T %E' 2>&1)): $(tail_log "$dir/slurmd.log")"
+until (($(sinfo -h -N -o '%T' 2>/dev/null | grep -Ec '^(idle|mixed|allocated)$') == NODES)); do
+  for ((i = 0; i < NODES; i++)); do
+    kill -0 "${slurmd_pids[i]}" 2>/dev/null || result_error "slurmd for node ${node_names[i]} did not start: \
+$(tail_log "$dir/slurmd-${node_names[i]}.log") $(tail_log "$dir/slurmd-${node_names[i]}.stdout")"
+  done
+  ((SECONDS < deadline)) || result_error "nodes not idle within 30 s (states: $(sinfo -h -N -o '%N %T %E' 2>&1 | tr '\n' ' ')): $(tail_log "$dir/slurmd-${node_names[0]}.log")"
   sleep 0.1
 done
-log "slurm $version up: slurmctld 127.0.0.1:$ctld_port, slurmd 127.0.0.1:$slurmd_port, $(sinfo -h -N -o '%c CPUs, %T')"
+log "slurm $version up: slurmctld on 127.0.0.1:$ctld_port, $NODES slurmd: $(sinfo -h -N -o '%N %c CPUs %T' | tr '\n' ' ')"
+
+done_fifo="$dir/done.fifo"
+mkfifo "$done_fifo"
+# Read-write: opening never waits for a writer, and the pipe never reports end-of-file between jobs.
+exec {done_fd}<>"$done_fifo"
+job="true; printf . >$done_fifo"
+
+# job_states: "COUNT STATE" lines for every job but the warm-up one.
+job_states() {
+  squeue -h -t all -o '%i %T' 2>/dev/null | awk -v warm="${warm:-none}" '$1 != warm {print $2}' | sort | uniq -c
+}
+# fail_if_any_ended_badly STATES: a job in a final state other than COMPLETED fails the run, with the counts.
+fail_if_any_ended_badly() {
+  if grep -Eq 'FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY|BOOT_FAIL|DEADLINE|PREEMPTED' <<<"$1"; then
+    result_error "jobs ended badly: $(tr '\n' ' ' <<<"$1")"
+  fi
+}
+# await_job_ends COUNT SECONDS: reads COUNT bytes from the FIFO; every 2 s without all of them it checks for jobs
+# that ended badly (they never write). Fails the run after SECONDS.
+await_job_ends() {
+  local want="$1" deadline=$((SECONDS + $2)) chunk
+  while ((want > 0)); do
+    chunk=""
+    IFS= read -r -N "$want" -t 2 -u "$done_fd" chunk
+    want=$((want - ${#chunk}))
+    ((want > 0)) || break
+    fail_if_any_ended_badly "$(job_states)"
+    ((SECONDS < deadline)) || result_error "$want jobs did not finish within $2 s: $(tr '\n' ' ' <<<"$(job_states)")"
+  done
+}
 
 # One warm-up job, so that the first measured job does not pay for first-use costs (the same is done for the others).
-warm="$(sbatch --parsable -o /dev/null -e /dev/null --wrap true 2>&1)" || result_error "sbatch failed: $warm"
-deadline=$((SECONDS + 30))
-until [ "$(squeue -h -j "$warm" -t all -o %T 2>/dev/null)" = COMPLETED ]; do
-  ((SECONDS < deadline)) || result_error "warm-up job $warm did not complete within 30 s (state $(squeue -h -j "$warm" -t all -o '%T %r' 2>&1)): $(tail_log "$dir/slurmd.log")"
-  sleep 0.05
-done
+warm="$(sbatch --parsable -o /dev/null -e /dev/null --wrap "$job" 2>&1)" || result_error "sbatch failed: $warm"
+IFS= read -r -N 1 -t 30 -u "$done_fd" _ \
+  || result_error "warm-up job $warm did not run within 30 s (state $(squeue -h -j "$warm" -t all -o '%T %r' 2>&1)): $(tail_log "$dir/slurmd-${node_names[0]}.log")"
 
 # --- the measured run ------------------------------------------------------------------------------------------
 # submit_share K: submits jobs K, K+SUBMITTERS, ... (one sbatch process per job, as a user would).
 submit_share() {
   local k="$1" i
   for ((i = k; i < N; i += SUBMITTERS)); do
-    sbatch --parsable -o /dev/null -e /dev/null --wrap true >/dev/null 2>>"$dir/submit-errors.log" \
+    sbatch --parsable -o /dev/null -e /dev/null --wrap "$job" >/dev/null 2>>"$dir/submit-errors.log" \
       || echo "job $i" >>"$dir/submit-errors.log"
   done
 }
@@ -183,25 +234,26 @@ for ((k = 0; k < SUBMITTERS; k++)); do submit_share "$k" & submitters+=("$!"); d
 for pid in "${submitters[@]}"; do wait "$pid"; done
 submitted="$(date +%s.%N)"
 if [ -s "$dir/submit-errors.log" ]; then result_error "sbatch failed: $(tail_log "$dir/submit-errors.log")"; fi
-# Done when every job but the warm-up one is COMPLETED; a job in any other final state fails the run.
-deadline=$((SECONDS + 600))
+await_job_ends "$N" 600
+ran="$(date +%s.%N)"
+# Every job has run `true`; done when slurmctld has recorded all of them COMPLETED.
+deadline=$((SECONDS + 60))
 while :; do
-  states="$(squeue -h -t all -o '%i %T' 2>/dev/null | awk -v warm="$warm" '$1 != warm {print $2}' | sort | uniq -c)"
+  states="$(job_states)"
   completed="$(awk '$2 == "COMPLETED" {print $1}' <<<"$states")"
   [ "${completed:-0}" -ge "$N" ] && break
-  if grep -Eq 'FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY|BOOT_FAIL|DEADLINE|PREEMPTED' <<<"$states"; then
-    result_error "jobs ended badly: $(tr '\n' ' ' <<<"$states")"
-  fi
-  ((SECONDS < deadline)) || result_error "not all jobs completed within 600 s: $(tr '\n' ' ' <<<"$states")"
-  sleep 0.05
+  fail_if_any_ended_badly "$states"
+  ((SECONDS < deadline)) || result_error "jobs ran but were not all COMPLETED within 60 s: $(tr '\n' ' ' <<<"$states")"
+  sleep 0.02
 done
 end="$(date +%s.%N)"
 
-python3 - "$N" "$start" "$submitted" "$end" "$version" "$SUBMITTERS" <<'PY'
+python3 - "$N" "$start" "$submitted" "$end" "$version" "$SUBMITTERS" "$ran" <<'PY'
 import json, sys
 n, start, submitted, end = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+ran = float(sys.argv[7])
 seconds = end - start
 print(json.dumps({"peer": "slurm", "tasks": n, "seconds": round(seconds, 3), "tasks_per_s": round(n / seconds, 1),
-                  "version": sys.argv[5], "submit_seconds": round(submitted - start, 3),
+                  "version": sys.argv[5], "submit_seconds": round(submitted - start, 3), "ran_seconds": round(ran - start, 3),
                   "submitters": int(sys.argv[6])}))
 PY
