@@ -42,6 +42,10 @@ if ! [[ "$N" =~ ^[1-9][0-9]*$ ]]; then
 fi
 SUBMITTERS="${SUBMITTERS:-4}"
 NODES="${NODES:-10}"
+if ! [[ "$SUBMITTERS" =~ ^[1-9][0-9]*$ && "$NODES" =~ ^[1-9][0-9]*$ ]] || ((NODES > 80)); then
+  echo "slurm.sh: SUBMITTERS must be >= 1 and NODES 1 to 80 (got SUBMITTERS=$SUBMITTERS NODES=$NODES)" >&2
+  exit 2
+fi
 CPUS_PER_NODE=$((80 / NODES > 8 ? 80 / NODES : 8))
 
 log() { printf 'bench-peers/slurm: %s\n' "$*" >&2; }
@@ -89,12 +93,13 @@ free_port() {
 tail_log() { tail -n 5 "$1" 2>/dev/null | tr '\n' ' ' | cut -c1-600; }
 
 # --- munged ----------------------------------------------------------------------------------------------------
-mkdir -p "$dir/munge" "$dir/state" "$dir/spool"
+mkdir -p "$dir/munge" "$dir/state"
 chmod 0700 "$dir/munge"
 head -c 1024 /dev/urandom >"$dir/munge/munge.key"
 chmod 0400 "$dir/munge/munge.key"
 munge_socket="$dir/munge/munge.socket"
-# --force: munged refuses to run as root without it. --foreground keeps it our child so the trap stops it.
+# --force: munged otherwise refuses a socket directory that not every user can search (ours is private, 0700, and
+# only root uses it). --foreground keeps it our child so the trap stops it.
 munged --foreground --force --socket="$munge_socket" --key-file="$dir/munge/munge.key" \
   --pid-file="$dir/munge/munged.pid" --log-file="$dir/munge/munged.log" --seed-file="$dir/munge/munged.seed" \
   --num-threads=4 >"$dir/munge/stdout.log" 2>&1 &
