@@ -20,6 +20,7 @@ driver passes to it (CELERY_BENCH_*).
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -127,7 +128,7 @@ def main():
         queue_url = sqs.create_queue(QueueName=queue)["QueueUrl"]
     except Exception as e:  # the server refused or could not be reached: say why, no figure
         result(n, error=f"cannot create an SQS queue at {endpoint}: {type(e).__name__}: {e}", **versions)
-        subprocess.run(["rm", "-rf", workdir], check=False)
+        shutil.rmtree(workdir, ignore_errors=True)
         return 0
     os.environ.update(CELERY_BENCH_ENDPOINT=endpoint, CELERY_BENCH_KEY_ID=key, CELERY_BENCH_SECRET=secret,
                       CELERY_BENCH_REGION=region, CELERY_BENCH_QUEUE=queue, CELERY_BENCH_QUEUE_URL=queue_url,
@@ -204,7 +205,7 @@ def main():
             sqs.delete_queue(QueueUrl=queue_url)
         except Exception as e:
             log(f"could not delete queue {queue}: {e}")
-        subprocess.run(["rm", "-rf", workdir], check=False)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
