@@ -8,11 +8,13 @@
  *   HEARTBEAT the control channel (0) alone: a run of heartbeat (blocking) queries.
  * Rules (choose with spin -D...):
  *   (default) the landed code's rules.
- *   TARGET    the rules issues 10 and 17 ask for: FIX_STOP + FIX_DEADLINE + HB_RULE below.
+ *   TARGET    the rules issues 10 and 17 ask for, and the fixes this model found: all the FIX_ and HB_ rules.
  *   FIX_STOP      the agent remembers a stop for an attempt it does not have (a tombstone) and refuses or stops
  *                 the start when it comes; the backend retries a stop until "stopped" or "never will be".
  *   FIX_DEADLINE  the agent checks the delivery deadline again right before the launch, and lists an attempt
  *                 being launched as such (so the expired-start rule cannot withdraw it).
+ *   FIX_KNOWN     a start of an attempt the agent already has is answered with the attempt's report even past the
+ *                 request's deadline (RequestHandler.execute answers `expired` first today).
  *   HB_RULE       issue 10: a late answer (a request ID this backend sent on the channel, current epoch) is
  *                 discarded, not a desync; an unanswered request is resent with the same request ID first; the
  *                 channel is drained only on a stale epoch, a foreign request ID, or silence past the threshold.
@@ -34,6 +36,7 @@
 #ifdef TARGET
 #define FIX_STOP
 #define FIX_DEADLINE
+#define FIX_KNOWN
 #define HB_RULE
 #endif
 
@@ -65,7 +68,8 @@
                            threshold is (RS + 1) deadlines) */
 
 #define NCH 3           /* channel 0: control (heartbeats); 1 and 2: task channels */
-#define QN 6            /* queue capacity (never reached within the budgets: a send asserts room) */
+#define QN 4            /* request queue capacity: a send waits for room (a bound: at most QN queued) */
+#define QR 6            /* response queue capacity (leftover duplicates wait there for the next call) */
 #define NID 14          /* request IDs: 1 is the start's (task.dispatched), others from nextId */
 
 mtype = { HB, START, STOP, SYNC };                                                   /* commands */
@@ -118,10 +122,12 @@ mtype = { R_HB, R_SYNCED, R_STARTED, R_STOPPED, R_UNKNOWN, R_NEVER, R_EXPIRED, R
 #define G_SEND   9      /* responses.send */
 #define G_DELETE 10     /* requests.delete */
 
-chan rq[NCH] = [QN] of { mtype, byte, byte, byte };         /* command, request ID, epoch, expiresAt */
-chan rs[NCH] = [QN] of { mtype, byte, byte, byte, byte };   /* reply, request ID, epoch, agent epoch, report */
+chan rq[NCH] = [QN] of { mtype, byte, byte, byte, byte };   /* command, request ID, epoch, expiresAt, message ID */
+chan rs[NCH] = [QR] of { mtype, byte, byte, byte, byte };   /* reply, request ID, epoch, agent epoch, report */
 
 byte now;                                   /* abstract time, shared (no clock skew) */
+byte nextMid = 1;                           /* message IDs: a duplicated delivery keeps its message's ID */
+int rsDedup;                                /* response deduplication IDs used: "resp-" + request message ID */
 byte dups = NDUP; byte crashes = NCRASH; byte restarts = NRESTART;
 
 /* ---- agent: journal (survives a crash) ---- */
@@ -136,7 +142,8 @@ byte launches;
 /* ---- agent: memory ---- */
 byte rep;                                   /* AgentTasks.reports[attempt 1].state */
 bool starting;                              /* AgentTasks.starting contains attempt 1 */
-byte gPc[NCH]; mtype gCmd[NCH]; byte gId[NCH]; byte gEp[NCH]; byte gExp[NCH]; mtype gKind[NCH]; byte gInv[NCH];
+byte gPc[NCH]; mtype gCmd[NCH]; byte gId[NCH]; byte gEp[NCH]; byte gExp[NCH]; byte gMid[NCH]; mtype gKind[NCH];
+byte gInv[NCH];
 
 /* ---- backend: event log (survives a restart) ---- */
 byte bEp[NCH];                              /* channel_sync.epoch */
@@ -208,6 +215,11 @@ byte p_once = 1; byte p_stop = 1; byte p_deadline = 1; byte p_sync = 1; byte p_c
 
 #define LIVE (tStat == T_DISP || tStat == T_START || tStat == T_RUN)
 
+/* A deadline t has passed. Time stops at MAXT; past it, a deadline counts as passed once nothing else can happen
+   (spin's `timeout`): the wait would end there in a longer run, and nothing could have arrived meanwhile. */
+#define PASSED(t) (now >= (t) || (now == MAXT && timeout))
+#define AWAITING (bPc[0] == B_AWAIT || bPc[1] == B_AWAIT || bPc[2] == B_AWAIT)
+
 /* ===================================================================================== backend: reconciliation */
 
 /* Reconciler.transitions for one report of attempt 1 (placed rows only). */
@@ -224,7 +236,7 @@ inline reconcile(r) {
 inline observeList(r) {
   reconcile(r);
   if
-  :: tStat == T_START && r == A_NONE && now > deliverBy + E + M ->
+  :: tStat == T_START && r == A_NONE && PASSED(deliverBy + E + M + 1) ->
      /* "the start request expired unanswered and the agent does not have the task" */
      CHECK_ONCE(!proc); tStat = T_GONE
   :: else -> skip
@@ -329,20 +341,18 @@ end:
   :: atomic { bPc[c] == B_IDLE && c == 0 && hbLeft > 0 && !inh[0] ->
        hbLeft--;
        wCmd[c] = HB; wId[c] = nextId; nextId++; wExp[c] = 255; bPc[c] = B_CALL }
-  /* ChannelClient.call: after a drain, `sync` first (syncing: stale leftovers are discarded). */
-  :: atomic { bPc[c] == B_CALL ->
+  /* ChannelClient.call: after a drain, `sync` first (syncing: stale leftovers are discarded); then
+     ChannelClient.exchange: expiresAt = deliverBy ?? now + delivery; requests.send. */
+  :: atomic { (bPc[c] == B_CALL || bPc[c] == B_SEND) && len(rq[c]) < QN ->
        if
-       :: pend[c] -> cCmd[c] = SYNC; cId[c] = nextId; nextId++; cExp[c] = 255; syncing[c] = 1
-       :: else -> cCmd[c] = wCmd[c]; cId[c] = wId[c]; cExp[c] = wExp[c]
+       :: bPc[c] == B_CALL && pend[c] -> cCmd[c] = SYNC; cId[c] = nextId; nextId++; cExp[c] = 255; syncing[c] = 1
+       :: bPc[c] == B_CALL && !pend[c] -> cCmd[c] = wCmd[c]; cId[c] = wId[c]; cExp[c] = wExp[c]
+       :: bPc[c] == B_SEND -> skip                             /* the command after its sync */
        fi;
        resends[c] = 0;
-       bPc[c] = B_SEND }
-  /* ChannelClient.exchange: expiresAt = deliverBy ?? now + delivery; requests.send. */
-  :: atomic { bPc[c] == B_SEND ->
-       assert(nextId < NID);
+       assert(nextId < NID && nextMid < 31);
        if :: cExp[c] == 255 -> cExp[c] = now + D :: else -> skip fi;
-       assert(len(rq[c]) < QN);
-       rq[c]!cCmd[c], cId[c], bEp[c], cExp[c];
+       rq[c]!cCmd[c], cId[c], bEp[c], cExp[c], nextMid; nextMid++;
        known[c] = known[c] | (1 << cId[c]);
        bPc[c] = B_REC }
   /* ChannelClient.exchange: log.append(request.sent) makes it the channel's outstanding request. */
@@ -380,15 +390,14 @@ end:
           fi
        fi }
   /* ChannelClient.exchange / settleInherited: no response by expiresAt + executionSeconds. */
-  :: atomic { bPc[c] == B_AWAIT && empty(rs[c]) && now >= cWait[c] ->
+  :: atomic { bPc[c] == B_AWAIT && empty(rs[c]) && PASSED(cWait[c]) && (len(rq[c]) < QN || resends[c] >= RS || inh[c]) ->
        exit[c] = X_TIMEOUT;
 #ifdef HB_RULE
        if
        :: resends[c] < RS && !inh[c] ->
           /* resent with the same request ID and deadline: the agent answers it from its journal */
           resends[c]++;
-          assert(len(rq[c]) < QN);
-          rq[c]!cCmd[c], cId[c], bEp[c], cExp[c];
+          rq[c]!cCmd[c], cId[c], bEp[c], cExp[c], nextMid; nextMid++;
           cWait[c] = now + D + E
        :: else -> startDrain(c, W_SILENT)
        fi
@@ -397,7 +406,7 @@ end:
 #endif
      }
   /* ChannelClient.empty: receive-and-delete; a request the agent holds is invisible (and so is its FIFO group). */
-  :: atomic { bPc[c] == B_DRAIN && nempty(rq[c]) && gPc[c] == G_IDLE -> rq[c]?_, _, _, _ }
+  :: atomic { bPc[c] == B_DRAIN && nempty(rq[c]) && gPc[c] == G_IDLE -> rq[c]?_, _, _, _, _ }
   :: atomic { bPc[c] == B_DRAIN && nempty(rs[c]) -> rs[c]?_, _, _, _, _ }
   /* ChannelClient.drain: two empty receives in a row; next epoch; channel.queues-drained; sync before the next. */
   :: atomic { bPc[c] == B_DRAIN && (empty(rq[c]) || gPc[c] != G_IDLE) && empty(rs[c]) ->
@@ -431,7 +440,7 @@ end:
   do
   :: atomic { !invPending &&
        ((tStat == T_START && (LISTING == A_RUN || LISTING == A_STP || LISTING == A_FTS
-                              || (LISTING == A_NONE && now > deliverBy + E + M)))
+                              || (LISTING == A_NONE && PASSED(deliverBy + E + M + 1))))
         || (tStat == T_RUN && (LISTING == A_STP || LISTING == A_FTS))
         || (LISTING == A_RUN && !LIVE && !cleaned)) ->
        invL = LISTING; invAt = now; invPending = 1 }              /* RequestHandler.execute .heartbeat: tasks.all */
@@ -457,9 +466,8 @@ end:
   do
   /* AgentService.poll: receive (the message turns invisible while held; it stays on the queue until deleted). */
   :: atomic { gPc[c] == G_IDLE && nempty(rq[c]) ->
-       rq[c]?<gCmd[c], gId[c], gEp[c], gExp[c]>; gPc[c] = G_ADMIT }
-  /* RequestHandler.handle: ChannelEpochs.admit, then AgentJournal.recordedResponse. */
-  :: atomic { gPc[c] == G_ADMIT ->
+       rq[c]?<gCmd[c], gId[c], gEp[c], gExp[c], gMid[c]>;
+       /* RequestHandler.handle: ChannelEpochs.admit, then AgentJournal.recordedResponse. */
        if
        :: gEp[c] < agEp[c] -> gKind[c] = R_STALE; gInv[c] = 0; gPc[c] = G_SEND   /* refused, not journaled */
        :: else ->
@@ -472,12 +480,20 @@ end:
   /* RequestHandler.execute */
   :: atomic { gPc[c] == G_EXEC ->
        if
-       :: now >= gExp[c] -> gKind[c] = R_EXPIRED; gInv[c] = 0; gPc[c] = G_RECORD       /* never executed */
+#ifdef FIX_KNOWN
+       /* a start of an attempt the agent already has is answered with its report, even past the deadline */
+       :: now >= gExp[c] && gCmd[c] == START && rep != A_NONE -> gPc[c] = G_AWAIT
+       :: now >= gExp[c] && !(gCmd[c] == START && rep != A_NONE) ->
+#else
+       :: now >= gExp[c] ->
+#endif
+          gKind[c] = R_EXPIRED; gInv[c] = 0; gPc[c] = G_RECORD       /* "expired": never executed */
        :: else ->
           CHECK_DEADLINE(now < gExp[c]);
           if
-          :: gCmd[c] == HB -> gKind[c] = R_HB; gInv[c] = LISTING; gPc[c] = G_RECORD
-          :: gCmd[c] == SYNC -> gKind[c] = R_SYNCED; gInv[c] = LISTING; gPc[c] = G_RECORD
+          :: gCmd[c] == HB -> gKind[c] = R_HB; gInv[c] = LISTING; jAns[gId[c]] = R_HB; jInv[gId[c]] = gInv[c]; gPc[c] = G_SEND
+          :: gCmd[c] == SYNC -> gKind[c] = R_SYNCED; gInv[c] = LISTING; jAns[gId[c]] = R_SYNCED; jInv[gId[c]] = gInv[c];
+             gPc[c] = G_SEND
           :: gCmd[c] == STOP ->
              if
              :: rep == A_RUN -> proc = 0; jAtt = A_STP; rep = A_STP;             /* runtime.stop */
@@ -550,22 +566,30 @@ end:
        :: else -> gKind[c] = jAns[gId[c]]; gInv[c] = jInv[gId[c]]
        fi;
        gPc[c] = G_SEND }
-  /* AgentService.poll: responses.send, stamped with this delivery's epoch. */
-  :: atomic { gPc[c] == G_SEND ->
-       assert(len(rs[c]) < QN);
-       rs[c]!gKind[c], gId[c], gEp[c], agEp[c], gInv[c];
+  /* AgentService.poll: responses.send, stamped with this delivery's epoch, deduplicated per delivered message
+     (a redelivery of the same message: the queue keeps the first response only). */
+  :: atomic { gPc[c] == G_SEND && len(rs[c]) < QR ->
+       if
+       :: !(rsDedup & (1 << gMid[c])) -> rs[c]!gKind[c], gId[c], gEp[c], agEp[c], gInv[c]; rsDedup = rsDedup | (1 << gMid[c])
+       :: else -> skip
+       fi;
        gPc[c] = G_DELETE }
   /* AgentService.poll: requests.delete (the held message is the head of its FIFO group). */
-  :: atomic { gPc[c] == G_DELETE -> rq[c]?_, _, _, _; gPc[c] = G_IDLE }
+  :: atomic { gPc[c] == G_DELETE -> rq[c]?_, _, _, _, _; gPc[c] = G_IDLE }
   od
 }
 
 /* =========================================================================================== faults and time */
 
+/* Time passes only while something depends on it: a backend awaiting, a request queued or held, a start not
+   confirmed. (Deadlines are relative to `now`, so a tick while nothing waits changes nothing but the bound.) */
+#define WAITS(c) (USED(c) && (bPc[c] == B_AWAIT || gPc[c] != G_IDLE || nempty(rq[c])))
+#define TIME_MATTERS (WAITS(0) || WAITS(1) || WAITS(2) || tStat == T_START)
+
 proctype Clock() {
 end:
   do
-  :: atomic { now < MAXT -> now++ }
+  :: atomic { now < MAXT && TIME_MATTERS -> now++ }
   od
 }
 
@@ -576,13 +600,13 @@ proctype Faults() {
 end:
   do
   /* a duplicated delivery of a request (SQS at-least-once, a redelivery past the visibility timeout) */
-  :: atomic { dups > 0 && USED(0) && nempty(rq[0]) && len(rq[0]) < QN -> rq[0]?<k, i, e, a>; rq[0]!k, i, e, a; dups-- }
-  :: atomic { dups > 0 && USED(1) && nempty(rq[1]) && len(rq[1]) < QN -> rq[1]?<k, i, e, a>; rq[1]!k, i, e, a; dups-- }
-  :: atomic { dups > 0 && USED(2) && nempty(rq[2]) && len(rq[2]) < QN -> rq[2]?<k, i, e, a>; rq[2]!k, i, e, a; dups-- }
+  :: atomic { dups > 0 && USED(0) && nempty(rq[0]) && len(rq[0]) < QN -> rq[0]?<k, i, e, a, r>; rq[0]!k, i, e, a, r; dups-- }
+  :: atomic { dups > 0 && USED(1) && nempty(rq[1]) && len(rq[1]) < QN -> rq[1]?<k, i, e, a, r>; rq[1]!k, i, e, a, r; dups-- }
+  :: atomic { dups > 0 && USED(2) && nempty(rq[2]) && len(rq[2]) < QN -> rq[2]?<k, i, e, a, r>; rq[2]!k, i, e, a, r; dups-- }
   /* a duplicated response (the agent answered a duplicated delivery) */
-  :: atomic { dups > 0 && USED(0) && nempty(rs[0]) && len(rs[0]) < QN -> rs[0]?<k, i, e, a, r>; rs[0]!k, i, e, a, r; dups-- }
-  :: atomic { dups > 0 && USED(1) && nempty(rs[1]) && len(rs[1]) < QN -> rs[1]?<k, i, e, a, r>; rs[1]!k, i, e, a, r; dups-- }
-  :: atomic { dups > 0 && USED(2) && nempty(rs[2]) && len(rs[2]) < QN -> rs[2]?<k, i, e, a, r>; rs[2]!k, i, e, a, r; dups-- }
+  :: atomic { dups > 0 && USED(0) && nempty(rs[0]) && len(rs[0]) < QR -> rs[0]?<k, i, e, a, r>; rs[0]!k, i, e, a, r; dups-- }
+  :: atomic { dups > 0 && USED(1) && nempty(rs[1]) && len(rs[1]) < QR -> rs[1]?<k, i, e, a, r>; rs[1]!k, i, e, a, r; dups-- }
+  :: atomic { dups > 0 && USED(2) && nempty(rs[2]) && len(rs[2]) < QR -> rs[2]?<k, i, e, a, r>; rs[2]!k, i, e, a, r; dups-- }
   /* the agent killed and restarted: held requests turn visible again; AgentTasks.loadInventory */
   :: atomic { crashes > 0 ->
        crashes--;
@@ -607,22 +631,24 @@ end:
 
 /* ========================================================================================== returns to sync */
 
+/* A duplicate response may be left on an idle channel: the next call there discards it (a late answer, a stale
+   leftover) or drains on it; nothing waits for it. The agent's epoch may be behind (a restart forgot the pending
+   sync): the next request carries the backend's epoch, which the agent adopts. */
 inline channelInSync(c) {
-  CHECK_SYNC(empty(rq[c]) && empty(rs[c]) && gPc[c] == G_IDLE && bPc[c] == B_IDLE && out[c] == 0
-             && (agEp[c] == bEp[c] || pend[c]))
+  CHECK_SYNC(empty(rq[c]) && gPc[c] == G_IDLE && bPc[c] == B_IDLE && out[c] == 0 && agEp[c] <= bEp[c])
 }
 
 /* When no process can move (faults spent, time at MAXT, every message handled): everything agrees. */
 proctype Quiet() {
   byte c;
-  timeout ->
   atomic {
+    timeout && !AWAITING && !(tStat == T_START && !invPending && LISTING == A_NONE) ->
     FOR_USED(c, channelInSync(c));
 #ifndef HEARTBEAT
     CHECK_STOP(!tCancel || (!proc && !LIVE));
     CHECK_SYNC(!wantStart && !wantStop && !invPending);
     CHECK_SYNC(proc == (tStat == T_RUN));
-    CHECK_SYNC(tStat != T_START || now == MAXT);
+    CHECK_SYNC(tStat != T_START);
 #endif
     skip
   }
