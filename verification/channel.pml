@@ -113,12 +113,10 @@ mtype = { R_HB, R_SYNCED, R_STARTED, R_STOPPED, R_UNKNOWN, R_NEVER, R_EXPIRED, R
 #define G_IDLE   0
 #define G_ADMIT  1      /* ChannelEpochs.admit + AgentJournal.recordedResponse */
 #define G_EXEC   2      /* RequestHandler.execute */
-#define G_LAUNCHING 3   /* AgentJournal.recordLaunching */
 #define G_LAUNCH 4      /* runtime.start */
 #define G_STARTED 5     /* AgentTasks.started */
 #define G_STOPWAIT 6    /* FIX_STOP: a stop waits for a launch in progress */
 #define G_AWAIT  7      /* AgentTasks.awaitReport: another request is starting the attempt */
-#define G_RECORD 8      /* AgentJournal.record(response) */
 #define G_SEND   9      /* responses.send */
 #define G_DELETE 10     /* requests.delete */
 
@@ -406,8 +404,10 @@ end:
 #endif
      }
   /* ChannelClient.empty: receive-and-delete; a request the agent holds is invisible (and so is its FIFO group). */
-  :: atomic { bPc[c] == B_DRAIN && nempty(rq[c]) && gPc[c] == G_IDLE -> rq[c]?_, _, _, _, _ }
-  :: atomic { bPc[c] == B_DRAIN && nempty(rs[c]) -> rs[c]?_, _, _, _, _ }
+  :: atomic { bPc[c] == B_DRAIN && nempty(rq[c]) && gPc[c] == G_IDLE ->
+       do :: nempty(rq[c]) -> rq[c]?_, _, _, _, _ :: empty(rq[c]) -> break od }
+  :: atomic { bPc[c] == B_DRAIN && nempty(rs[c]) ->
+       do :: nempty(rs[c]) -> rs[c]?_, _, _, _, _ :: empty(rs[c]) -> break od }
   /* ChannelClient.drain: two empty receives in a row; next epoch; channel.queues-drained; sync before the next. */
   :: atomic { bPc[c] == B_DRAIN && (empty(rq[c]) || gPc[c] != G_IDLE) && empty(rs[c]) ->
        if :: flr[c] > bEp[c] -> bEp[c] = flr[c] + 1 :: else -> bEp[c] = bEp[c] + 1 fi;
@@ -461,6 +461,17 @@ inline loadInventory() {
   rep = jAtt
 }
 
+/* AgentJournal.record(response, for:) before the response is sent: a second record keeps the first. (Merged into
+   the step that decides the response: a crash between the two re-executes a read, a stop or an awaited start,
+   which gives the same answer; a start's launch is journaled by its own steps.) */
+inline record(c) {
+  if
+  :: jAns[gId[c]] == 0 -> jAns[gId[c]] = gKind[c]; jInv[gId[c]] = gInv[c]
+  :: else -> gKind[c] = jAns[gId[c]]; gInv[c] = jInv[gId[c]]
+  fi;
+  gPc[c] = G_SEND
+}
+
 proctype Agent(byte c) {
 end:
   do
@@ -487,7 +498,7 @@ end:
 #else
        :: now >= gExp[c] ->
 #endif
-          gKind[c] = R_EXPIRED; gInv[c] = 0; gPc[c] = G_RECORD       /* "expired": never executed */
+          gKind[c] = R_EXPIRED; gInv[c] = 0; record(c)       /* "expired": never executed */
        :: else ->
           CHECK_DEADLINE(now < gExp[c]);
           if
@@ -497,40 +508,40 @@ end:
           :: gCmd[c] == STOP ->
              if
              :: rep == A_RUN -> proc = 0; jAtt = A_STP; rep = A_STP;             /* runtime.stop */
-                gKind[c] = R_STOPPED; gInv[c] = A_STP; gPc[c] = G_RECORD
-             :: rep != A_RUN && rep != A_NONE -> gKind[c] = R_STOPPED; gInv[c] = rep; gPc[c] = G_RECORD
+                gKind[c] = R_STOPPED; gInv[c] = A_STP; record(c)
+             :: rep != A_RUN && rep != A_NONE -> gKind[c] = R_STOPPED; gInv[c] = rep; record(c)
 #ifdef FIX_STOP
              :: rep == A_NONE && starting -> jCancel = 1; gPc[c] = G_STOPWAIT   /* tombstone, then wait */
-             :: rep == A_NONE && !starting -> jCancel = 1; gKind[c] = R_NEVER; gInv[c] = 0; gPc[c] = G_RECORD
+             :: rep == A_NONE && !starting -> jCancel = 1; gKind[c] = R_NEVER; gInv[c] = 0; record(c)
 #else
-             :: rep == A_NONE -> gKind[c] = R_UNKNOWN; gInv[c] = 0; gPc[c] = G_RECORD   /* unknownTask */
+             :: rep == A_NONE -> gKind[c] = R_UNKNOWN; gInv[c] = 0; record(c)   /* unknownTask */
 #endif
              fi
           :: gCmd[c] == START ->
+             /* AgentTasks.reserve, then AgentJournal.recordLaunching before the process exists (one step: a
+                crash between them loses only the in-memory reservation) */
              if
              :: rep != A_NONE || starting -> gPc[c] = G_AWAIT          /* reserve fails: adopt, never start twice */
 #ifdef FIX_STOP
              :: rep == A_NONE && !starting && jCancel ->                /* stopped before it came: refused */
-                jAtt = A_STP; rep = A_STP; gKind[c] = R_STARTED; gInv[c] = A_STP; gPc[c] = G_RECORD
-             :: rep == A_NONE && !starting && !jCancel -> starting = 1; gPc[c] = G_LAUNCHING
+                jAtt = A_STP; rep = A_STP; gKind[c] = R_STARTED; gInv[c] = A_STP; record(c)
+             :: rep == A_NONE && !starting && !jCancel -> starting = 1; jAtt = A_LNCH; gPc[c] = G_LAUNCH
 #else
-             :: rep == A_NONE && !starting -> starting = 1; gPc[c] = G_LAUNCHING   /* AgentTasks.reserve */
+             :: rep == A_NONE && !starting -> starting = 1; jAtt = A_LNCH; gPc[c] = G_LAUNCH
 #endif
              fi
           fi
        fi }
-  /* AgentJournal.recordLaunching: before the process exists. */
-  :: atomic { gPc[c] == G_LAUNCHING -> jAtt = A_LNCH; gPc[c] = G_LAUNCH }
   /* runtime.start */
   :: atomic { gPc[c] == G_LAUNCH ->
        if
 #ifdef FIX_DEADLINE
        :: now >= gExp[c] ->                       /* expired while waiting to launch: not launched */
-          jAtt = A_FTS; rep = A_FTS; starting = 0; gKind[c] = R_EXPIRED; gInv[c] = 0; gPc[c] = G_RECORD
+          jAtt = A_FTS; rep = A_FTS; starting = 0; gKind[c] = R_EXPIRED; gInv[c] = 0; record(c)
 #endif
 #ifdef FIX_STOP
        :: jCancel ->                               /* a stop came meanwhile: not launched */
-          jAtt = A_STP; rep = A_STP; starting = 0; gKind[c] = R_STARTED; gInv[c] = A_STP; gPc[c] = G_RECORD
+          jAtt = A_STP; rep = A_STP; starting = 0; gKind[c] = R_STARTED; gInv[c] = A_STP; record(c)
 #endif
        :: else ->
           CHECK_ONCE(launches == 0 && tStat != T_GONE);
@@ -547,25 +558,18 @@ end:
        jAtt = A_RUN;
 #endif
        rep = jAtt; starting = 0;
-       gKind[c] = R_STARTED; gInv[c] = rep; gPc[c] = G_RECORD }
+       gKind[c] = R_STARTED; gInv[c] = rep; record(c) }
   /* FIX_STOP: the stop waits for the launch in progress, then stops what it launched. */
   :: atomic { gPc[c] == G_STOPWAIT && !starting ->
        if :: rep == A_RUN -> proc = 0; jAtt = A_STP; rep = A_STP :: else -> skip fi;
-       gKind[c] = R_STOPPED; gInv[c] = rep; gPc[c] = G_RECORD }
+       gKind[c] = R_STOPPED; gInv[c] = rep; record(c) }
   /* AgentTasks.awaitReport */
   :: atomic { gPc[c] == G_AWAIT && !starting ->
        if
        :: rep != A_NONE -> gKind[c] = R_STARTED; gInv[c] = rep
        :: else -> gKind[c] = R_EXPIRED; gInv[c] = 0               /* "could not be started" (an error) */
        fi;
-       gPc[c] = G_RECORD }
-  /* AgentJournal.record(response, for:): a second record keeps the first. */
-  :: atomic { gPc[c] == G_RECORD ->
-       if
-       :: jAns[gId[c]] == 0 -> jAns[gId[c]] = gKind[c]; jInv[gId[c]] = gInv[c]
-       :: else -> gKind[c] = jAns[gId[c]]; gInv[c] = jInv[gId[c]]
-       fi;
-       gPc[c] = G_SEND }
+       record(c) }
   /* AgentService.poll: responses.send, stamped with this delivery's epoch, deduplicated per delivered message
      (a redelivery of the same message: the queue keeps the first response only). */
   :: atomic { gPc[c] == G_SEND && len(rs[c]) < QR ->
