@@ -627,7 +627,9 @@ end:
             known[c] = 1 << out[c]; bPc[c] = B_AWAIT
          :: else -> inh[c] = 0; known[c] = 0; bPc[c] = B_IDLE
          fi);
+#ifndef HEARTBEAT
        wantStart = (tStat == T_DISP || tStat == T_START);
+#endif
        wantStop = 0; stopping = 0; stopTries = 0; cleaned = 0; invPending = 0 }
   :: break
   od
