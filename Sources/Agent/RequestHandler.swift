@@ -85,8 +85,19 @@ struct RequestHandler: Sendable {
         guard request.server == configuration.serverID else {
             return .error(WireError(.wrongServer, "this agent serves \(configuration.serverID), not \(request.server)"))
         }
-        guard request.expiresAt > Date() else {
-            return .error(WireError(.expired, "the request expired at \(request.expiresAt); it was not executed"))
+        if case .startTask(let start) = request.command,
+            let known = await tasks.report(for: TaskAttempt(taskID: start.taskID, attempt: start.attempt))
+        {
+            // A start of an attempt this agent has (it launched it before a crash, say) is answered with its report,
+            // whatever the deadline: nothing is executed, and an `expired` answer would make the backend requeue a
+            // task that runs (verification/channel.pml, counterexample 4).
+            return .taskStarted(known)
+        }
+        // A batch of starts checks each item (a known attempt is answered whatever the deadline).
+        if case .startTasks = request.command {} else {
+            guard request.expiresAt > Date() else {
+                return .error(WireError(.expired, "the request expired at \(request.expiresAt); it was not executed"))
+            }
         }
         switch request.command {
         case .hello:
@@ -115,7 +126,7 @@ struct RequestHandler: Sendable {
         case .putChunk, .transferStatus, .statFile, .readChunk, .readLog:
             return await TransferHandler(configuration: configuration, tasks: tasks, logger: logger).execute(request.command)
         case .startTask(let start):
-            return await startTask(start, requestID: request.requestID)
+            return await startTask(start, requestID: request.requestID, expiresAt: request.expiresAt)
         case .startTasks(let batch):
             // Each item as a `startTask` of its own request ID: answered from the journal when that ID was executed
             // before, else started and journaled under it. The items start concurrently.
@@ -150,7 +161,13 @@ struct RequestHandler: Sendable {
     /// One item of a `startTasks`: its journaled outcome, or a start journaled under the item's request ID.
     private func startItem(_ item: StartTasks.Item, in request: RequestEnvelope) async -> ResponseBody {
         if let recorded = try? await journal.recordedResponse(for: item.requestID) { return recorded.body }
-        let body = await startTask(item.start, requestID: item.requestID)
+        if let known = await tasks.report(for: TaskAttempt(taskID: item.start.taskID, attempt: item.start.attempt)) {
+            return .taskStarted(known)
+        }
+        guard request.expiresAt > Date() else {
+            return .error(WireError(.expired, "the request expired at \(request.expiresAt); it was not executed"))
+        }
+        let body = await startTask(item.start, requestID: item.requestID, expiresAt: request.expiresAt)
         let response = ResponseEnvelope(
             requestID: item.requestID, server: configuration.serverID, channel: request.channel, epoch: request.epoch,
             sequence: request.sequence, agentTime: Date(), body: body)
@@ -169,7 +186,7 @@ struct RequestHandler: Sendable {
         return await GPUInventory(command: configuration.nvidiaSMI).read(ours: owner)
     }
 
-    private func startTask(_ start: StartTask, requestID: RequestID) async -> ResponseBody {
+    private func startTask(_ start: StartTask, requestID: RequestID, expiresAt: Date) async -> ResponseBody {
         let key = TaskAttempt(taskID: start.taskID, attempt: start.attempt)
         do {
             try start.spec.validate()
@@ -214,6 +231,16 @@ struct RequestHandler: Sendable {
         } catch {
             await tasks.release(key)
             return .error(WireError(.executionFailed, "cannot journal the launch, so it was not started: \(error)"))
+        }
+        guard expiresAt > Date() else {
+            // Checked again right before the launch: time passed since the request was admitted (a slow journal, a
+            // busy CPU), and the backend withdraws a start the agent lacks once its deadline passed
+            // (verification/channel.pml, counterexample 2).
+            let refused = TaskStatusReport(
+                taskID: start.taskID, attempt: start.attempt, state: .failedToStart,
+                reason: "the start request expired at \(expiresAt) before the launch; it was not launched", labels: labels)
+            try? await tasks.started(refused)
+            return .error(WireError(.expired, refused.reason ?? "expired"))
         }
         let report = await runtime.start(key, spec: spec, labels: labels, directory: directory)
         Failpoint.crash(at: "agent.after-launch")
