@@ -315,6 +315,23 @@ actor AgentTasks {
 
     private var starting: Set<TaskAttempt> = []
 
+    /// A stop of an attempt this agent neither has nor is starting: a tombstone is recorded (state `stopped`, never
+    /// started), so a start of it arriving later is answered with the tombstone and never runs (issue 17 part 2; the
+    /// channel model's counterexample 1). `nil` when the attempt is known or being started.
+    func tombstoneIfUnknown(_ key: TaskAttempt) async -> TaskStatusReport? {
+        guard reports[key] == nil, !starting.contains(key) else { return nil }
+        let tombstone = TaskStatusReport(
+            taskID: key.taskID, attempt: key.attempt, state: .stopped, endedAt: Date(),
+            reason: "stopped before it started: a start of this attempt will not run")
+        touch(key)
+        reports[key] = tombstone
+        try? await journal.record(tombstone)
+        return tombstone
+    }
+
+    /// Whether a request is starting the attempt now (reserved, not yet recorded).
+    func isStarting(_ key: TaskAttempt) -> Bool { starting.contains(key) }
+
     /// Claims the right to start an attempt. Returns `false` when it is known or another request is starting it.
     func reserve(_ key: TaskAttempt) -> Bool {
         guard reports[key] == nil, !starting.contains(key) else { return false }

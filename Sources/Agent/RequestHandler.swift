@@ -148,6 +148,9 @@ struct RequestHandler: Sendable {
                     }))
         case .stopTask(let stop):
             let key = TaskAttempt(taskID: stop.taskID, attempt: stop.attempt)
+            if let tombstone = await tasks.tombstoneIfUnknown(key) { return .taskStopped(tombstone) }
+            // Being launched by another request now: stopped as soon as its launch is recorded.
+            if await tasks.isStarting(key) { _ = await tasks.awaitReport(key) }
             guard let report = await tasks.report(for: key) else {
                 return .error(WireError(.unknownTask, "no attempt \(key) on this agent"))
             }

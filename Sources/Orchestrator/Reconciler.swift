@@ -34,7 +34,9 @@ public enum Reconciler {
         guard row.attempt == report.attempt, row.serverID == server, placed else { return [] }
         var events: [DomainEvent] = []
         let notYetRunning = row.status == .dispatching || row.status == .starting
-        if notYetRunning, report.state != .failedToStart {
+        // A stop that overtook its start leaves a tombstone (stopped, never started): no `task.started` for it.
+        let neverStarted = report.state == .failedToStart || (report.state == .stopped && report.startedAt == nil && report.pid == nil)
+        if notYetRunning, !neverStarted {
             events.append(
                 .taskStarted(
                     TaskStarted(

@@ -211,7 +211,16 @@ struct ServerLink: Sendable {
                     let response = try await client.call(
                         .stopTask(StopTask(taskID: attempt.taskID, attempt: attempt.attempt, graceSeconds: grace)),
                         taskID: attempt.taskID, executionSeconds: grace + configuration.executionSeconds)
-                    if case .taskStopped(let report) = response.body { try await observe([report], listedAfter: nil) }
+                    if case .taskStopped(let report) = response.body {
+                        try await observe([report], listedAfter: nil)
+                    } else {
+                        // Anything but "stopped" (or "never will be", a tombstone reported as stopped) is retried until
+                        // the agent confirms: a stop is never dropped (issue 17 part 2).
+                        logger.warning(
+                            "stop not confirmed: retrying",
+                            metadata: ["task.id": "\(attempt.taskID)", "reply": "\(response.body.status)"])
+                        resend(item)
+                    }
                 }
             } catch {
                 if !handleWorkFailure(error, items: [item]) { return }
@@ -324,12 +333,12 @@ struct ServerLink: Sendable {
         return true
     }
 
-    /// Puts work back on the queue; a stop gives up after three tries (the next inventory shows what runs).
+    /// Puts work back on the queue. A stop is retried until the agent confirms it (each retry is a new request, so
+    /// it is paced by the round trip or by the request's deadline).
     private func resend(_ item: Work) {
         switch item {
         case .start: enqueue(item)
-        case .stop(let attempt, let grace, let tries):
-            if tries < 3 { enqueue(.stop(attempt, graceSeconds: grace, tries: tries + 1)) }
+        case .stop(let attempt, let grace, let tries): enqueue(.stop(attempt, graceSeconds: grace, tries: tries + 1))
         }
     }
 

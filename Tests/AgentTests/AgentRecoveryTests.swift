@@ -57,6 +57,42 @@ struct AgentRecoveryTests {
         #expect(await harness.stop() == 0)
     }
 
+    /// A stop that overtakes its start (on another channel) leaves a tombstone: the start arriving later never runs,
+    /// and a start of a known attempt past its deadline is answered with its report, not `expired` (issue 17 part 2;
+    /// the channel model's counterexamples 1 and 4).
+    @Test func aStopThatOvertakesItsStartMeansTheStartNeverRuns() async throws {
+        let harness = try await Harness(server: Fixtures.gpu1)
+        let marker = harness.directory.file("runs")
+        let spec = TaskSpec(command: ["/bin/sh", "-c", "echo run >> \(marker)"])
+        try await harness.send(
+            WireCoding.encode(Self.envelope(.stopTask(StopTask(taskID: Fixtures.taskA, attempt: 1, graceSeconds: 1)), epoch: 0)))
+        guard case .taskStopped(let tombstone) = try await harness.response().body else {
+            Issue.record("the stop of an unknown attempt was not confirmed")
+            return
+        }
+        #expect(tombstone.state == .stopped)
+        #expect(tombstone.startedAt == nil)
+        try await harness.send(
+            WireCoding.encode(Self.envelope(.startTask(StartTask(taskID: Fixtures.taskA, attempt: 1, spec: spec, backend: "t")), epoch: 0)))
+        guard case .taskStarted(let answer) = try await harness.response().body else {
+            Issue.record("the late start was not answered with the tombstone")
+            return
+        }
+        #expect(answer.state == .stopped)
+        // The same attempt's start again, now past its deadline: answered with the report, not `expired`.
+        try await harness.send(
+            WireCoding.encode(
+                Self.envelope(.startTask(StartTask(taskID: Fixtures.taskA, attempt: 1, spec: spec, backend: "t")), epoch: 0, expiresIn: -5)))
+        guard case .taskStarted(let known) = try await harness.response().body else {
+            Issue.record("a known attempt's late start was answered with an error")
+            return
+        }
+        #expect(known.state == .stopped)
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(Self.lines(marker) == 0)
+        #expect(await harness.stop() == 0)
+    }
+
     @Test func theEpochSurvivesAnAgentRestart() async throws {
         let harness = try await Harness(server: Fixtures.gpu1)
         try await harness.send(WireCoding.encode(Self.envelope(.sync(SyncChannel(epoch: 5, reason: "t")), epoch: 5)))
