@@ -12,6 +12,9 @@ import Transport
 /// - `throughput DIR AGENTS ROUNDS`: `AGENTS` child processes, each echoing its own server's queues; this process
 ///   runs one request at a time per server (one outstanding request per channel, as the protocol has), all servers
 ///   at once, `ROUNDS` round trips per server. Prints round trips per second over all servers.
+/// - `idle DIR SECONDS`: an idle agent: long-polls the request queues of its 3 channels (20 s waits) for `SECONDS`,
+///   then prints the CPU time it used as a percentage of one core. Run it beside `throughput` to see what other
+///   servers' traffic costs an idle agent.
 /// - `echo DIR SERVER`: the child: receive a request on `SERVER`'s request queue, send the same body to its response
 ///   queue, delete the request; until a body `stop` arrives.
 ///
@@ -27,6 +30,7 @@ enum QueueBenchMain {
         let path = arguments[1] + "/queues.db"
         switch mode {
         case "echo": try await echo(path: path, server: arguments[2])
+        case "idle": try await idle(path: path, seconds: Int(arguments[2])!)
         case "roundtrip":
             let spans = try await run(path: path, agents: 1, rounds: Int(arguments[2])!)
             let sorted = spans.flatMap { $0 }.sorted()
@@ -102,6 +106,41 @@ enum QueueBenchMain {
         for pair in queues { _ = try await pair.0.send("stop", groupID: "g", deduplicationID: "stop") }
         for child in children { child.waitUntilExit() }
         return spans
+    }
+
+    static func idle(path: String, seconds: Int) async throws {
+        let store = try EmbeddedQueueStore(path: path)
+        defer { store.close() }
+        var queues: [EmbeddedQueue] = []
+        for channel in 0..<3 {
+            let name = "bench-idle-\(channel)-req.fifo"
+            try store.createQueue(name: name)
+            queues.append(try store.queue(named: name))
+        }
+        func cpuSeconds() -> Double {
+            var usage = rusage()
+            getrusage(RUSAGE_SELF.rawValue, &usage)
+            return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+                + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+        }
+        let startCPU = cpuSeconds()
+        let clock = ContinuousClock()
+        let end = clock.now + .seconds(seconds)
+        await withTaskGroup(of: Void.self) { group in
+            for queue in queues {
+                group.addTask {
+                    while clock.now < end {
+                        let wait = min(Duration.seconds(20), end - clock.now)
+                        guard wait > .zero else { return }
+                        _ = try? await queue.receive(maxMessages: 1, waitTime: wait, visibilityTimeout: nil)
+                    }
+                }
+            }
+        }
+        let used = cpuSeconds() - startCPU
+        print(
+            "idle seconds=\(seconds) channels=3 cpu_ms=\(String(format: "%.1f", used * 1_000)) "
+                + "core_percent=\(String(format: "%.3f", used / Double(seconds) * 100))")
     }
 
     static func echo(path: String, server: String) async throws {
