@@ -29,11 +29,12 @@ extension EmbeddedQueueStore {
     static func prepare(_ pool: DatabasePool, path: String) throws(QueueError) {
         do {
             try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
-            let ready = try pool.read { db in
+            // A failed look (a file still being created by another process) falls through to the locked path.
+            let ready = try? pool.read { db in
                 try Int32.fetchOne(db, sql: "PRAGMA application_id") == applicationID
                     && migrator.hasCompletedMigrations(db)
             }
-            if ready { return }
+            if ready == true { return }
         } catch {
             throw wrap(error, "cannot prepare the queue database at \(path)", path: path)
         }
