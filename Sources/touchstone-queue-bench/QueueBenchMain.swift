@@ -32,15 +32,14 @@ enum QueueBenchMain {
         case "echo": try await echo(path: path, server: arguments[2])
         case "idle": try await idle(path: path, seconds: Int(arguments[2])!)
         case "roundtrip":
-            let spans = try await run(path: path, agents: 1, rounds: Int(arguments[2])!)
+            let (spans, _) = try await run(path: path, agents: 1, rounds: Int(arguments[2])!)
             let sorted = spans.flatMap { $0 }.sorted()
             func at(_ q: Double) -> String { String(format: "%.3f", sorted[min(sorted.count - 1, Int(Double(sorted.count) * q))]) }
             print("roundtrip rounds=\(sorted.count) p50_ms=\(at(0.5)) p90_ms=\(at(0.9)) p99_ms=\(at(0.99)) max_ms=\(at(1))")
         case "throughput":
             let agents = Int(arguments[2])!
             let rounds = Int(arguments[3])!
-            var elapsed = Duration.zero
-            let spans = try await run(path: path, agents: agents, rounds: rounds) { elapsed = $0 }
+            let (spans, elapsed) = try await run(path: path, agents: agents, rounds: rounds)
             let total = spans.reduce(0) { $0 + $1.count }
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             let sorted = spans.flatMap { $0 }.sorted()
@@ -58,10 +57,8 @@ enum QueueBenchMain {
         ("bench-\(server)-1-req.fifo", "bench-\(server)-1-resp.fifo")
     }
 
-    /// Round trips per server, in milliseconds; `measured` gets the wall time of the measured phase.
-    static func run(path: String, agents: Int, rounds: Int, measured: (Duration) -> Void = { _ in }) async throws
-        -> [[Double]]
-    {
+    /// Round trips per server, in milliseconds, and the wall time of the measured phase.
+    static func run(path: String, agents: Int, rounds: Int) async throws -> ([[Double]], Duration) {
         let store = try EmbeddedQueueStore(path: path)
         defer { store.close() }
         let servers = (0..<agents).map { "s\($0)" }
@@ -102,10 +99,10 @@ enum QueueBenchMain {
             }
             return try await group.reduce(into: [[Double]]()) { $0.append($1) }
         }
-        measured(clock.now - start)
+        let elapsed = clock.now - start
         for pair in queues { _ = try await pair.0.send("stop", groupID: "g", deduplicationID: "stop") }
         for child in children { child.waitUntilExit() }
-        return spans
+        return (spans, elapsed)
     }
 
     static func idle(path: String, seconds: Int) async throws {
