@@ -187,6 +187,7 @@ public struct EmbeddedQueue: MessageQueue {
             if let recheck = store.recheckInterval { pause = min(pause, recheck) }
             if let next = probe.nextVisibleAt { pause = min(pause, .milliseconds(max(1, next - probe.now))) }
             await signal.wait(after: generation, timeout: pause)
+            if signal.generation != generation { store.countWake(of: name) }
             try Task.checkCancellation()
         }
     }
@@ -195,7 +196,6 @@ public struct EmbeddedQueue: MessageQueue {
     private func probe() async throws -> Probe {
         let name = name
         let now = store.now
-        store.countProbe(of: name)
         return try await read("cannot read queue \(name)") { db in
             let nowMs = EmbeddedQueueStore.milliseconds(now())
             let row = try Row.fetchOne(

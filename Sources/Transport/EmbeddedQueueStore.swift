@@ -42,8 +42,8 @@ public final class EmbeddedQueueStore: Sendable {
     private let closed = Atomic<Bool>(false)
     /// Operations of every queue handle of this store.
     let operations = QueueOperationCounter()
-    /// Queue checks made by long polls, by queue name: how often a poll looked (tests count wake-ups with it).
-    private let probes = Mutex<[String: Int]>([:])
+    /// Long-poll waits ended by a ring (not by their timeout), by queue name: tests count wake-ups with it.
+    private let wakes = Mutex<[String: Int]>([:])
 
     /// Opens the queues at `path`.
     ///
@@ -123,10 +123,10 @@ public final class EmbeddedQueueStore: Sendable {
     /// Wakes every long poll of this store to check its queue again: for tests whose injected clock jumped.
     func clockMoved() { doorbells.bumpAll() }
 
-    /// How many times long polls of this store checked queue `name` (tests count wake-ups with it).
-    func probeCount(of name: String) -> Int { probes.withLock { $0[name] ?? 0 } }
+    /// How many times a ring woke a long poll of this store on queue `name` (tests count wake-ups with it).
+    func wakeCount(of name: String) -> Int { wakes.withLock { $0[name] ?? 0 } }
 
-    func countProbe(of name: String) { probes.withLock { $0[name, default: 0] += 1 } }
+    func countWake(of name: String) { wakes.withLock { $0[name, default: 0] += 1 } }
 
     /// The open file holding queue `name`.
     ///

@@ -210,7 +210,13 @@ import Testing
         let single = try EmbeddedQueueStore(path: path)
         for name in queues.dropFirst() { try single.createQueue(name: name) }
         single.close()
-        try #require(!FileManager.default.fileExists(atPath: path + "-wal"))
+        // Copy the WAL into the file and empty it, so that a patched header is what SQLite reads.
+        let checkpoint = Process()
+        checkpoint.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        checkpoint.arguments = ["python3", "-c", "import sqlite3, sys; sqlite3.connect(sys.argv[1]).execute('PRAGMA wal_checkpoint(TRUNCATE)')", path]
+        try checkpoint.run()
+        checkpoint.waitUntilExit()
+        try #require(checkpoint.terminationStatus == 0)
         return path
     }
 
