@@ -119,6 +119,7 @@ let package = Package(
             dependencies: ["Transport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
+        .executableTarget(name: "touchstone-queue-bench", dependencies: ["Transport"], swiftSettings: strict),
         .target(
             name: "TestSupport",
             dependencies: ["Domain", "EventStore", "Transport", "Wire"],

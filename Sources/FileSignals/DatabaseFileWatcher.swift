@@ -23,17 +23,7 @@ public final class DatabaseFileWatcher: Sendable {
     /// The follow-up bumps after the last event of a burst, in milliseconds from that event.
     static let followUps: [Int64] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
 
-    private struct Control {
-        var stopRequested = false
-        var exited = false
-    }
-
-    private let inotifyFD: Int32
-    /// The read end of the stop pipe (polled by the thread).
-    private let stopFD: Int32
-    /// The write end of the stop pipe (written by ``stop()``).
-    private let stopWriteFD: Int32
-    private let control = Mutex(Control())
+    private let loop: InotifyLoop
 
     /// Starts watching `databasePath` (an absolute path whose symlinks are resolved) and its `-wal`.
     ///
@@ -45,27 +35,19 @@ public final class DatabaseFileWatcher: Sendable {
         let name = url.lastPathComponent
         let names: Set<[UInt8]> = [Array(name.utf8), Array((name + "-wal").utf8)]
 
-        let inotifyFD = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
-        guard inotifyFD >= 0 else { throw Self.systemError("inotify_init1", databasePath) }
+        let loop: InotifyLoop
+        do throws(FileSignalError) {
+            loop = try InotifyLoop()
+        } catch {
+            throw FileSignalError(message: "cannot watch the database \(databasePath) for changes: \(error.message)")
+        }
         let mask = UInt32(IN_MODIFY) | UInt32(IN_CREATE) | UInt32(IN_CLOSE_WRITE) | UInt32(IN_MOVED_TO)
-        guard inotify_add_watch(inotifyFD, directory, mask) >= 0 else {
+        guard inotify_add_watch(loop.fd, directory, mask) >= 0 else {
             let error = Self.systemError("inotify_add_watch on \(directory)", databasePath)
-            Glibc.close(inotifyFD)
+            loop.finish()
             throw error
         }
-        var pipeFDs: [Int32] = [-1, -1]
-        guard pipe(&pipeFDs) == 0 else {
-            let error = Self.systemError("pipe", databasePath)
-            Glibc.close(inotifyFD)
-            throw error
-        }
-        for fd in pipeFDs {
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-        }
-        self.inotifyFD = inotifyFD
-        self.stopFD = pipeFDs[0]
-        self.stopWriteFD = pipeFDs[1]
+        self.loop = loop
 
         let thread = Thread { [self] in self.run(names: names, signal: signal) }
         thread.name = "touchstone.queue-watch"
@@ -73,82 +55,41 @@ public final class DatabaseFileWatcher: Sendable {
     }
 
     /// Asks the thread to exit; it closes the descriptors. Safe to call more than once.
-    public func stop() {
-        control.withLock { control in
-            guard !control.exited, !control.stopRequested else { return }
-            control.stopRequested = true
-            var byte: UInt8 = 1
-            _ = Glibc.write(stopWriteFD, &byte, 1)
-        }
-    }
+    public func stop() { loop.stop() }
 
     private func run(names: Set<[UInt8]>, signal: ChangeSignal) {
-        defer {
-            control.withLock { control in
-                control.exited = true
-                Glibc.close(inotifyFD)
-                Glibc.close(stopFD)
-                Glibc.close(stopWriteFD)
-            }
-        }
+        defer { loop.finish() }
         let clock = ContinuousClock()
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         var burstEnd: ContinuousClock.Instant?
         var followUpIndex = 0
-        var fds = [
-            pollfd(fd: inotifyFD, events: Int16(POLLIN), revents: 0),
-            pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0),
-        ]
         while true {
             var timeout: Int32 = -1
             if let burstEnd, followUpIndex < Self.followUps.count {
                 let due = burstEnd + .milliseconds(Self.followUps[followUpIndex])
-                let left = (due - clock.now).components
-                timeout = Int32(clamping: max(0, left.seconds * 1_000 + left.attoseconds / 1_000_000_000_000_000 + 1))
+                let (seconds, attoseconds) = (due - clock.now).components
+                timeout = Int32(clamping: max(0, seconds * 1_000 + attoseconds / 1_000_000_000_000_000 + 1))
             }
-            fds[0].revents = 0
-            fds[1].revents = 0
-            let ready = poll(&fds, 2, timeout)
-            if ready < 0 {
-                if errno == EINTR { continue }
+            switch loop.next(timeoutMilliseconds: timeout, buffer: &buffer) {
+            case .stopped: return
+            case .failed:
                 signal.bump()
                 return
-            }
-            if fds[1].revents != 0 { return }
-            if fds[0].revents != 0 {
-                if drainEvents(into: &buffer, matching: names) {
+            case .events(let events):
+                let relevant = events.contains { event in
+                    event.mask & UInt32(IN_Q_OVERFLOW) != 0 || names.contains(event.name)
+                }
+                if relevant {
                     signal.bump()
                     burstEnd = clock.now
                     followUpIndex = 0
                 }
-                continue
-            }
-            if let burstEnd, followUpIndex < Self.followUps.count,
-                clock.now >= burstEnd + .milliseconds(Self.followUps[followUpIndex])
-            {
-                signal.bump()
-                followUpIndex += 1
-            }
-        }
-    }
-
-    /// Reads every pending inotify event; true when one concerns a watched name (or the queue overflowed).
-    private func drainEvents(into buffer: inout [UInt8], matching names: Set<[UInt8]>) -> Bool {
-        var relevant = false
-        while true {
-            let count = buffer.withUnsafeMutableBytes { Glibc.read(inotifyFD, $0.baseAddress, $0.count) }
-            if count <= 0 { return relevant }
-            buffer.withUnsafeBytes { bytes in
-                var offset = 0
-                let header = MemoryLayout<inotify_event>.size
-                while offset + header <= count {
-                    let mask = bytes.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self)
-                    let length = Int(bytes.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self))
-                    if mask & UInt32(IN_Q_OVERFLOW) != 0 { relevant = true }
-                    let nameBytes = bytes[(offset + header)..<min(offset + header + length, count)]
-                    let name = Array(nameBytes.prefix(while: { $0 != 0 }))
-                    if names.contains(name) { relevant = true }
-                    offset += header + length
+            case .timedOut:
+                if let burstEnd, followUpIndex < Self.followUps.count,
+                    clock.now >= burstEnd + .milliseconds(Self.followUps[followUpIndex])
+                {
+                    signal.bump()
+                    followUpIndex += 1
                 }
             }
         }

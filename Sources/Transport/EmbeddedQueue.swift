@@ -4,8 +4,8 @@ import GRDB
 
 /// One FIFO queue of an ``EmbeddedQueueStore``: the ``MessageQueue`` contract on a SQLite file.
 ///
-/// Get one from ``EmbeddedQueueStore/queue(named:)``. It is a small value (the store and the queue's name); copies
-/// share the store. Semantics are SQS FIFO's, as ``MessageQueue`` describes them:
+/// Get one from ``EmbeddedQueueStore/queue(named:)``. It is a small value (the store, the queue's name, its file and
+/// its operation counter); copies share them. Semantics are SQS FIFO's, as ``MessageQueue`` describes them:
 /// - Messages of a group come in send order; while one is in flight no later message of its group is delivered.
 ///   One receive may return several messages of one group, in order, then messages of other groups.
 /// - Deduplication IDs are remembered for 300 seconds from the first send, also after that message was deleted;
@@ -18,6 +18,23 @@ public struct EmbeddedQueue: MessageQueue {
     public let store: EmbeddedQueueStore
     /// The queue's name, for example `touchstone-gpu-07-1-req.fifo`.
     public let name: String
+    /// The SQLite file that holds the queue.
+    let file: EmbeddedQueueFile
+    private let operations = QueueOperationCounter()
+
+    init(store: EmbeddedQueueStore, name: String, file: EmbeddedQueueFile) {
+        self.store = store
+        self.name = name
+        self.file = file
+    }
+
+    /// The operations made through this handle and its copies (each call counts once, however long it waited).
+    public var operationCounts: QueueOperationCounts { operations.counts }
+
+    private func record(_ operation: QueueOperation) {
+        operations.record(operation)
+        store.operations.record(operation)
+    }
 
     private struct QueueRow {
         var visibilityTimeout: Int64
@@ -42,19 +59,20 @@ public struct EmbeddedQueue: MessageQueue {
     /// - Returns: The new message's ID and sequence number, or the first message's with `deduplicated: true`.
     /// - Throws: ``QueueError`` `.messageTooLarge`, `.invalidParameter`, `.queueDoesNotExist`, `.storage`.
     public func send(_ body: String, groupID: String, deduplicationID: String) async throws -> SendResult {
+        record(.send)
         try SQSLimits.validateID(groupID, "message group ID")
         try SQSLimits.validateID(deduplicationID, "deduplication ID")
         try SQSLimits.validateBodyCharacters(body)
         let name = name
         let now = store.now
-        let result = try await store.write("cannot send a message to queue \(name)") { db in
+        let result = try await write("cannot send a message to queue \(name)") { db in
             let queue = try Self.queueRow(db, name)
             try SQSLimits.validateBodySize(body, maximumSize: queue.maximumMessageSize, queue: name)
             let nowMs = EmbeddedQueueStore.milliseconds(now())
             try Self.forgetExpiredDeduplicationIDs(db, name, nowMs)
             return try Self.insert(db, name, body: body, groupID: groupID, deduplicationID: deduplicationID, nowMs)
         }
-        if !result.deduplicated { store.signal.bump() }
+        if !result.deduplicated { store.doorbells.ring(name) }
         return result
     }
 
@@ -70,6 +88,7 @@ public struct EmbeddedQueue: MessageQueue {
     /// - Throws: ``QueueError`` for the whole batch: `.emptyBatch`, `.tooManyEntriesInBatch`, `.invalidBatchEntryId`,
     ///   `.batchEntryIdsNotDistinct`, `.batchRequestTooLong`, `.queueDoesNotExist`, `.storage`.
     public func sendBatch(_ entries: [SendBatchEntry]) async throws -> [SendBatchResult] {
+        record(.send)
         guard !entries.isEmpty else { throw QueueError(.emptyBatch, "a batch for queue \(name) has no entries") }
         guard entries.count <= SQSLimits.maximumBatchEntries else {
             throw QueueError(
@@ -101,7 +120,7 @@ public struct EmbeddedQueue: MessageQueue {
         }
         let name = name
         let now = store.now
-        let results = try await store.write("cannot send a batch to queue \(name)") { db in
+        let results = try await write("cannot send a batch to queue \(name)") { db in
             let queue = try Self.queueRow(db, name)
             let nowMs = EmbeddedQueueStore.milliseconds(now())
             try Self.forgetExpiredDeduplicationIDs(db, name, nowMs)
@@ -117,7 +136,11 @@ public struct EmbeddedQueue: MessageQueue {
                 return SendBatchResult(id: entry.id, result: .success(sent))
             }
         }
-        store.signal.bump()
+        let sentAny = results.contains { entry in
+            if case .success(let sent) = entry.result { return !sent.deduplicated }
+            return false
+        }
+        if sentAny { store.doorbells.ring(name) }
         return results
     }
 
@@ -125,11 +148,12 @@ public struct EmbeddedQueue: MessageQueue {
 
     /// Receives up to `maxMessages` messages, long-polling up to `waitTime` for the first one.
     ///
-    /// Returns as soon as a message is visible: a send through this store wakes the poll directly, a send by another
-    /// store instance or process wakes it through inotify within milliseconds; a re-check every second covers a missed
-    /// event and visibility timeouts that expire during the wait. While waiting the poll is suspended (no thread is
-    /// blocked, no CPU is used). The claim itself runs in an `IMMEDIATE` transaction, so two receivers in any
-    /// processes never get the same message.
+    /// Returns as soon as a message is visible: a send to this queue through this store wakes the poll directly, a
+    /// send by another store instance or process wakes it through the queue's doorbell (inotify) within milliseconds;
+    /// writes to other queues never wake it. A visibility timeout that expires during the wait is waited for exactly,
+    /// and the poll checks once more when `waitTime` ends. While waiting the poll is suspended (no thread is blocked,
+    /// no CPU is used, nothing is re-checked). The claim itself runs in an `IMMEDIATE` transaction, so two receivers
+    /// in any processes never get the same message.
     ///
     /// - Parameters:
     ///   - maxMessages: 1–10 (`MaxNumberOfMessages`).
@@ -141,12 +165,15 @@ public struct EmbeddedQueue: MessageQueue {
     public func receive(maxMessages: Int, waitTime: Duration, visibilityTimeout: Duration?) async throws
         -> [ReceivedMessage]
     {
+        record(.receive)
         try SQSLimits.validateReceive(
             maxMessages: maxMessages, waitTime: waitTime, visibilityTimeout: visibilityTimeout)
         let clock = ContinuousClock()
         let deadline = clock.now + waitTime
         while true {
-            let generation = store.signal.generation
+            try store.checkOpen()
+            let signal = store.doorbells.signal(for: name)
+            let generation = signal.generation
             let probe = try await probe()
             if probe.hasVisible {
                 let messages = try await claim(maxMessages: maxMessages, visibilityTimeout: visibilityTimeout)
@@ -156,9 +183,11 @@ public struct EmbeddedQueue: MessageQueue {
             if remaining <= .zero { return [] }
             try Task.checkCancellation()
             try store.checkOpen()
-            var pause = min(remaining, store.recheckInterval)
+            var pause = remaining
+            if let recheck = store.recheckInterval { pause = min(pause, recheck) }
             if let next = probe.nextVisibleAt { pause = min(pause, .milliseconds(max(1, next - probe.now))) }
-            await store.signal.wait(after: generation, timeout: pause)
+            await signal.wait(after: generation, timeout: pause)
+            if signal.generation != generation { store.countWake(of: name) }
             try Task.checkCancellation()
         }
     }
@@ -167,7 +196,7 @@ public struct EmbeddedQueue: MessageQueue {
     private func probe() async throws -> Probe {
         let name = name
         let now = store.now
-        return try await store.read("cannot read queue \(name)") { db in
+        return try await read("cannot read queue \(name)") { db in
             let nowMs = EmbeddedQueueStore.milliseconds(now())
             let row = try Row.fetchOne(
                 db,
@@ -192,7 +221,7 @@ public struct EmbeddedQueue: MessageQueue {
     private func claim(maxMessages: Int, visibilityTimeout: Duration?) async throws -> [ReceivedMessage] {
         let name = name
         let now = store.now
-        let (messages, staysVisible) = try await store.write("cannot receive from queue \(name)") { db in
+        let messages = try await write("cannot receive from queue \(name)") { db in
             let queue = try Self.queueRow(db, name)
             let timeout = visibilityTimeout?.wholeMilliseconds ?? queue.visibilityTimeout
             let nowMs = EmbeddedQueueStore.milliseconds(now())
@@ -226,10 +255,11 @@ public struct EmbeddedQueue: MessageQueue {
                     deduplicationID: row["deduplication_id"], sequenceNumber: Self.formatSequence(row["sequence"]),
                     receiveCount: receiveCount, sentAt: EmbeddedQueueStore.date(milliseconds: row["sent_at_ms"]))
             }
-            return (messages, timeout <= 0)
+            return messages
         }
-        // A zero visibility timeout leaves the messages deliverable: let other waiters look.
-        if !messages.isEmpty, staysVisible { store.signal.bump() }
+        // Other waiters on this queue look again: with a zero visibility timeout the messages are still deliverable,
+        // and otherwise they become deliverable again when the timeout ends, which a waiter must wait for.
+        if !messages.isEmpty { store.doorbells.ring(name) }
         return messages
     }
 
@@ -243,14 +273,21 @@ public struct EmbeddedQueue: MessageQueue {
     /// - Throws: ``QueueError`` `.receiptHandleIsInvalid` when no message of this queue has that handle as its
     ///   latest (unknown, already deleted, or received again since); `.queueDoesNotExist`, `.storage`.
     public func delete(receiptHandle: String) async throws {
+        record(.delete)
         let name = name
-        try await store.write("cannot delete a message from queue \(name)") { db in
+        let groupContinues = try await write("cannot delete a message from queue \(name)") { db -> Bool in
             _ = try Self.queueRow(db, name)
-            try db.execute(
-                sql: "DELETE FROM messages WHERE queue = ? AND receipt_handle = ?", arguments: [name, receiptHandle])
-            if db.changesCount == 0 { throw Self.invalidHandle(receiptHandle, name) }
+            guard
+                let group = try String.fetchOne(
+                    db, sql: "DELETE FROM messages WHERE queue = ? AND receipt_handle = ? RETURNING group_id",
+                    arguments: [name, receiptHandle])
+            else { throw Self.invalidHandle(receiptHandle, name) }
+            // The group's next message may be deliverable now: only then is there anything to wake a poll for.
+            return try Bool.fetchOne(
+                db, sql: "SELECT EXISTS (SELECT 1 FROM messages WHERE queue = ? AND group_id = ?)",
+                arguments: [name, group]) ?? false
         }
-        store.signal.bump()
+        if groupContinues { store.doorbells.ring(name) }
     }
 
     /// Changes the visibility timeout of a message in flight, counted from now (a heartbeat, or zero to give the
@@ -263,10 +300,11 @@ public struct EmbeddedQueue: MessageQueue {
     ///   ``delete(receiptHandle:)``; `.messageNotInflight` when the visibility timeout already passed;
     ///   `.queueDoesNotExist`, `.storage`.
     public func changeVisibility(receiptHandle: String, timeout: Duration) async throws {
+        record(.changeVisibility)
         try SQSLimits.validateVisibilityTimeout(timeout, "visibility timeout")
         let name = name
         let now = store.now
-        try await store.write("cannot change a message's visibility in queue \(name)") { db in
+        let sooner = try await write("cannot change a message's visibility in queue \(name)") { db -> Bool in
             _ = try Self.queueRow(db, name)
             guard
                 let row = try Row.fetchOne(
@@ -280,11 +318,13 @@ public struct EmbeddedQueue: MessageQueue {
                     "the message of receipt handle \(receiptHandle) in queue \(name) is not in flight: "
                         + "its visibility timeout has passed")
             }
+            let visibleAt = nowMs + timeout.wholeMilliseconds
             try db.execute(
-                sql: "UPDATE messages SET visible_at_ms = ? WHERE id = ?",
-                arguments: [nowMs + timeout.wholeMilliseconds, row["id"] as Int64])
+                sql: "UPDATE messages SET visible_at_ms = ? WHERE id = ?", arguments: [visibleAt, row["id"] as Int64])
+            // A longer timeout (a heartbeat) wakes nobody; a shorter one may end a poll's wait sooner.
+            return visibleAt < row["visible_at_ms"] as Int64
         }
-        store.signal.bump()
+        if sooner { store.doorbells.ring(name) }
     }
 
     /// The number of visible and in-flight messages, as of the store's clock.
@@ -298,7 +338,8 @@ public struct EmbeddedQueue: MessageQueue {
     public func approximateCounts() async throws -> QueueCounts {
         let name = name
         let now = store.now
-        return try await store.read("cannot count the messages of queue \(name)") { db in
+        record(.other)
+        return try await read("cannot count the messages of queue \(name)") { db in
             _ = try Self.queueRow(db, name)
             let nowMs = EmbeddedQueueStore.milliseconds(now())
             let row = try Row.fetchOne(
@@ -313,6 +354,20 @@ public struct EmbeddedQueue: MessageQueue {
     }
 
     // MARK: Helpers
+
+    private func write<T: Sendable>(
+        _ message: @autoclosure () -> String, _ body: @escaping @Sendable (Database) throws -> T
+    ) async throws -> T {
+        try store.checkOpen()
+        return try await file.write(message(), body)
+    }
+
+    private func read<T: Sendable>(
+        _ message: @autoclosure () -> String, _ body: @escaping @Sendable (Database) throws -> T
+    ) async throws -> T {
+        try store.checkOpen()
+        return try await file.read(message(), body)
+    }
 
     private static func queueRow(_ db: Database, _ name: String) throws -> QueueRow {
         guard

@@ -23,10 +23,23 @@ extension EmbeddedQueueStore {
     }
 
     /// Sets `synchronous=FULL`, claims or checks the application ID, and migrates the schema.
+    ///
+    /// A file already prepared is only read: opening it takes no write lock, so it opens while another process
+    /// holds that lock (a frozen agent must not stop the backend from opening its other queues).
     static func prepare(_ pool: DatabasePool, path: String) throws(QueueError) {
         do {
+            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+            // A failed look (a file still being created by another process) falls through to the locked path.
+            let ready = try? pool.read { db in
+                try Int32.fetchOne(db, sql: "PRAGMA application_id") == applicationID
+                    && migrator.hasCompletedMigrations(db)
+            }
+            if ready == true { return }
+        } catch {
+            throw wrap(error, "cannot prepare the queue database at \(path)", path: path)
+        }
+        do {
             try pool.writeWithoutTransaction { db in
-                try db.execute(sql: "PRAGMA synchronous = FULL")
                 try db.inTransaction(.immediate) {
                     let appID = try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0
                     let tableCount =

@@ -2,16 +2,24 @@ import FileSignals
 import Foundation
 import GRDB
 import Logging
+import Synchronization
 
-/// One SQLite file holding many named FIFO queues with SQS FIFO semantics, shared by the processes of one host.
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Named FIFO queues with SQS FIFO semantics in SQLite files, shared by the processes of one host.
 ///
-/// The backend and the agents of one host open the same file; each opens its own store. Every write runs in an
-/// `IMMEDIATE` transaction, so SQLite's write lock makes claims atomic across processes: two receivers never get the
-/// same message. Long polls wake within milliseconds of a write by any process, through inotify on the file's
-/// directory (see ``EmbeddedQueue/receive(maxMessages:waitTime:visibilityTimeout:)``).
+/// The backend and the agents of one host open the same queue path; each process opens its own store. The queues
+/// of one group (one server's channels, see ``EmbeddedQueueLayout``) share one SQLite file in the directory next to
+/// the path, so a process that stalls while it holds one file's write lock (frozen by `SIGSTOP`, swapped out) delays
+/// only that group's queues. Every write runs in a short `IMMEDIATE` transaction, so SQLite's write lock makes claims
+/// atomic across processes: two receivers never get the same message.
 ///
-/// - Storage: WAL mode, `busy_timeout` 5 seconds, `synchronous=FULL` (set after opening: GRDB's `DatabasePool` sets
-///   `NORMAL` when it enables WAL), `PRAGMA application_id` = ``applicationID``.
+/// Wake-ups: after a write commits that may let a long poll return, the writer rings the queue's doorbell
+/// (``Doorbells``): long polls on that queue, and only on that queue, wake at once in this process and through
+/// inotify within milliseconds in others (see ``EmbeddedQueue/receive(maxMessages:waitTime:visibilityTimeout:)``).
+///
 /// - Clock: the injected `now` stamps messages and decides deduplication windows and visibility timeouts; the
 ///   long-poll wait itself runs on the real monotonic clock.
 /// - Lifetime: the store runs one watcher thread, stopped by ``close()`` or when the store is deinitialised.
@@ -19,72 +27,84 @@ public final class EmbeddedQueueStore: Sendable {
     /// `PRAGMA application_id` of a Touchstone queue database ("TSQU").
     public static let applicationID: Int32 = 0x5453_5155
 
-    /// How often a waiting long poll re-checks the queue when no change was signalled: a safety net for a commit
-    /// slower than the watcher's follow-ups, and the wake-up for an injected clock that jumps. 1 second while the
-    /// watcher runs (each re-check costs about 1 ms of CPU, so 250 ms would cost an idle poll about 0.5 % of a core),
-    /// 250 ms when inotify could not be set up. Visibility timeouts that expire during a wait are waited for exactly.
-    let recheckInterval: Duration
+    /// How often a waiting long poll re-checks its queue when nothing rang: never (`nil`) while doorbells from other
+    /// processes are watched, since a ring follows its commit; 250 ms when inotify could not be set up. Visibility
+    /// timeouts that expire during a wait are waited for exactly, and every long poll checks once more at its end.
+    let recheckInterval: Duration?
 
-    /// The SQLite file's path, as given.
+    /// The queue path, as given.
     public let path: String
-    let pool: DatabasePool
+    /// Where the queues' files are.
+    public let layout: EmbeddedQueueLayout
     let now: @Sendable () -> Date
-    let signal: ChangeSignal
-    private let watcher: DatabaseFileWatcher?
+    let doorbells: Doorbells
+    private let files: Mutex<[String: EmbeddedQueueFile]>
+    private let closed = Atomic<Bool>(false)
+    /// Operations of every queue handle of this store.
+    let operations = QueueOperationCounter()
+    /// Long-poll waits ended by a ring (not by their timeout), by queue name: tests count wake-ups with it.
+    private let wakes = Mutex<[String: Int]>([:])
 
-    /// Opens the queue database at `path`, creating the file and its schema when needed.
+    /// Opens the queues at `path`.
+    ///
+    /// When `path` is a non-empty file, it is an earlier version's single queue file and is used as it is
+    /// (``EmbeddedQueueLayout/singleFile(path:directory:)``); otherwise the queues live in one file per group in
+    /// the directory `path` names with its extension replaced by `.d` (`queues.db` → `queues.d/`), created here.
     ///
     /// - Parameters:
-    ///   - path: The SQLite file. Its directory must exist; other processes may open the same file.
+    ///   - path: The queue path. Its directory must exist; other processes may open the same path.
     ///   - now: The clock for send times, deduplication windows (300 seconds) and visibility timeouts; tests inject
-    ///     one to jump ahead.
-    /// - Throws: ``QueueError`` `.notAQueueDatabase` when the file is not SQLite, or is an SQLite database of
-    ///   another application (another `application_id`, or none with tables in it); `.storage` when SQLite cannot
-    ///   open, configure or migrate it (permissions, disk full, locked past the busy timeout).
+    ///     one to jump ahead (and call ``clockMoved()``).
+    /// - Throws: ``QueueError`` `.invalidParameter` when `path` is a directory; `.notAQueueDatabase` when the file at
+    ///   `path` is not SQLite, or is an SQLite database of another application; `.storage` when the directory cannot
+    ///   be created or SQLite cannot open, configure or migrate the file.
     public init(path: String, now: @escaping @Sendable () -> Date = { Date() }) throws(QueueError) {
         self.path = path
         self.now = now
-        self.signal = ChangeSignal()
-        try Self.checkHeader(path)
-        var configuration = Configuration()
-        configuration.busyMode = .timeout(5)
-        configuration.label = "touchstone.queue"
-        do {
-            pool = try Self.openPool(path: path, configuration: configuration)
-        } catch {
-            throw Self.wrap(error, "cannot open the queue database at \(path)", path: path)
+        var status = stat()
+        let found: EmbeddedQueueLayout.Found
+        if stat(path, &status) != 0 {
+            found = .nothing
+        } else if status.st_mode & S_IFMT == S_IFDIR {
+            found = .directory
+        } else {
+            found = status.st_size > 0 ? .file : .nothing
         }
-        try Self.prepare(pool, path: path)
-        let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
-        do {
-            watcher = try DatabaseFileWatcher(databasePath: resolved, signal: signal)
-            recheckInterval = .seconds(1)
-        } catch {
+        let layout = try EmbeddedQueueLayout.choose(path: path, found: found)
+        self.layout = layout
+        var opened: [String: EmbeddedQueueFile] = [:]
+        switch layout {
+        case .singleFile(let file, _):
+            opened[file] = try EmbeddedQueueFile(path: file)
             Logger.current.warning(
-                "Queue database changes are not watched; long polls fall back to re-checking every 250 ms",
-                metadata: ["queue.path": "\(path)", "error": "\(error)"])
-            watcher = nil
+                "The queue path is an earlier version's single queue file: every server shares its lock",
+                metadata: ["queue.path": "\(path)", "see": "docs/embedded-queue.md"])
+        case .filePerGroup(let directory):
+            if mkdir(directory, 0o777) != 0 && errno != EEXIST {
+                throw QueueError(
+                    .storage, "cannot create the queue directory \(directory): \(String(cString: strerror(errno)))")
+            }
+        }
+        files = Mutex(opened)
+        let doorbells: Doorbells
+        do throws(FileSignalError) {
+            doorbells = try Doorbells(directory: layout.doorbellDirectory)
+        } catch {
+            throw QueueError(.storage, error.message)
+        }
+        self.doorbells = doorbells
+        if doorbells.isWatching {
+            recheckInterval = nil
+        } else {
+            Logger.current.warning(
+                "Queue doorbells of other processes are not watched; long polls fall back to re-checking every 250 ms",
+                metadata: ["queue.path": "\(path)"])
             recheckInterval = .milliseconds(250)
         }
     }
 
-    /// Opens the pool, retrying while another process holds the lock that switching a new file to WAL needs:
-    /// SQLite returns SQLITE_BUSY there without calling the busy handler.
-    static func openPool(path: String, configuration: Configuration) throws -> DatabasePool {
-        var attempts = 0
-        while true {
-            do {
-                return try DatabasePool(path: path, configuration: configuration)
-            } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY && attempts < 500 {
-                attempts += 1
-                usleep(10_000)
-            }
-        }
-    }
-
     deinit {
-        watcher?.stop()
-        signal.close()
+        doorbells.close()
     }
 
     /// Stops the watcher thread, wakes every waiting long poll, and closes the database connections.
@@ -92,9 +112,35 @@ public final class EmbeddedQueueStore: Sendable {
     /// Long polls in progress end by throwing `.storage`; later calls on this store or its queues throw `.storage`.
     /// Calling it again does nothing.
     public func close() {
-        watcher?.stop()
-        signal.close()
-        try? pool.close()
+        closed.store(true, ordering: .sequentiallyConsistent)
+        doorbells.close()
+        for file in files.withLock({ Array($0.values) }) { file.close() }
+    }
+
+    /// Operations made through every queue handle of this store since it was opened.
+    public var operationCounts: QueueOperationCounts { operations.counts }
+
+    /// Wakes every long poll of this store to check its queue again: for tests whose injected clock jumped.
+    func clockMoved() { doorbells.bumpAll() }
+
+    /// How many times a ring woke a long poll of this store on queue `name` (tests count wake-ups with it).
+    func wakeCount(of name: String) -> Int { wakes.withLock { $0[name] ?? 0 } }
+
+    func countWake(of name: String) { wakes.withLock { $0[name, default: 0] += 1 } }
+
+    /// The open file holding queue `name`.
+    ///
+    /// - Parameter create: Create the file when missing (else `nil` is returned for a missing file).
+    /// - Throws: ``QueueError`` `.storage` when the store is closed or the file cannot be opened, `.notAQueueDatabase`.
+    func file(ofQueue name: String, create: Bool) throws(QueueError) -> EmbeddedQueueFile? {
+        try checkOpen()
+        let path = layout.file(ofQueue: name)
+        if let file = files.withLock({ $0[path] }) { return file }
+        if !create && access(path, F_OK) != 0 { return nil }
+        let file = try file(ofPath: path)
+        if closed.load(ordering: .sequentiallyConsistent) { file.close() }
+        try checkOpen()
+        return file
     }
 
     // MARK: Queues
@@ -113,7 +159,7 @@ public final class EmbeddedQueueStore: Sendable {
         let visibility = attributes.visibilityTimeout.wholeMilliseconds
         let size = attributes.maximumMessageSize
         let createdAt = Self.milliseconds(now())
-        try writeSync("cannot create queue \(name)") { db in
+        try file(ofQueue: name, create: true)!.writeSync("cannot create queue \(name)") { db in
             if let row = try Row.fetchOne(
                 db, sql: "SELECT visibility_timeout_ms, maximum_message_size FROM queues WHERE name = ?",
                 arguments: [name])
@@ -148,21 +194,38 @@ public final class EmbeddedQueueStore: Sendable {
     /// - Parameter name: The queue's name.
     /// - Throws: ``QueueError`` `.queueDoesNotExist`, `.storage`.
     public func deleteQueue(name: String) throws(QueueError) {
-        try writeSync("cannot delete queue \(name)") { db in
+        guard Doorbells.isValidName(name), let file = try file(ofQueue: name, create: false) else {
+            throw QueueError(.queueDoesNotExist, "queue \(name) does not exist")
+        }
+        try file.writeSync("cannot delete queue \(name)") { db in
             try db.execute(sql: "DELETE FROM queues WHERE name = ?", arguments: [name])
             if db.changesCount == 0 { throw QueueError(.queueDoesNotExist, "queue \(name) does not exist") }
         }
-        signal.bump()
+        doorbells.ring(name)
     }
 
-    /// The names of all queues in the file, sorted.
+    /// The names of all queues at the queue path, sorted.
     ///
     /// - Returns: Queue names in ascending order.
-    /// - Throws: ``QueueError`` `.storage`.
+    /// - Throws: ``QueueError`` `.storage`, `.notAQueueDatabase` (a foreign `.db` file in the queue directory).
     public func queueNames() throws(QueueError) -> [String] {
-        try readSync("cannot list the queues") { db in
-            try String.fetchAll(db, sql: "SELECT name FROM queues ORDER BY name")
+        try checkOpen()
+        let paths: [String]
+        switch layout {
+        case .singleFile(let path, _): paths = [path]
+        case .filePerGroup(let directory):
+            let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+            paths = entries.filter { $0.hasSuffix(".db") }.map { "\(directory)/\($0)" }
         }
+        var names: [String] = []
+        for path in paths {
+            var file = files.withLock { $0[path] }
+            if file == nil { file = try self.file(ofPath: path) }
+            names += try file!.readSync("cannot list the queues") { db in
+                try String.fetchAll(db, sql: "SELECT name FROM queues")
+            }
+        }
+        return names.sorted()
     }
 
     /// A handle to an existing queue.
@@ -171,95 +234,50 @@ public final class EmbeddedQueueStore: Sendable {
     /// - Returns: A ``MessageQueue`` backed by this store; it keeps the store alive.
     /// - Throws: ``QueueError`` `.queueDoesNotExist`, `.storage`.
     public func queue(named name: String) throws(QueueError) -> EmbeddedQueue {
-        let exists = try readSync("cannot look up queue \(name)") { db in
+        guard Doorbells.isValidName(name), let file = try file(ofQueue: name, create: false) else {
+            throw QueueError(.queueDoesNotExist, "queue \(name) does not exist")
+        }
+        let exists = try file.readSync("cannot look up queue \(name)") { db in
             try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM queues WHERE name = ?)", arguments: [name])
                 ?? false
         }
         guard exists else { throw QueueError(.queueDoesNotExist, "queue \(name) does not exist") }
-        return EmbeddedQueue(store: self, name: name)
+        return EmbeddedQueue(store: self, name: name, file: file)
+    }
+
+    /// The file at `path`, opened once per store.
+    ///
+    /// Opened outside the lock: opening may wait on the file's write lock, which must not delay other files.
+    private func file(ofPath path: String) throws(QueueError) -> EmbeddedQueueFile {
+        let opened = try EmbeddedQueueFile(path: path)
+        let (file, duplicate) = files.withLock { files -> (EmbeddedQueueFile, Bool) in
+            if let existing = files[path] { return (existing, true) }
+            files[path] = opened
+            return (opened, false)
+        }
+        if duplicate { opened.close() }
+        return file
     }
 
     // MARK: Database access
 
-    /// Runs `body` in an `IMMEDIATE` transaction: SQLite's write lock is taken before the first read, so what is read
-    /// cannot change before the transaction commits, in any process.
-    ///
-    /// - Throws: ``QueueError`` (GRDB's errors wrapped as `.storage`), or `CancellationError` when the task is
-    ///   cancelled before GRDB runs `body`.
-    func write<T: Sendable>(_ message: @autoclosure () -> String, _ body: @escaping @Sendable (Database) throws -> T)
-        async throws -> T
-    {
-        try checkOpen()
-        do {
-            return try await pool.writeWithoutTransaction { db in
-                var result: T?
-                try db.inTransaction(.immediate) {
-                    result = try body(db)
-                    return .commit
-                }
-                return result!
-            }
-        } catch is CancellationError {
-            throw CancellationError()
-        } catch {
-            throw Self.wrap(error, message(), path: path)
-        }
-    }
-
-    /// Runs `body` in a read-only transaction on a reader connection (no write lock).
-    ///
-    /// - Throws: ``QueueError``, or `CancellationError` when the task is cancelled before GRDB runs `body`.
-    func read<T: Sendable>(_ message: @autoclosure () -> String, _ body: @escaping @Sendable (Database) throws -> T)
-        async throws -> T
-    {
-        try checkOpen()
-        do {
-            return try await pool.read(body)
-        } catch is CancellationError {
-            throw CancellationError()
-        } catch {
-            throw Self.wrap(error, message(), path: path)
-        }
-    }
-
-    private func writeSync(_ message: @autoclosure () -> String, _ body: (Database) throws -> Void) throws(QueueError) {
-        try checkOpen()
-        do {
-            try pool.writeWithoutTransaction { db in
-                try db.inTransaction(.immediate) {
-                    try body(db)
-                    return .commit
-                }
-            }
-        } catch {
-            throw Self.wrap(error, message(), path: path)
-        }
-    }
-
-    private func readSync<T>(_ message: @autoclosure () -> String, _ body: (Database) throws -> T) throws(QueueError)
-        -> T
-    {
-        try checkOpen()
-        do {
-            return try pool.read(body)
-        } catch {
-            throw Self.wrap(error, message(), path: path)
-        }
-    }
-
     /// Reads an integer `PRAGMA` (`synchronous`, `busy_timeout`, `application_id`) on the writer connection, where
-    /// durability settings matter; for diagnostics and tests.
-    func writerPragma(_ name: String) throws(QueueError) -> Int64? {
-        try checkOpen()
+    /// durability settings matter, of the file holding queue `queue`; for diagnostics and tests.
+    func writerPragma(_ name: String, ofQueue queue: String) throws(QueueError) -> Int64? {
+        guard let file = try file(ofQueue: queue, create: false) else {
+            throw QueueError(.queueDoesNotExist, "queue \(queue) does not exist")
+        }
         do {
-            return try pool.writeWithoutTransaction { db in try Int64.fetchOne(db, sql: "PRAGMA \(name)") }
+            return try file.pool.writeWithoutTransaction { db in try Int64.fetchOne(db, sql: "PRAGMA \(name)") }
         } catch {
-            throw Self.wrap(error, "cannot read PRAGMA \(name)", path: path)
+            throw Self.wrap(error, "cannot read PRAGMA \(name)", path: file.path)
         }
     }
 
     func checkOpen() throws(QueueError) {
-        if signal.isClosed { throw QueueError(.storage, "the queue store at \(path) is closed") }
+        if closed.load(ordering: .sequentiallyConsistent) {
+            throw QueueError(.storage, "the queue store at \(path) is closed")
+        }
     }
 
     /// Maps an error of GRDB or SQLite to a ``QueueError``.

@@ -65,6 +65,10 @@ public protocol MessageQueue: Sendable {
     /// The approximate number of visible and in-flight messages (`ApproximateNumberOfMessages`,
     /// `ApproximateNumberOfMessagesNotVisible`).
     func approximateCounts() async throws -> QueueCounts
+
+    /// The operations made through this handle so far, by kind (see ``QueueOperationCounter`` for what each
+    /// transport counts); benchmarks count the calls an idle server costs with it.
+    var operationCounts: QueueOperationCounts { get }
 }
 
 /// The outcome of a successful send.

@@ -19,6 +19,9 @@ public protocol QueueProvider: Sendable {
     /// - Returns: The queue.
     /// - Throws: ``QueueError`` `.queueDoesNotExist`, and the transport's own errors.
     func openQueue(named name: String) async throws -> any MessageQueue
+
+    /// The operations made through every queue this provider opened, by kind.
+    var operationCounts: QueueOperationCounts { get }
 }
 
 extension EmbeddedQueueStore: QueueProvider {

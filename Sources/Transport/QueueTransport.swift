@@ -3,7 +3,8 @@ import Logging
 
 /// Which transport the backend and the agents use: the embedded queue file or SQS FIFO.
 public enum QueueTransport: Sendable {
-    /// The embedded queue: a SQLite file shared by the processes of one host.
+    /// The embedded queue of one host: the queue path every process of the host gives (`<state-dir>/queues.db`,
+    /// `--queue-path`); the queues live in one SQLite file per server next to it (``EmbeddedQueueLayout``).
     case embedded(path: String)
     /// SQS FIFO queues (production), or an SQS-compatible server by endpoint.
     case sqs(SQSConfiguration)
@@ -13,7 +14,7 @@ public enum QueueTransport: Sendable {
     ///
     /// - Parameters:
     ///   - transport: `embedded` or `sqs`; else `TOUCHSTONE_TRANSPORT`; else `embedded`.
-    ///   - queuePath: The embedded queue file (required for `embedded`).
+    ///   - queuePath: The embedded queue path (required for `embedded`; see ``EmbeddedQueueLayout``).
     ///   - region: The SQS region; else `TOUCHSTONE_SQS_REGION`, `AWS_REGION`, `AWS_DEFAULT_REGION` (required for
     ///     `sqs`).
     ///   - endpoint: An SQS endpoint URL; else `TOUCHSTONE_SQS_ENDPOINT`; else the region's.
@@ -55,8 +56,9 @@ public enum QueueTransport: Sendable {
     /// Opens the transport's ``QueueProvider``.
     ///
     /// - Parameter logger: The SQS client's logger.
-    /// - Returns: An ``EmbeddedQueueStore`` on the file, or an ``SQSClient``.
-    /// - Throws: ``QueueError`` from opening the file (`.storage`, `.notAQueueDatabase`) or a bad SQS endpoint.
+    /// - Returns: An ``EmbeddedQueueStore`` on the queue path, or an ``SQSClient``.
+    /// - Throws: ``QueueError`` from opening the queue path (`.storage`, `.notAQueueDatabase`, `.invalidParameter`
+    ///   for a directory) or a bad SQS endpoint.
     public func makeProvider(logger: Logger) throws(QueueError) -> any QueueProvider {
         switch self {
         case .embedded(let path): return try EmbeddedQueueStore(path: path)

@@ -60,6 +60,10 @@ public struct SQSClient: Sendable {
     let host: String
     let path: String
     let now: @Sendable () -> Date
+    /// Every request this client (and its copies and queues) sent, by kind.
+    let operations = QueueOperationCounter()
+    /// The counter of the ``SQSQueue`` this copy of the client serves, if any.
+    private(set) var queueOperations: QueueOperationCounter?
 
     /// Creates a client; it opens no connection until the first call.
     ///
@@ -200,6 +204,17 @@ public struct SQSClient: Sendable {
         return SQSQueue(client: self, name: name, url: url, maximumMessageSize: size)
     }
 
+    /// The requests sent to SQS by this client, its copies and its queues, by kind (each retry counts: SQS bills
+    /// requests).
+    public var operationCounts: QueueOperationCounts { operations.counts }
+
+    /// A copy of this client that also counts its requests in `counter` (a queue handle's own counter).
+    func counting(into counter: QueueOperationCounter) -> SQSClient {
+        var copy = self
+        copy.queueOperations = counter
+        return copy
+    }
+
     // MARK: Calls
 
     /// Calls one SQS action with retries and returns its decoded response.
@@ -244,6 +259,9 @@ public struct SQSClient: Sendable {
         async throws -> Response
     {
         try Task.checkCancellation()
+        let kind = QueueOperation.of(sqsAction: operation)
+        operations.record(kind)
+        queueOperations?.record(kind)
         var headers = [
             ("Host", host), ("Content-Type", "application/x-amz-json-1.0"), ("X-Amz-Target", "AmazonSQS.\(operation)"),
         ]

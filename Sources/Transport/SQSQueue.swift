@@ -18,16 +18,24 @@ public final class SQSQueue: MessageQueue {
     public let url: String
     /// The queue's `MaximumMessageSize` in bytes, read when the handle was made.
     public let maximumMessageSize: Int
+    /// The client, counting this handle's requests in ``operationCounts`` as well as in its own.
     let client: SQSClient
     /// Message IDs this handle's sends got, with when, for ``SendResult/deduplicated``.
     private let sentMessageIDs = Mutex<[String: ContinuousClock.Instant]>([:])
 
+    private let operations: QueueOperationCounter
+
     init(client: SQSClient, name: String, url: String, maximumMessageSize: Int) {
-        self.client = client
+        let operations = QueueOperationCounter()
+        self.operations = operations
+        self.client = client.counting(into: operations)
         self.name = name
         self.url = url
         self.maximumMessageSize = maximumMessageSize
     }
+
+    /// The requests this handle sent to SQS, by kind (each retry counts: SQS bills requests).
+    public var operationCounts: QueueOperationCounts { operations.counts }
 
     /// Sends one message (`SendMessage`).
     ///

@@ -83,4 +83,8 @@ import Transport
     @Test func countsVisibleAndInFlightMessages() async throws {
         try await EmbeddedQueueFixture().conformance.countsVisibleAndInFlightMessages()
     }
+
+    @Test func countsItsOperations() async throws {
+        try await EmbeddedQueueFixture().conformance.countsItsOperations()
+    }
 }

@@ -7,10 +7,52 @@ import Testing
 @Suite(.timeLimit(.minutes(1))) struct EmbeddedQueueStoreTests {
     @Test func createsADurableDatabaseWithItsApplicationID() throws {
         let fixture = try EmbeddedQueueFixture()
-        #expect(FileManager.default.fileExists(atPath: fixture.path))
-        #expect(try fixture.store.writerPragma("synchronous") == 2)  // FULL
-        #expect(try fixture.store.writerPragma("application_id") == Int64(EmbeddedQueueStore.applicationID))
-        #expect(try fixture.store.writerPragma("busy_timeout") == 5_000)
+        let queue = try fixture.makeQueue()
+        let file = fixture.store.layout.file(ofQueue: queue.name)
+        #expect(file.hasPrefix(fixture.directory + "/queues.d/"))
+        #expect(FileManager.default.fileExists(atPath: file))
+        #expect(!FileManager.default.fileExists(atPath: fixture.path))
+        #expect(try fixture.store.writerPragma("synchronous", ofQueue: queue.name) == 2)  // FULL
+        #expect(
+            try fixture.store.writerPragma("application_id", ofQueue: queue.name)
+                == Int64(EmbeddedQueueStore.applicationID))
+        #expect(try fixture.store.writerPragma("busy_timeout", ofQueue: queue.name) == 5_000)
+    }
+
+    /// One server's channels share a file; another server's queues are in another.
+    @Test func keepsEachServersQueuesInTheirOwnFile() throws {
+        let fixture = try EmbeddedQueueFixture()
+        for name in ["ts-gpu-01-0-req.fifo", "ts-gpu-01-0-resp.fifo", "ts-gpu-01-1-req.fifo", "ts-gpu-02-0-req.fifo"] {
+            try fixture.store.createQueue(name: name)
+        }
+        let files = try FileManager.default.contentsOfDirectory(atPath: fixture.directory + "/queues.d")
+            .filter { $0.hasSuffix(".db") }.sorted()
+        #expect(files == ["ts-gpu-01.db", "ts-gpu-02.db"])
+        #expect(
+            try fixture.store.queueNames()
+                == ["ts-gpu-01-0-req.fifo", "ts-gpu-01-0-resp.fifo", "ts-gpu-01-1-req.fifo", "ts-gpu-02-0-req.fifo"])
+    }
+
+    /// A queue file of an earlier version (every queue in the one file at the queue path) is used as it is.
+    @Test func usesASingleQueueFileOfAnEarlierVersion() async throws {
+        let legacy = try Self.closedQueueDatabase(queues: ["a-0-req.fifo", "b-0-req.fifo"])
+        defer { try? FileManager.default.removeItem(atPath: Self.temporaryDirectory(of: legacy)) }
+        let store = try EmbeddedQueueStore(path: legacy)
+        defer { store.close() }
+        #expect(store.layout == .singleFile(path: legacy, directory: EmbeddedQueueLayout.directory(forPath: legacy)))
+        #expect(try store.queueNames() == ["a-0-req.fifo", "b-0-req.fifo"])
+        let queue = try store.queue(named: "b-0-req.fifo")
+        _ = try await queue.send("kept", groupID: "g", deduplicationID: "k")
+        let received = try await queue.receive(maxMessages: 1, waitTime: .zero, visibilityTimeout: nil)
+        #expect(received.map(\.body) == ["kept"])
+    }
+
+    @Test func refusesADirectoryAsTheQueuePath() throws {
+        let directory = EmbeddedQueueFixture.makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let error = #expect(throws: QueueError.self) { _ = try EmbeddedQueueStore(path: directory) }
+        #expect(error?.code == .invalidParameter)
+        #expect(error?.message.contains("is a directory") == true)
     }
 
     @Test func keepsQueuesAndMessagesAcrossReopening() async throws {
@@ -110,7 +152,7 @@ import Testing
 
     @Test func refusesAnSQLiteDatabaseOfAnotherApplication() throws {
         let path = try Self.closedQueueDatabase()
-        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+        defer { try? FileManager.default.removeItem(atPath: Self.temporaryDirectory(of: path)) }
         try Self.patchApplicationID(of: path, to: 0x1234_5678)
 
         let error = #expect(throws: QueueError.self) { _ = try EmbeddedQueueStore(path: path) }
@@ -123,7 +165,7 @@ import Testing
     /// the write lock.
     @Test func refusesAnSQLiteDatabaseWithTablesButNoApplicationID() throws {
         let path = try Self.closedQueueDatabase()
-        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+        defer { try? FileManager.default.removeItem(atPath: Self.temporaryDirectory(of: path)) }
         try Self.patchApplicationID(of: path, to: 0)
 
         let error = #expect(throws: QueueError.self) { _ = try EmbeddedQueueStore(path: path) }
@@ -142,30 +184,45 @@ import Testing
         #expect(try store.queueNames() == ["q.fifo"])
     }
 
-    @Test func storesOpeningANewFileAtOnceAllWork() async throws {
+    @Test func storesCreatingANewFileAtOnceAllWork() async throws {
         let directory = EmbeddedQueueFixture.makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = directory + "/shared.sqlite"
-        let stores = try await withThrowingTaskGroup(of: EmbeddedQueueStore.self) { group in
-            for _ in 0..<4 { group.addTask { try EmbeddedQueueStore(path: path) } }
-            return try await group.reduce(into: [EmbeddedQueueStore]()) { $0.append($1) }
-        }
+        let stores = try (0..<4).map { _ in try EmbeddedQueueStore(path: path) }
         defer { for store in stores { store.close() } }
-        try stores[0].createQueue(name: "shared.fifo")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for store in stores { group.addTask { try store.createQueue(name: "shared.fifo") } }
+            try await group.waitForAll()
+        }
         for store in stores { #expect(try store.queueNames() == ["shared.fifo"]) }
     }
 
     // MARK: Helpers
 
-    /// A queue database with one queue, closed (so its WAL is checkpointed into the file).
-    private static func closedQueueDatabase() throws -> String {
+    /// A queue database file holding `queues`, closed (so its WAL is checkpointed into the file): a group file
+    /// made through the store, then given more queues as a single file.
+    private static func closedQueueDatabase(queues: [String] = ["q.fifo"]) throws -> String {
         let directory = EmbeddedQueueFixture.makeTemporaryDirectory()
-        let path = directory + "/queues.sqlite"
-        let store = try EmbeddedQueueStore(path: path)
-        try store.createQueue(name: "q.fifo")
+        let store = try EmbeddedQueueStore(path: directory + "/queues.sqlite")
+        try store.createQueue(name: queues[0])
+        let path = store.layout.file(ofQueue: queues[0])
         store.close()
-        try #require(!FileManager.default.fileExists(atPath: path + "-wal"))
+        let single = try EmbeddedQueueStore(path: path)
+        for name in queues.dropFirst() { try single.createQueue(name: name) }
+        single.close()
+        // Copy the WAL into the file and empty it, so that a patched header is what SQLite reads.
+        let checkpoint = Process()
+        checkpoint.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        checkpoint.arguments = ["python3", "-c", "import sqlite3, sys; sqlite3.connect(sys.argv[1]).execute('PRAGMA wal_checkpoint(TRUNCATE)')", path]
+        try checkpoint.run()
+        checkpoint.waitUntilExit()
+        try #require(checkpoint.terminationStatus == 0)
         return path
+    }
+
+    /// The temporary directory of a file made by ``closedQueueDatabase(queues:)`` (`<tmp>/queues.d/<group>.db`).
+    private static func temporaryDirectory(of file: String) -> String {
+        ((file as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent
     }
 
     /// Writes `PRAGMA application_id` straight into the header: the big-endian integer at offset 68.

@@ -87,8 +87,8 @@ import Transport
             summary(fromSendCall), "; send return to receive return", summary(fromSendReturn))
     }
 
-    /// A long poll notices a visibility timeout that expires while it waits, even when the clock jumps (the periodic
-    /// re-check, once a second).
+    /// A long poll notices a visibility timeout that expires while it waits, also when the injected clock jumps and
+    /// the store is told (``EmbeddedQueueStore/clockMoved()``).
     @Test func longPollWakesWhenAVisibilityTimeoutExpires() async throws {
         let fixture = try EmbeddedQueueFixture()
         let queue = try fixture.makeQueue()
@@ -98,7 +98,7 @@ import Transport
         async let poll = timedReceive(queue, waitTime: .seconds(10))
         try await Task.sleep(for: .milliseconds(100))
         let expiredAt = clock.now
-        fixture.clock.advance(by: .seconds(31))
+        fixture.advance(by: .seconds(31))
         let (messages, returnedAt) = try await poll
         #expect(messages.map(\.receiveCount) == [2])
         #expect(returnedAt - expiredAt < .seconds(2))

@@ -437,6 +437,26 @@ struct MessageQueueConformance: Sendable {
 }
 
 /// Receives once and notes when the receive returned.
+extension MessageQueueConformance {
+    /// Each call of a handle counts once under its kind in the handle's ``MessageQueue/operationCounts``.
+    func countsItsOperations() async throws {
+        let queue = try await freshQueueForCounting()
+        #expect(queue.operationCounts == QueueOperationCounts())
+        _ = try await queue.send("a", groupID: "g", deduplicationID: "a")
+        let received = try await queue.receive(maxMessages: 1, waitTime: .seconds(1), visibilityTimeout: .seconds(30))
+        let message = try #require(received.first)
+        try await queue.changeVisibility(receiptHandle: message.receiptHandle, timeout: .seconds(60))
+        try await queue.delete(receiptHandle: message.receiptHandle)
+        _ = try await queue.approximateCounts()
+        #expect(
+            queue.operationCounts
+                == QueueOperationCounts(sends: 1, receives: 1, deletes: 1, visibilityChanges: 1, other: 1))
+        #expect(queue.operationCounts.total == 5)
+    }
+
+    private func freshQueueForCounting() async throws -> any MessageQueue { try await makeQueue(QueueAttributes()) }
+}
+
 func timedReceive(_ queue: any MessageQueue, waitTime: Duration) async throws -> (
     [ReceivedMessage], ContinuousClock.Instant
 ) {

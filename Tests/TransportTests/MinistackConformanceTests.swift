@@ -51,6 +51,10 @@ import Testing
         }
     }
 
+    @Test func countsItsOperations() async throws {
+        try await SQSTestServer.requireMinistack().conformance().countsItsOperations()
+    }
+
     @Test func refusesAnUnknownReceiptHandle() async throws {
         try await SQSTestServer.requireMinistack().conformance().refusesAnUnknownReceiptHandle()
     }

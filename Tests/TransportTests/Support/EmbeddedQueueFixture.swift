@@ -1,7 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
-import Transport
+@testable import Transport
 
 /// A wall clock frozen at a fixed instant that tests move forward by hand (deduplication windows, visibility).
 final class TestClock: Sendable {
@@ -43,6 +43,13 @@ final class EmbeddedQueueFixture: Sendable {
     /// A second store instance on the same file, with its own connections, inotify descriptor and watcher thread.
     func secondStore() throws -> EmbeddedQueueStore { try EmbeddedQueueStore(path: path, now: clock.now) }
 
+    /// Moves the test clock and wakes the store's long polls to look again (a real clock does not jump; the store
+    /// only re-checks at a poll's end).
+    func advance(by duration: Duration) {
+        clock.advance(by: duration)
+        store.clockMoved()
+    }
+
     /// Creates a queue with a name not used before in this fixture.
     func makeQueue(_ attributes: QueueAttributes = .init()) throws -> EmbeddedQueue {
         let n = counter.withLock { value in
@@ -58,7 +65,7 @@ final class EmbeddedQueueFixture: Sendable {
     var conformance: MessageQueueConformance {
         MessageQueueConformance(
             makeQueue: { attributes in try self.makeQueue(attributes) },
-            advanceTime: { duration in self.clock.advance(by: duration) })
+            advanceTime: { duration in self.advance(by: duration) })
     }
 
     static func makeTemporaryDirectory() -> String {
