@@ -27,6 +27,7 @@ let package = Package(
         .target(
             name: "EventStore",
             dependencies: [
+                "FileSignals",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -116,7 +117,9 @@ let package = Package(
         ),
         .executableTarget(
             name: "touchstone-bench",
-            dependencies: ["Transport", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "Transport", "EventStore", "Projections", "Domain", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .target(

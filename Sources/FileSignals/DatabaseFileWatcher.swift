@@ -103,7 +103,8 @@ public final class DatabaseFileWatcher: Sendable {
             var timeout: Int32 = -1
             if let burstEnd, followUpIndex < Self.followUps.count {
                 let due = burstEnd + .milliseconds(Self.followUps[followUpIndex])
-                timeout = Int32(clamping: max(0, (due - clock.now).wholeMilliseconds + 1))
+                let wait = (due - clock.now).components
+                timeout = Int32(clamping: max(0, wait.seconds * 1_000 + wait.attoseconds / 1_000_000_000_000_000 + 1))
             }
             fds[0].revents = 0
             fds[1].revents = 0
