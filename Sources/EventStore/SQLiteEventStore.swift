@@ -225,7 +225,11 @@ public final class SQLiteEventStore: Sendable {
         try await append([StreamAppend(stream: stream, expectedVersion: expectedVersion, events: events)])
     }
 
-    /// Appends to several streams in one transaction: all of it is written, or none.
+    /// Appends to several streams atomically: all of it is written, or none.
+    ///
+    /// Calls made while the store's previous transaction commits are committed together in its next one (group
+    /// commit); each call's part runs in its own SAVEPOINT with its own expected-version checks and hooks, so a
+    /// conflict fails only that call. Returns once the transaction holding this call is durable.
     ///
     /// - Parameter appends: Each stream with its expected version and events, appended in the order given.
     /// - Returns: All stored events in position order.

@@ -102,7 +102,7 @@ enum LogBench {
         let seconds = try await timed {
             let start = ContinuousClock.now
             let log = try TouchstoneLog(path: path)
-            openSeconds = seconds(ContinuousClock.now - start)
+            openSeconds = Self.seconds(ContinuousClock.now - start)
             _ = try await log.servers()
             queued = try await log.queuedTasks(limit: 1_000).count
             _ = try await log.store.lastPosition()

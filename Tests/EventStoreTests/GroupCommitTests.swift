@@ -1,6 +1,7 @@
 @testable import EventStore
 import Foundation
 import GRDB
+import Synchronization
 import TestSupport
 import Testing
 
