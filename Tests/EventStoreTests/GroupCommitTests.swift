@@ -46,7 +46,7 @@ struct MarkerHook: AppendHook {
                     return mine
                 }
             }
-            return try await group.reduce(into: []) { $0.append($1) }
+            return try await group.reduce(into: [[StoredEvent]]()) { $0.append($1) }
         }
         let total = appenders * rounds * 2
         #expect(results.allSatisfy { $0.count == rounds * 2 })
@@ -75,13 +75,13 @@ struct MarkerHook: AppendHook {
                     do {
                         try await store.append([self.event()], to: "contested", expectedVersion: .noStream)
                         return ("contested", nil)
-                    } catch { return ("contested", error.code) }
+                    } catch let error as EventStoreError { return ("contested", error.code) } catch { return ("contested", nil) }
                 }
                 group.addTask {
                     do {
                         try await store.append([self.event()], to: "own-\(index)", expectedVersion: .noStream)
                         return ("own", nil)
-                    } catch { return ("own", error.code) }
+                    } catch let error as EventStoreError { return ("own", error.code) } catch { return ("own", nil) }
                 }
                 group.addTask {
                     do {
@@ -90,10 +90,10 @@ struct MarkerHook: AppendHook {
                             StreamAppend(stream: "poison/\(index)", expectedVersion: .any, events: [self.event()]),
                         ])
                         return ("poison", nil)
-                    } catch { return ("poison", error.code) }
+                    } catch let error as EventStoreError { return ("poison", error.code) } catch { return ("poison", nil) }
                 }
             }
-            return await group.reduce(into: []) { $0.append($1) }
+            return await group.reduce(into: [(String, EventStoreError.Code?)]()) { $0.append($1) }
         }
         let contested = outcomes.filter { $0.0 == "contested" }
         #expect(contested.filter { $0.1 == nil }.count == 1)
