@@ -27,6 +27,7 @@ let package = Package(
         .target(
             name: "EventStore",
             dependencies: [
+                "FileSignals",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -116,7 +117,9 @@ let package = Package(
         ),
         .executableTarget(
             name: "touchstone-bench",
-            dependencies: ["Transport", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "Transport", "EventStore", "Projections", "Domain", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .executableTarget(name: "touchstone-queue-bench", dependencies: ["Transport"], swiftSettings: strict),
@@ -133,7 +136,9 @@ let package = Package(
         .testTarget(name: "DomainTests", dependencies: ["Domain", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "ProjectionsTests",
-            dependencies: ["Projections", "Domain", "EventStore", "TestSupport"],
+            dependencies: [
+                "Projections", "Domain", "EventStore", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

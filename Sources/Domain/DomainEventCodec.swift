@@ -67,15 +67,45 @@ public enum DomainEventCodec {
 
     /// Decodes a stored payload, upcasting older schema versions.
     ///
+    /// Uses ``FastJSONDecoder`` (same results as ``makeDecoder()``'s `JSONDecoder`, several times faster).
+    ///
     /// - Parameter position: Named in the error, so an operator can find the event.
     /// - Throws: ``DecodeError`` `.unknownEventType` for a `(type, schema)` this build does not know;
     ///   `.corruptPayload` when the JSON does not match the schema.
     public static func decode(type: String, schema: Int, payload: Data, position: Int64) throws(DecodeError)
         -> DomainEvent
     {
+        let result = payload.withUnsafeBytes { bytes in
+            Result { () throws(DecodeError) in try decode(type: type, schema: schema, bytes: bytes, position: position) }
+        }
+        return try result.get()
+    }
+
+    /// Decodes a stored payload from bytes valid for the duration of the call (e.g. an SQLite column's blob).
+    ///
+    /// - Throws: As ``decode(type:schema:payload:position:)``.
+    public static func decode(type: String, schema: Int, bytes payload: UnsafeRawBufferPointer, position: Int64)
+        throws(DecodeError) -> DomainEvent
+    {
+        try decode(type: type, schema: schema, position: position, with: FastPayload(bytes: payload))
+    }
+
+    /// Decodes a stored payload with Foundation's `JSONDecoder` (``makeDecoder()``): the reference the fast path is
+    /// tested against.
+    ///
+    /// - Throws: As ``decode(type:schema:payload:position:)``.
+    public static func decodeWithFoundation(type: String, schema: Int, payload: Data, position: Int64)
+        throws(DecodeError) -> DomainEvent
+    {
+        try decode(type: type, schema: schema, position: position, with: FoundationPayload(data: payload))
+    }
+
+    private static func decode(type: String, schema: Int, position: Int64, with source: some PayloadSource)
+        throws(DecodeError) -> DomainEvent
+    {
         func unpack<P: EventPayload>(_: P.Type) throws(DecodeError) -> P {
             do {
-                return try makeDecoder().decode(P.self, from: payload)
+                return try source.decode(P.self)
             } catch {
                 throw DecodeError(
                     kind: .corruptPayload, message: "event at position \(position) (\(type) v\(schema)): \(error)")
@@ -150,4 +180,19 @@ public enum DomainEventCodec {
         case .transfer(let t): return StreamName.transfer(t.taskID)
         }
     }
+}
+
+/// A payload and the decoder to read it with.
+private protocol PayloadSource {
+    func decode<P: Decodable>(_ type: P.Type) throws -> P
+}
+
+private struct FastPayload: PayloadSource {
+    let bytes: UnsafeRawBufferPointer
+    func decode<P: Decodable>(_ type: P.Type) throws -> P { try FastJSONDecoder().decode(P.self, from: bytes) }
+}
+
+private struct FoundationPayload: PayloadSource {
+    let data: Data
+    func decode<P: Decodable>(_ type: P.Type) throws -> P { try DomainEventCodec.makeDecoder().decode(P.self, from: data) }
 }

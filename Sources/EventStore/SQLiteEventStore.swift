@@ -1,6 +1,8 @@
 import Crypto
+import FileSignals
 import Foundation
 import GRDB
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -15,6 +17,12 @@ import Glibc
 /// - Triggers make the database itself refuse `UPDATE` and `DELETE` on events.
 /// - Durability: `synchronous=FULL`, set after opening because GRDB's `DatabasePool` sets NORMAL when it enables WAL.
 /// - Concurrency: writes take SQLite's write lock with `BEGIN IMMEDIATE`; other processes wait up to the busy timeout.
+/// - Group commit: concurrent ``append(_:)`` calls of one store are queued to a single writer loop, which commits
+///   everything that arrived while its previous transaction committed in ONE transaction (one `fsync`), each caller
+///   inside its own SAVEPOINT: a caller's expected-version conflict or hook error rolls back only that caller. No
+///   timer: an append arriving at an idle store is committed at once. Every call returns only after its commit.
+/// - Notification: ``waitForAppend(after:timeout:)`` wakes at once after a commit by this store, and within
+///   milliseconds after a commit by another process or store on the same file (inotify, see `DatabaseFileWatcher`).
 public final class SQLiteEventStore: Sendable {
     /// `PRAGMA application_id` of a Touchstone event log ("TSEL").
     public static let applicationID: Int32 = 0x5453_454C
@@ -24,6 +32,29 @@ public final class SQLiteEventStore: Sendable {
     let pool: DatabasePool
     private let hooks: [any AppendHook]
     private let now: @Sendable () -> Date
+    /// Appends waiting for the writer loop, and whether the loop runs.
+    private let writeQueue = Mutex(WriteQueue())
+    /// Write transactions the writer loop ran (each holds one or more callers' appends); tests read it.
+    let groupTransactions = Atomic<Int>(0)
+    /// Bumped after each local commit and by ``watcher`` on a write by anyone else.
+    private let appendSignal = ChangeSignal()
+    /// Started by the first ``waitForAppend(after:timeout:)``; `nil` before, or when inotify is unavailable.
+    private let watcher = Mutex(WatcherState())
+
+    private struct WriteQueue {
+        var pending: [PendingAppend] = []
+        var writing = false
+    }
+
+    private struct PendingAppend: Sendable {
+        let appends: [StreamAppend]
+        let continuation: CheckedContinuation<Result<[StoredEvent], EventStoreError>, Never>
+    }
+
+    private struct WatcherState {
+        var started = false
+        var watcher: DatabaseFileWatcher?
+    }
 
     /// Opens (creating if needed) the event log at `path`.
     ///
@@ -194,7 +225,11 @@ public final class SQLiteEventStore: Sendable {
         try await append([StreamAppend(stream: stream, expectedVersion: expectedVersion, events: events)])
     }
 
-    /// Appends to several streams in one transaction: all of it is written, or none.
+    /// Appends to several streams atomically: all of it is written, or none.
+    ///
+    /// Calls made while the store's previous transaction commits are committed together in its next one (group
+    /// commit); each call's part runs in its own SAVEPOINT with its own expected-version checks and hooks, so a
+    /// conflict fails only that call. Returns once the transaction holding this call is durable.
     ///
     /// - Parameter appends: Each stream with its expected version and events, appended in the order given.
     /// - Returns: All stored events in position order.
@@ -205,40 +240,116 @@ public final class SQLiteEventStore: Sendable {
             throw EventStoreError(.invalidStream, "stream names are 1–200 characters, got \(part.stream.count)")
         }
         guard appends.contains(where: { !$0.events.isEmpty }) else { return [] }
+        let result = await withCheckedContinuation { continuation in
+            let startWriter = writeQueue.withLock { queue in
+                queue.pending.append(PendingAppend(appends: appends, continuation: continuation))
+                if queue.writing { return false }
+                queue.writing = true
+                return true
+            }
+            if startWriter { Task { await self.writeLoop() } }
+        }
+        return try result.get()
+    }
+
+    /// The single writer: commits every pending append as one group, until none is pending.
+    private func writeLoop() async {
+        while true {
+            let group = writeQueue.withLock { queue in
+                if queue.pending.isEmpty { queue.writing = false }
+                defer { queue.pending.removeAll(keepingCapacity: true) }
+                return queue.pending
+            }
+            if group.isEmpty { return }
+            let results = await commit(group.map(\.appends))
+            groupTransactions.add(1, ordering: .relaxed)
+            for (pending, result) in zip(group, results) { pending.continuation.resume(returning: result) }
+            if results.contains(where: { if case .success(let events) = $0 { !events.isEmpty } else { false } }) {
+                appendSignal.bump()
+            }
+        }
+    }
+
+    /// Commits a group of callers' appends in one write transaction, one SAVEPOINT per caller.
+    ///
+    /// - Returns: One result per caller, in order: its stored events, or the error that rolled back only its part
+    ///   (all fail alike when the transaction itself cannot begin or commit).
+    private func commit(_ group: [[StreamAppend]]) async -> [Result<[StoredEvent], EventStoreError>] {
         let now = self.now
         let hooks = self.hooks
         do {
             return try await pool.writeWithoutTransaction { db in
-                var stored: [StoredEvent] = []
+                var results: [Result<[StoredEvent], EventStoreError>] = []
                 try db.inTransaction(.immediate) {
-                    stored = try Self.appendInTransaction(appends, db: db, now: now())
-                    for hook in hooks { try hook.didAppend(stored, in: db) }
+                    results = try Self.appendGroup(group, db: db, now: now(), hooks: hooks)
                     return .commit
                 }
-                return stored
+                return results
             }
         } catch {
-            throw Self.wrap(error, "append failed")
+            let failure = Self.wrap(error, "append failed")
+            return group.map { _ in .failure(failure) }
         }
     }
 
-    private static func appendInTransaction(
-        _ appends: [StreamAppend], db: Database, now: Date
-    ) throws -> [StoredEvent] {
+    /// The last position and hash (0 and 32 zero bytes for an empty log).
+    typealias ChainTip = (position: Int64, hash: Data)
+
+    static func appendGroup(
+        _ group: [[StreamAppend]], db: Database, now: Date, hooks: [any AppendHook]
+    ) throws -> [Result<[StoredEvent], EventStoreError>] {
         let last = try Row.fetchOne(db, sql: "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
-        var position: Int64 = last?["position"] ?? 0
-        var previousHash: Data = last?["hash"] ?? Data(count: 32)
+        var tip: ChainTip = (last?["position"] ?? 0, last?["hash"] ?? Data(count: 32))
         let recordedAt = Date(timeIntervalSince1970: (now.timeIntervalSince1970 * 1000).rounded(.down) / 1000)
+        var results: [Result<[StoredEvent], EventStoreError>] = []
+        results.reserveCapacity(group.count)
+        for appends in group {
+            var stored: [StoredEvent] = []
+            do {
+                if group.count == 1 {
+                    // Alone in its transaction: a failure rolls the whole transaction back, no savepoint needed.
+                    stored = try appendInTransaction(appends, db: db, tip: tip, recordedAt: recordedAt)
+                    for hook in hooks { try hook.didAppend(stored, in: db) }
+                } else {
+                    try db.inSavepoint {
+                        stored = try appendInTransaction(appends, db: db, tip: tip, recordedAt: recordedAt)
+                        for hook in hooks { try hook.didAppend(stored, in: db) }
+                        return .commit
+                    }
+                }
+            } catch {
+                if group.count == 1 { throw error }
+                results.append(.failure(wrap(error, "append failed")))
+                continue
+            }
+            if let newest = stored.last { tip = (newest.position, newest.hash) }
+            results.append(.success(stored))
+        }
+        return results
+    }
+
+    private static func appendInTransaction(
+        _ appends: [StreamAppend], db: Database, tip: ChainTip, recordedAt: Date
+    ) throws -> [StoredEvent] {
+        var position = tip.position
+        var previousHash = tip.hash
+        let recordedAtMilliseconds = Self.milliseconds(recordedAt)
         var stored: [StoredEvent] = []
+        stored.reserveCapacity(appends.reduce(0) { $0 + $1.events.count })
         var versions: [String: Int64] = [:]
+        let versionQuery = try db.cachedStatement(sql: "SELECT max(version) FROM events WHERE stream = ?")
+        let insert = try db.cachedStatement(
+            sql: """
+                INSERT INTO events (position, stream, version, type, schema, payload, actor,
+                    correlation_id, causation_id, recorded_at, hash)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
         for part in appends {
             var version: Int64
             if let known = versions[part.stream] {
                 version = known
             } else {
-                version =
-                    try Int64.fetchOne(
-                        db, sql: "SELECT max(version) FROM events WHERE stream = ?", arguments: [part.stream]) ?? 0
+                version = try Int64.fetchOne(versionQuery, arguments: [part.stream]) ?? 0
             }
             switch part.expectedVersion {
             case .any:
@@ -264,17 +375,11 @@ public final class SQLiteEventStore: Sendable {
                     recordedAt: recordedAt, hash: Data())
                 candidate.hash = chainHash(previous: previousHash, event: candidate)
                 previousHash = candidate.hash
-                try db.execute(
-                    sql: """
-                        INSERT INTO events (position, stream, version, type, schema, payload, actor,
-                            correlation_id, causation_id, recorded_at, hash)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        """,
-                    arguments: [
-                        candidate.position, candidate.stream, candidate.version, candidate.type, candidate.schema,
-                        candidate.payload, candidate.metadata.actor, candidate.metadata.correlationID,
-                        candidate.metadata.causationID, Self.milliseconds(recordedAt), candidate.hash,
-                    ])
+                try insert.execute(arguments: [
+                    candidate.position, candidate.stream, candidate.version, candidate.type, candidate.schema,
+                    candidate.payload, candidate.metadata.actor, candidate.metadata.correlationID,
+                    candidate.metadata.causationID, recordedAtMilliseconds, candidate.hash,
+                ])
                 stored.append(candidate)
             }
             versions[part.stream] = version
@@ -288,21 +393,7 @@ public final class SQLiteEventStore: Sendable {
     /// each length-prefixed so that no two events share a canonical form.
     public static func canonicalBytes(of event: StoredEvent) -> Data {
         var data = Data()
-        func field(_ bytes: some Collection<UInt8>) {
-            var count = UInt32(bytes.count).bigEndian
-            withUnsafeBytes(of: &count) { data.append(contentsOf: $0) }
-            data.append(contentsOf: bytes)
-        }
-        field(Array(String(event.position).utf8))
-        field(Array(event.stream.utf8))
-        field(Array(String(event.version).utf8))
-        field(Array(event.type.utf8))
-        field(Array(String(event.schema).utf8))
-        field(Array(String(milliseconds(event.recordedAt)).utf8))
-        field(Array(event.metadata.actor.utf8))
-        field(Array((event.metadata.correlationID ?? "").utf8))
-        field(Array((event.metadata.causationID ?? "").utf8))
-        field(event.payload)
+        forEachCanonicalPiece(of: event) { data.append(contentsOf: $0) }
         return data
     }
 
@@ -310,8 +401,31 @@ public final class SQLiteEventStore: Sendable {
     public static func chainHash(previous: Data, event: StoredEvent) -> Data {
         var hasher = SHA256()
         hasher.update(data: previous)
-        hasher.update(data: canonicalBytes(of: event))
+        forEachCanonicalPiece(of: event) { hasher.update(bufferPointer: $0) }
         return Data(hasher.finalize())
+    }
+
+    /// Feeds the canonical bytes to `sink` piece by piece (length prefixes and fields), without building them.
+    private static func forEachCanonicalPiece(of event: StoredEvent, _ sink: (UnsafeRawBufferPointer) -> Void) {
+        func field(_ bytes: UnsafeRawBufferPointer) {
+            var count = UInt32(bytes.count).bigEndian
+            withUnsafeBytes(of: &count) { sink($0) }
+            sink(bytes)
+        }
+        func field(_ text: String) {
+            var text = text
+            text.withUTF8 { field(UnsafeRawBufferPointer($0)) }
+        }
+        field(String(event.position))
+        field(event.stream)
+        field(String(event.version))
+        field(event.type)
+        field(String(event.schema))
+        field(String(milliseconds(event.recordedAt)))
+        field(event.metadata.actor)
+        field(event.metadata.correlationID ?? "")
+        field(event.metadata.causationID ?? "")
+        event.payload.withUnsafeBytes { field($0) }
     }
 
     /// Walks the whole log and checks every hash against its predecessor.
@@ -473,15 +587,81 @@ public final class SQLiteEventStore: Sendable {
         }
     }
 
+    /// Waits until the log holds an event after `position`, then returns the last position.
+    ///
+    /// Wakes at once after a commit by this store, and within a few milliseconds after a commit by another process or
+    /// another `SQLiteEventStore` on the same file: the first call starts a `DatabaseFileWatcher` (one thread,
+    /// inotify on the file and its `-wal`, stopped when the store is deinitialised). Without inotify it still
+    /// re-checks when `timeout` ends, so callers looping on it degrade to polling at that interval.
+    ///
+    /// - Parameters:
+    ///   - position: Returns as soon as the last position is greater than this.
+    ///   - timeout: The longest wait; the task's cancellation also ends it.
+    /// - Returns: The last position: greater than `position` unless the timeout passed or the task was cancelled.
+    /// - Throws: ``EventStoreError`` `.storage` when the log cannot be read.
+    public func waitForAppend(after position: Int64, timeout: Duration) async throws(EventStoreError) -> Int64 {
+        startWatcher()
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while true {
+            // Read the generation before looking, so a commit between the look and the wait is never missed.
+            let generation = appendSignal.generation
+            let last = try await lastPosition()
+            if last > position || Task.isCancelled { return last }
+            let remaining = deadline - clock.now
+            if remaining <= .zero { return last }
+            await appendSignal.wait(after: generation, timeout: remaining)
+        }
+    }
+
+    /// The last positions as they grow: each element is a last position greater than the previous element (the first
+    /// is greater than `position`). Built on ``waitForAppend(after:timeout:)``; never ends by itself (cancel the
+    /// consuming task); a read error ends it by throwing.
+    public func appends(after position: Int64) -> AsyncThrowingStream<Int64, any Error> {
+        AsyncThrowingStream { continuation in
+            let task = Task {
+                var seen = position
+                do {
+                    while !Task.isCancelled {
+                        let last = try await self.waitForAppend(after: seen, timeout: .seconds(60))
+                        if last > seen {
+                            seen = last
+                            continuation.yield(last)
+                        }
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    private func startWatcher() {
+        watcher.withLock { state in
+            guard !state.started else { return }
+            state.started = true
+            let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+            state.watcher = try? DatabaseFileWatcher(databasePath: resolved, signal: appendSignal)
+        }
+    }
+
+    deinit {
+        watcher.withLock { $0.watcher?.stop() }
+        appendSignal.close()
+    }
+
     /// A tail of the log: every event after `position`, then new ones as they are appended by any process.
     ///
-    /// The sequence never ends by itself; cancel the consuming task to stop it.
+    /// The sequence never ends by itself; cancel the consuming task to stop it. New events are awaited with
+    /// ``waitForAppend(after:timeout:)``, so they arrive at once (this process) or within milliseconds (another one).
     ///
     /// - Parameters:
     ///   - position: Exclusive start position.
-    ///   - pollInterval: How often to look for new events once caught up (another process's appends are seen
-    ///     within this interval).
-    public func tail(after position: Int64, pollInterval: Duration = .milliseconds(100)) -> EventTail {
+    ///   - pollInterval: The longest wait before looking again even without a change notice (the fallback when
+    ///     inotify is unavailable).
+    public func tail(after position: Int64, pollInterval: Duration = .seconds(1)) -> EventTail {
         EventTail(store: self, after: position, pollInterval: pollInterval)
     }
 
@@ -521,7 +701,7 @@ public struct EventTail: AsyncSequence, Sendable {
             while buffer.isEmpty {
                 try Task.checkCancellation()
                 buffer = try await store.read(after: position, limit: 500)
-                if buffer.isEmpty { try await Task.sleep(for: pollInterval) }
+                if buffer.isEmpty { _ = try await store.waitForAppend(after: position, timeout: pollInterval) }
             }
             let event = buffer.removeFirst()
             position = event.position

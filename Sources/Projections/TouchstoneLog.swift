@@ -96,34 +96,121 @@ public struct TouchstoneLog: Sendable {
 
     /// Folds the log from position 0 up to `position` (inclusive) into fresh projections: the state "as of" then.
     ///
-    /// - Throws: ``EventStoreError`` when reading or decoding fails.
+    /// Reads the rows with one raw statement cursor in one read transaction, decoding each payload in place with
+    /// ``FastJSONDecoder`` (no `StoredEvent` is built, the hash is not read: ``SQLiteEventStore/verifyChain()`` checks
+    /// it).
+    ///
+    /// - Throws: ``EventStoreError`` when reading or decoding fails (decoding errors name the position).
     public func replay(upTo position: Int64 = .max) async throws(EventStoreError) -> ProjectionSet {
+        try await store.read { db in try Self.fold(db, upTo: position) }
+    }
+
+    static func fold(_ db: Database, upTo position: Int64) throws -> ProjectionSet {
         var set = ProjectionSet(position: 0, servers: .init(), tasks: .init(), channels: .init())
-        var after: Int64 = 0
-        while after < position {
-            let batch = try await store.read(after: after, limit: 2_000)
-            if batch.isEmpty { break }
-            for stored in batch where stored.position <= position {
-                set.apply(try ReadModels.decode(stored))
+        let rows = try Row.fetchCursor(
+            db,
+            sql: """
+                SELECT position, stream, version, type, schema, payload, actor, correlation_id, recorded_at
+                FROM events WHERE position <= ? ORDER BY position
+                """,
+            arguments: [position])
+        while let row = try rows.next() {
+            let position: Int64 = row[0]
+            let type: String = row[3]
+            let schema: Int = row[4]
+            let event = try row.withUnsafeData(atIndex: 5) { data in
+                let result = (data ?? Data()).withUnsafeBytes { bytes in
+                    Result { () throws(DomainEventCodec.DecodeError) in
+                        try DomainEventCodec.decode(type: type, schema: schema, bytes: bytes, position: position)
+                    }
+                }
+                switch result {
+                case .success(let event): return event
+                case .failure(let error): throw ReadModels.storeError(error)
+                }
             }
-            after = batch.last!.position
+            set.apply(
+                RecordedEvent(
+                    position: position, stream: row[1], version: row[2],
+                    recordedAt: Date(timeIntervalSince1970: Double(row[8] as Int64) / 1000), actor: row[6],
+                    correlationID: row[7], event: event))
         }
         return set
     }
 
-    /// Rebuilds every projection from position 0 and compares it with the stored read models.
+    /// Rebuilds every projection from position 0 and compares it with the stored read models, and the task board's
+    /// side tables (``TaskIndex``) with what the rebuilt board implies.
     ///
-    /// - Returns: The names of the projections that differ (empty when all are equal) and the position compared at.
+    /// - Returns: The names of what differs (projection names, `task_queue`, `tasks_by_server`; empty when all are
+    ///   equal) and the position compared at.
     /// - Throws: ``EventStoreError`` when reading or decoding fails.
     public func verifyReadModels() async throws(EventStoreError) -> (mismatched: [String], position: Int64) {
-        // Read the stored models and the log bound in one snapshot, then fold up to that bound.
-        let stored = try await snapshot()
-        let rebuilt = try await replay(upTo: stored.position)
-        var mismatched: [String] = []
-        if rebuilt.servers != stored.servers { mismatched.append(ServerCapacity.name) }
-        if rebuilt.tasks != stored.tasks { mismatched.append(TaskBoard.name) }
-        if rebuilt.channels != stored.channels { mismatched.append(ChannelSync.name) }
-        return (mismatched, stored.position)
+        // Read the stored models, their side tables and the log in one snapshot, folding up to the stored position.
+        try await store.read { db in
+            let (servers, position) = try ReadModels.load(ServerCapacity.self, in: db)
+            let stored = ProjectionSet(
+                position: position, servers: servers, tasks: try ReadModels.load(TaskBoard.self, in: db).0,
+                channels: try ReadModels.load(ChannelSync.self, in: db).0)
+            let storedIndex = try TaskIndex.stored(in: db)
+            let rebuilt = try Self.fold(db, upTo: position)
+            let rebuiltIndex = TaskIndex.entries(of: rebuilt.tasks)
+            var mismatched: [String] = []
+            if rebuilt.servers != stored.servers { mismatched.append(ServerCapacity.name) }
+            if rebuilt.tasks != stored.tasks { mismatched.append(TaskBoard.name) }
+            if rebuilt.channels != stored.channels { mismatched.append(ChannelSync.name) }
+            if rebuiltIndex.queue != storedIndex.queue { mismatched.append("task_queue") }
+            if rebuiltIndex.live != storedIndex.live { mismatched.append("tasks_by_server") }
+            return (mismatched, position)
+        }
+    }
+
+    // MARK: Indexed reads for the scheduler
+
+    /// Queued tasks in dispatch order: priority descending, then submitted first, then task ID; from the indexed
+    /// `task_queue` side table, so the cost grows with `limit`, not with the number of tasks in the history.
+    ///
+    /// - Throws: ``EventStoreError`` `.storage`.
+    public func queuedTasks(limit: Int) async throws(EventStoreError) -> [TaskRow] {
+        try await store.read { db in
+            try ReadModels.rows(
+                TaskBoard.self,
+                sql: """
+                    SELECT r.row FROM task_queue q
+                    JOIN read_model_rows r ON r.projection = ? AND r.key = q.task_id
+                    ORDER BY q.priority DESC, q.submitted_at, q.task_id LIMIT ?
+                    """,
+                arguments: [TaskBoard.name, limit], in: db)
+        }
+    }
+
+    /// The tasks dispatching, starting or running on one server, by task ID (indexed `tasks_by_server`).
+    ///
+    /// - Throws: ``EventStoreError`` `.storage`.
+    public func liveTasks(on server: ServerID) async throws(EventStoreError) -> [TaskRow] {
+        try await store.read { db in
+            try ReadModels.rows(
+                TaskBoard.self,
+                sql: """
+                    SELECT r.row FROM tasks_by_server s
+                    JOIN read_model_rows r ON r.projection = ? AND r.key = s.task_id
+                    WHERE s.server = ? ORDER BY s.task_id
+                    """,
+                arguments: [TaskBoard.name, server.rawValue], in: db)
+        }
+    }
+
+    /// Every server's row (the server read model is small: one row per server).
+    ///
+    /// - Throws: ``EventStoreError`` `.storage`.
+    public func servers() async throws(EventStoreError) -> ServerCapacity {
+        try await readModel(ServerCapacity.self)
+    }
+
+    /// One task's row, `nil` when no such task was submitted.
+    ///
+    /// - Throws: ``EventStoreError`` `.storage`.
+    public func task(_ id: TaskID) async throws(EventStoreError) -> TaskRow? {
+        try await store.read { db in try ReadModels.row(TaskBoard.self, key: id.rawValue, in: db) }
     }
 }
 
