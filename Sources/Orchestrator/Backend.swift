@@ -33,8 +33,6 @@ public struct Backend: Service {
     /// process's such as the CLI's, seen through the database file within milliseconds) or when the next time-based
     /// rule is due (a drain deadline, a server unreachable for ``BackendConfiguration/lostAfter``). No tick.
     public func run() async throws {
-        let changes = LogChanges(path: log.store.path)
-        defer { changes.stop() }
         try await cancelWhenGracefulShutdown {
             try await withThrowingDiscardingTaskGroup { group in
                 var links: [ServerID: ServerLink] = [:]
@@ -43,10 +41,10 @@ public struct Backend: Service {
                 var seen: Int64 = -1
                 var backoff = Duration.milliseconds(100)
                 while !Task.isCancelled {
-                    let generation = changes.generation
                     var nextDue: Date?
+                    var position = seen
                     do {
-                        let position = try await log.store.lastPosition()
+                        position = try await log.store.lastPosition()
                         if position != seen {
                             nextDue = try await pass(
                                 links: &links, group: &group, stopping: &stopping, resent: &resent)
@@ -66,8 +64,11 @@ public struct Backend: Service {
                         backoff = min(backoff * 2, .seconds(5))
                         continue
                     }
+                    // Woken at once by this process's appends (the pass's own included: the next pass finds nothing
+                    // to do and appends nothing) and within milliseconds by another process's.
                     let wait = nextDue.map { Duration.milliseconds(max(1, Int64($0.timeIntervalSinceNow * 1000) + 1)) }
-                    await changes.wait(after: generation, timeout: min(wait ?? .seconds(3600), .seconds(3600)))
+                    _ = try? await log.store.waitForAppend(
+                        after: position, timeout: min(wait ?? .seconds(3600), .seconds(3600)))
                     if let nextDue, nextDue <= Date() { seen = -1 }
                 }
             }
@@ -140,7 +141,7 @@ public struct Backend: Service {
 
     private func resendUnconfirmed(_ servers: [ServerRow], links: [ServerID: ServerLink]) async throws {
         for server in servers {
-            for row in try await log.liveTaskRows(on: server)
+            for row in try await log.liveTasks(on: server.serverID)
             where row.status == .dispatching || row.status == .starting {
                 guard let server = row.serverID, let link = links[server], let requestID = row.requestID,
                     let spec = try await spec(of: row.taskID)
@@ -168,7 +169,7 @@ public struct Backend: Service {
         // behind one that fits nowhere.
         let free = servers.filter { links[$0.serverID] != nil }.reduce(0) { $0 + $1.freeSlots }
         guard free > 0 else { return }
-        let queue = try await log.queuedTaskRows(limit: free * 4 + 64)
+        let queue = try await log.queuedTasks(limit: free * 4 + 64)
         let placements = Scheduler.plan(
             queue: queue, servers: servers, eligible: Set(links.keys), packing: configuration.packing)
         let versions = Dictionary(uniqueKeysWithValues: queue.map { ($0.taskID, $0.streamVersion) })
@@ -211,7 +212,7 @@ public struct Backend: Service {
         let now = Date()
         var live: [TaskID: TaskRow] = [:]
         for server in servers where !server.booked.isEmpty {
-            for row in try await log.liveTaskRows(on: server) { live[row.taskID] = row }
+            for row in try await log.liveTasks(on: server.serverID) { live[row.taskID] = row }
         }
         // Attempts no longer live are forgotten, so the set stays as small as what runs.
         stopping = stopping.filter { live[$0.taskID]?.attempt == $0.attempt }

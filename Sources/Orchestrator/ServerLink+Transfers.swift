@@ -198,7 +198,7 @@ extension ServerLink {
         guard let transfers = transferClient else { return false }
         var rows: [TaskID: TaskRow] = [:]
         if let server = try await log.serverRow(serverID) {
-            for row in try await log.liveTaskRows(on: server) { rows[row.taskID] = row }
+            for row in try await log.liveTasks(on: server.serverID) { rows[row.taskID] = row }
         }
         let running = rows.values.contains { $0.status == .running }
         if !mirrorRunning { rows = [:] }

@@ -400,7 +400,7 @@ struct ServerLink: Sendable {
         // Only this server's rows: the tasks it books and the tasks reported (never the whole board).
         let server = try await log.serverRow(serverID)
         var live: [TaskRow] = []
-        if let server { live = try await log.liveTaskRows(on: server) }
+        if let server { live = try await log.liveTasks(on: server.serverID) }
         var tasks = try await log.taskRows(Set(reports.map(\.taskID)))
         for row in live { tasks[row.taskID] = row }
         let deadlinePassed = server?.drain?.deadline.map { $0 <= Date() } ?? false

@@ -5,8 +5,8 @@ import GRDB
 
 /// The backend's typed reads of the stored read models: only the rows a decision needs, never a whole projection.
 ///
-/// The queued-task read filters in SQLite without decoding other rows in Swift; an indexed `task_queue` table makes
-/// it independent of the history's size (issue 11's log work).
+/// Live and queued tasks come from the indexed side tables (`tasks_by_server`, `task_queue`), so no read grows with the
+/// history.
 extension TouchstoneLog {
     /// Every server row (a fleet has hundreds at most).
     public func serverRows() async throws(EventStoreError) -> [ServerRow] {
@@ -32,12 +32,6 @@ extension TouchstoneLog {
             }
             return rows
         }
-    }
-
-    /// The tasks live on a server (dispatching, starting or running): those its row holds booked.
-    public func liveTaskRows(on server: ServerRow) async throws(EventStoreError) -> [TaskRow] {
-        let rows = try await taskRows(Set(server.booked.map(\.taskID)))
-        return server.booked.compactMap { rows[$0.taskID] }
     }
 
     /// The tasks that ended on a server after `date` (a link's output collection after a restart); filtered in
@@ -66,22 +60,6 @@ extension TouchstoneLog {
                 if let row = try ReadModels.row(ChannelSync.self, key: key, in: db) { rows[key] = row }
             }
             return rows
-        }
-    }
-
-    /// Queued tasks in scheduling order (priority, then submission time, then ID), at most `limit`.
-    public func queuedTaskRows(limit: Int) async throws(EventStoreError) -> [TaskRow] {
-        try await store.read { db in
-            let decoder = DomainEventCodec.makeDecoder()
-            let rows = try Data.fetchAll(
-                db,
-                sql: """
-                    SELECT row FROM read_model_rows
-                    WHERE projection = ? AND json_extract(CAST(row AS TEXT), '$.status') = 'queued'
-                    """,
-                arguments: [TaskBoard.name]
-            ).map { try decoder.decode(TaskRow.self, from: $0) }
-            return Array(TaskRow.schedulingOrder(rows).prefix(limit))
         }
     }
 }
