@@ -69,7 +69,7 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
-                "Domain", "EventStore", "Wire", "Transport",
+                "Domain", "EventStore", "Wire", "Transport", "FileSignals",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
@@ -82,7 +82,7 @@ let package = Package(
         .target(
             name: "TouchstoneCLI",
             dependencies: [
-                "Domain", "EventStore", "Projections", "Orchestrator", "Transport", "Wire",
+                "Domain", "EventStore", "Projections", "Orchestrator", "Transport", "Wire", "FileSignals",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
