@@ -25,8 +25,11 @@ struct FirstWeekTests {
         ]
     }
 
-    func agent(_ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
-        try await runToCompletion(builtExecutable("touchstone-agent"), arguments, directory: directory.path)
+    func agent(_ arguments: [String], environment: [String: String] = [:]) async throws -> (
+        status: Int32, stdout: String, stderr: String
+    ) {
+        try await runToCompletion(
+            builtExecutable("touchstone-agent"), arguments, environment: environment, directory: directory.path)
     }
 
     /// Waits until a child's stderr holds `text` (its log line), up to 20 s.
@@ -88,6 +91,29 @@ struct FirstWeekTests {
         #expect(result.stderr.contains("server gpu-09 is not attached"), "\(result.stderr)")
         #expect(result.stderr.contains("touchstone server attach gpu-09"), "\(result.stderr)")
         #expect(result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
+    }
+
+    /// The same refusal on SQS (QueueDoesNotExist), against the ministack that `tools/test` starts on loopback.
+    @Test(
+        .enabled(
+            if: ProcessInfo.processInfo.environment["TOUCHSTONE_SQS_ENDPOINT"] != nil
+                || ProcessInfo.processInfo.environment["TOUCHSTONE_REQUIRE_SQS"] == "1",
+            "TOUCHSTONE_SQS_ENDPOINT is not set: run tools/test to start ministack"))
+    func anAgentOnSQSWhoseQueuesDoNotExistSaysHowToAttach() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let endpoint = try #require(environment["TOUCHSTONE_SQS_ENDPOINT"])
+        let sqs = [
+            "TOUCHSTONE_SQS_ENDPOINT": endpoint, "TOUCHSTONE_SQS_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": environment["TOUCHSTONE_SQS_ACCESS_KEY_ID"] ?? "",
+            "AWS_SECRET_ACCESS_KEY": environment["TOUCHSTONE_SQS_SECRET_ACCESS_KEY"] ?? "",
+        ]
+        let prefix = "fw\(UInt32.random(in: 0...UInt32.max))"
+        let result = try await agent(
+            ["--transport", "sqs", "--queue-prefix", prefix, "--server", "gpu-07", "--workspace", directory.file("ws")],
+            environment: sqs)
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("server gpu-07 is not attached (queue \(prefix)-gpu-07-0-req.fifo does not exist)"), "\(result.stderr)")
+        #expect(result.stderr.contains("touchstone server attach gpu-07"))
     }
 
     // MARK: 4. Versions
