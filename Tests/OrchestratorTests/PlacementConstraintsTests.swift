@@ -1,7 +1,7 @@
 import Domain
 import Foundation
 import Orchestrator
-import Projections
+@testable import Projections
 import TestSupport
 import Testing
 

@@ -1,6 +1,6 @@
 import Domain
 import Foundation
-import Projections
+@testable import Projections
 import Testing
 
 @testable import TouchstoneCLI
