@@ -45,10 +45,10 @@ import Testing
 /// Server names look like hostnames; their queue-name form is one-to-one (issue 16).
 @Suite struct ServerNameTests {
     @Test func hostnamesAreValidServerNames() {
-        for good in ["gpu-01", "g", "7", "dgx1.lab.example.com", "DGX-Station", "a.b", String(repeating: "a", count: 63)] {
+        for good in ["gpu-01", "g", "7", "dgx1.lab.example.com", "dgx-station", "a.b", String(repeating: "a", count: 63)] {
             #expect(ServerID.isValid(good), "\(good)")
         }
-        for bad in ["", "-gpu", "gpu-", ".gpu", "gpu.", "a..b", "gpu_01", "gpu 01", "gpü", "a/b", String(repeating: "a", count: 64)] {
+        for bad in ["", "DGX-Station", "GPU", "-gpu", "gpu-", ".gpu", "gpu.", "a..b", "gpu_01", "gpu 01", "gpü", "a/b", String(repeating: "a", count: 64)] {
             #expect(!ServerID.isValid(bad), "\(bad)")
         }
     }

@@ -11,7 +11,8 @@ import Testing
         let known = TaskSubmit.knownOptions
         #expect(Suggestions.closest(to: "--gpu", among: known) == "--gpus")
         #expect(Suggestions.closest(to: "--prority", among: known) == "--priority")
-        #expect(Suggestions.closest(to: "--enviroment", among: known) == nil)
+        #expect(Suggestions.closest(to: "--enviroment", among: known) == "--env")  // a prefix of it
+        #expect(Suggestions.closest(to: "--verbose", among: known) == nil)
         #expect(Suggestions.closest(to: "--input-dir", among: known) == "--input")
         #expect(Suggestions.closest(to: "--xyzzy", among: known) == nil)
         #expect(Suggestions.closest(to: "", among: known) == nil)

@@ -18,7 +18,7 @@ struct ServerAttach: AsyncParsableCommand {
             Attaching again creates whatever is missing.
             """)
 
-    @Argument(help: "The server's name, e.g. its hostname: 1–63 of letters, digits, '-' and '.'.")
+    @Argument(help: "The server's name, e.g. its hostname: 1–63 of a-z, 0-9, '-' and '.'.")
     var name: String
 
     @OptionGroup(title: "Attach options") var attach: AttachOptions
