@@ -83,7 +83,7 @@ let package = Package(
         .target(
             name: "TouchstoneCLI",
             dependencies: [
-                "Domain", "EventStore", "Projections", "Orchestrator", "Transport", "Wire",
+                "Domain", "EventStore", "Projections", "Orchestrator", "Transport", "Wire", "FileSignals",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

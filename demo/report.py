@@ -36,7 +36,7 @@ def main(mode):
         print(sum(1 for t in data if t["status"] != "succeeded"))
         return 0
     if mode == "table":
-        header = ["TASK", "NAME", "SERVER", "STATE", "DURATION", "TEST ACCURACY"]
+        header = ["TASK", "NAME", "SERVER", "STATUS", "DURATION", "TEST ACCURACY"]
         rows = []
         for t in data:
             metrics = json.loads(t.get("outputs", {}).get("metrics.json") or "{}")

@@ -59,4 +59,4 @@ public struct AgentConfiguration: Sendable {
 }
 
 /// The agent's version, reported in `hello`.
-public let agentVersion = "0.1.0"
+public let agentVersion = TouchstoneVersion.current

@@ -50,6 +50,8 @@ public actor ProcessRuntime: TaskRuntime {
     let launchSink: AsyncStream<Work>.Continuation
     var running: [TaskAttempt: Running] = [:]
     var stopping: Set<TaskAttempt> = []
+    /// Attempts killed by ``killAll()``: the agent's own shutdown, not a `stopTask`.
+    var killedAtShutdown: Set<TaskAttempt> = []
     private var timedOut: Set<TaskAttempt> = []
     let cgroups: CgroupController?
     private let logger: Logger
@@ -172,6 +174,7 @@ public actor ProcessRuntime: TaskRuntime {
     public func killAll() {
         for (attempt, process) in running {
             stopping.insert(attempt)
+            killedAtShutdown.insert(attempt)
             killTree(process)
         }
     }
@@ -304,7 +307,12 @@ public actor ProcessRuntime: TaskRuntime {
                 report.exitCode = report.exitCode ?? 124
                 report.reason = "timed out after \(launch.spec.timeoutSeconds ?? 0)s and was stopped"
             }
-            if wasStopped { report.reason = "stopped on request" + (report.reason.map { " (\($0))" } ?? "") }
+            if wasStopped {
+                let cause =
+                    await self.killedAtShutdown.contains(attempt)
+                    ? "stopped by the agent's shutdown at its drain deadline" : "stopped on request"
+                report.reason = cause + (report.reason.map { " (\($0))" } ?? "")
+            }
             report.outputs = Workspace.collectOutputs(launch.spec.outputs, in: work)
         } catch {
             _ = await unregister(attempt)

@@ -1,4 +1,5 @@
 import Domain
+import FileSignals
 import Foundation
 
 /// File-system work inside an attempt's directory, confined to it.
@@ -51,4 +52,42 @@ enum Workspace {
 struct WorkspaceError: Error, CustomStringConvertible {
     var path: String
     var description: String { "path \(path) escapes the task's working directory" }
+}
+
+/// One agent per workspace: an exclusive `flock` on `<workspace>/agent.lock`, held until the process exits.
+///
+/// Two agents on one workspace would adopt each other's processes, and the one stopped second would kill the
+/// other's tasks at its drain deadline; the second one therefore refuses to start.
+public enum WorkspaceLock {
+    /// The lock file inside a workspace.
+    public static func path(workspace: String) -> String { workspace + "/agent.lock" }
+
+    /// Creates the workspace when missing and takes its lock for the life of this process.
+    ///
+    /// - Throws: ``WorkspaceLockError`` naming the holder's PID (when it wrote one) or why the file cannot be opened.
+    public static func acquire(workspace: String) throws(WorkspaceLockError) {
+        do {
+            try FileManager.default.createDirectory(atPath: workspace, withIntermediateDirectories: true)
+        } catch {
+            throw WorkspaceLockError(description: "cannot create the workspace \(workspace): \(error.localizedDescription)")
+        }
+        let file = path(workspace: workspace)
+        do {
+            try PIDLockFile.acquire(file)
+        } catch {
+            switch error {
+            case .held(let pid):
+                throw WorkspaceLockError(
+                    description: "another agent (pid \(pid.map(String.init) ?? "unknown")) is running on the workspace "
+                        + "\(workspace): stop it first, or give this agent its own --workspace")
+            case .cannotOpen(let reason):
+                throw WorkspaceLockError(description: "cannot open \(file): \(reason)")
+            }
+        }
+    }
+}
+
+/// The workspace is locked by another agent, or its lock file cannot be opened; one line.
+public struct WorkspaceLockError: Error, Sendable, CustomStringConvertible {
+    public var description: String
 }

@@ -48,11 +48,15 @@ public struct ServerAttached: EventPayload {
     public var maxTasks: Int
     /// Number of queue pairs (channels); channel 0 is control.
     public var channels: Int
+    /// The server's labels, label → value (`server attach --label gpu=a100`), matched by tasks' constraints; `nil`
+    /// (absent) in payloads written before labels existed, and when none were given.
+    public var labels: [String: String]?
 
-    public init(serverID: ServerID, maxTasks: Int, channels: Int) {
+    public init(serverID: ServerID, maxTasks: Int, channels: Int, labels: [String: String]? = nil) {
         self.serverID = serverID
         self.maxTasks = maxTasks
         self.channels = channels
+        self.labels = labels
     }
 }
 

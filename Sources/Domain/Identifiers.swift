@@ -1,9 +1,15 @@
 import Foundation
 
-/// The name of an in-house server, e.g. `gpu-07`: 1–63 characters of `a-z`, `0-9` and `-`, starting with a letter
-/// or digit (a DNS label, so that it fits queue names).
+/// The name of an in-house server, e.g. `gpu-07` or `dgx1.lab.example.com`: what a hostname looks like, 1–63
+/// characters of lower-case ASCII letters, digits, `-` and `.`, starting and ending with a letter or digit, with no
+/// `..` (lower case only: hostnames are case-insensitive, so `GPU-1` and `gpu-1` must not be two servers).
+///
+/// Queue names allow no `.`: ``queueNameComponent`` maps the name to characters SQS allows, without collisions.
 public struct ServerID: RawRepresentable, Hashable, Comparable, Codable, Sendable, CustomStringConvertible {
     public let rawValue: String
+
+    /// The rule, for error messages.
+    public static let shape = "1–63 of a-z, 0-9, '-' and '.', starting and ending with a letter or digit"
 
     /// Validates a server name.
     ///
@@ -13,11 +19,23 @@ public struct ServerID: RawRepresentable, Hashable, Comparable, Codable, Sendabl
         self.rawValue = rawValue
     }
 
-    /// Whether `name` is 1–63 characters of `a-z0-9-` starting with a letter or digit.
+    /// Whether `name` is 1–63 characters of `a-z0-9-.`, starting and ending with a letter or digit, without `..`.
     public static func isValid(_ name: String) -> Bool {
-        guard let first = name.unicodeScalars.first, name.unicodeScalars.count <= 63 else { return false }
-        let allowed = { (c: Unicode.Scalar) in ("a"..."z").contains(c) || ("0"..."9").contains(c) || c == "-" }
-        return first != "-" && name.unicodeScalars.allSatisfy(allowed)
+        let scalars = name.unicodeScalars
+        guard let first = scalars.first, let last = scalars.last, scalars.count <= 63 else { return false }
+        let alphanumeric = { (c: Unicode.Scalar) in
+            ("a"..."z").contains(c) || ("0"..."9").contains(c)
+        }
+        return alphanumeric(first) && alphanumeric(last) && !name.contains("..") && scalars.allSatisfy { alphanumeric($0) || $0 == "-" || $0 == "." }
+    }
+
+    /// The name as it appears in queue names, which allow only letters, digits, `-` and `_` (SQS `CreateQueue`):
+    /// each `.` becomes `_`. Server names hold no `_`, so the mapping is one-to-one (reversed by ``init(queueNameComponent:)``).
+    public var queueNameComponent: String { rawValue.replacingOccurrences(of: ".", with: "_") }
+
+    /// The server whose ``queueNameComponent`` is `component`; `nil` when that is no server's.
+    public init?(queueNameComponent component: String) {
+        self.init(rawValue: component.replacingOccurrences(of: "_", with: "."))
     }
 
     public init(from decoder: any Decoder) throws {

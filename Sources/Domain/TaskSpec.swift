@@ -27,12 +27,20 @@ public struct TaskSpec: Codable, Sendable, Equatable {
     public var timeoutSeconds: Int?
     /// Higher runs first; FIFO within a priority. Default 0.
     public var priority: Int
+    /// The one server the task may run on (`task submit --server`); `nil`: any. Absent from payloads written before
+    /// it existed, which decode as `nil`.
+    public var server: ServerID?
+    /// Labels a server must carry to run the task, label → value (`task submit --constraint gpu=a100`, matched
+    /// against `server attach --label`); empty: none. Absent from older payloads, which decode as empty.
+    public var constraints: [String: String]
 
     public init(
         name: String? = nil, command: [String], environment: [String: String] = [:], files: [WorkingFile] = [],
         outputs: [String] = [], gpus: Int = 0, timeoutSeconds: Int? = nil, priority: Int = 0, image: String? = nil,
-        inputs: [InputFile] = []
+        inputs: [InputFile] = [], server: ServerID? = nil, constraints: [String: String] = [:]
     ) {
+        self.server = server
+        self.constraints = constraints
         self.image = image
         self.inputs = inputs
         self.priority = priority
@@ -46,11 +54,12 @@ public struct TaskSpec: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, image, command, environment, files, outputs, gpus, timeoutSeconds, priority, inputs
+        case name, image, command, environment, files, outputs, gpus, timeoutSeconds, priority, inputs, server
+        case constraints
     }
 
-    /// Decodes a spec; fields added after the first schema (`priority`, `image`, `inputs`) take their defaults when
-    /// absent.
+    /// Decodes a spec; fields added after the first schema (`priority`, `image`, `inputs`, `server`, `constraints`)
+    /// take their defaults when absent.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         name = try container.decodeIfPresent(String.self, forKey: .name)
@@ -63,6 +72,8 @@ public struct TaskSpec: Codable, Sendable, Equatable {
         timeoutSeconds = try container.decodeIfPresent(Int.self, forKey: .timeoutSeconds)
         priority = try container.decodeIfPresent(Int.self, forKey: .priority) ?? 0
         inputs = try container.decodeIfPresent([InputFile].self, forKey: .inputs) ?? []
+        server = try container.decodeIfPresent(ServerID.self, forKey: .server)
+        constraints = try container.decodeIfPresent([String: String].self, forKey: .constraints) ?? [:]
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -78,6 +89,8 @@ public struct TaskSpec: Codable, Sendable, Equatable {
         try container.encode(priority, forKey: .priority)
         // Absent when empty: specs without inputs encode exactly as before.
         if !inputs.isEmpty { try container.encode(inputs, forKey: .inputs) }
+        try container.encodeIfPresent(server, forKey: .server)
+        if !constraints.isEmpty { try container.encode(constraints, forKey: .constraints) }
     }
 
     /// The most bytes of working files one task may carry inline (they travel in one queue message).
@@ -147,6 +160,42 @@ public struct TaskSpec: Codable, Sendable, Equatable {
         for argument in command where argument.contains("\0") {
             throw TaskSpecError("command argument \(argument.debugDescription) holds a NUL byte")
         }
+        for (label, value) in constraints {
+            if let problem = ServerLabels.problem(label: label, value: value) { throw TaskSpecError("--constraint: " + problem) }
+        }
+    }
+}
+
+/// Server labels (`server attach --label gpu=a100`) and the task constraints matched against them.
+public enum ServerLabels {
+    /// Labels: 1–63 of `a-z`, `0-9`, `.`, `_` and `-`; values: 1–255 printable ASCII characters other than `,`.
+    public static let shape = "labels are 1–63 of a-z, 0-9, '.', '_' and '-'; values 1–255 printable ASCII characters"
+
+    /// Splits `LABEL=VALUE`.
+    ///
+    /// - Throws: ``TaskSpecError`` naming the entry when it has no `=` or a label or value out of ``shape``.
+    public static func parse(_ entry: String) throws(TaskSpecError) -> (label: String, value: String) {
+        guard let equals = entry.firstIndex(of: "=") else {
+            throw TaskSpecError("\(entry.debugDescription) is not LABEL=VALUE")
+        }
+        let label = String(entry[..<equals])
+        let value = String(entry[entry.index(after: equals)...])
+        if let problem = problem(label: label, value: value) { throw TaskSpecError(problem) }
+        return (label, value)
+    }
+
+    /// What is wrong with a label and its value, `nil` when they fit ``shape``.
+    public static func problem(label: String, value: String) -> String? {
+        let labelOK =
+            (1...63).contains(label.unicodeScalars.count)
+            && label.unicodeScalars.allSatisfy {
+                ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "." || $0 == "_" || $0 == "-"
+            }
+        let valueOK =
+            (1...255).contains(value.unicodeScalars.count)
+            && value.unicodeScalars.allSatisfy { $0.value > 32 && $0.value < 127 && $0 != "," }
+        guard labelOK, valueOK else { return "\(label)=\(value) does not fit: \(shape)" }
+        return nil
     }
 }
 

@@ -61,6 +61,15 @@ public enum Reconciler {
                 exitCode: report.exitCode, signal: report.signal, failureClass: .infrastructure,
                 reason: "stopped: the drain deadline of \(server) passed", outputs: report.outputs,
                 endedAt: report.endedAt)
+        case .stopped where row.cancelRequestedAt == nil:
+            // Nobody asked for this stop (no cancel, no drain deadline): the agent stopped its own task, shutting
+            // down past its drain deadline. That is never the user's failure: an infrastructure one, retried.
+            finished = TaskFinished(
+                taskID: row.taskID, attempt: row.attempt, serverID: server, outcome: .failed,
+                exitCode: report.exitCode, signal: report.signal, failureClass: .infrastructure,
+                reason: "stopped by the agent of \(server), not by an operator"
+                    + (report.reason.map { " (\($0))" } ?? ""),
+                outputs: report.outputs, endedAt: report.endedAt)
         case .stopped:
             finished = TaskFinished(
                 taskID: row.taskID, attempt: row.attempt, serverID: server, outcome: .cancelled,

@@ -52,6 +52,9 @@ public struct ServerRow: Codable, Sendable, Equatable {
     public var gpuProblem: String?
     /// GPU index → the attempt it is booked for.
     public var gpuBookings: [GPUBooking] = []
+    /// The labels of its last attach (`--label gpu=a100`), matched by tasks' constraints; `nil` when none (and in rows
+    /// stored before labels existed).
+    public var labels: [String: String]?
 
     /// Task slots still free: `max(0, maxTasks - booked.count)`.
     public var freeSlots: Int { max(0, maxTasks - booked.count) }
@@ -139,6 +142,8 @@ public struct ServerCapacity: Projection {
                     running: [], attachedAt: recorded.recordedAt)
             row.maxTasks = e.maxTasks
             row.channels = e.channels
+            // An attach states the whole configuration: labels not given again are dropped.
+            row.labels = e.labels
             row.detached = false
             row.detachRequested = nil
             row.drain = nil

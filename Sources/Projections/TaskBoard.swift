@@ -61,6 +61,11 @@ public struct TaskRow: Codable, Sendable, Equatable {
     public var cancelRequestedAt: Date?
     /// The version of the `task/<id>` stream this row reflects: appends decided from this row expect it.
     public var streamVersion: Int64 = 0
+    /// The one server the task may run on (`task submit --server`), `nil` for any.
+    public var pinnedServer: ServerID?
+    /// Labels a server must carry, label → value (`--constraint`); `nil` when none (and in rows stored before
+    /// constraints existed).
+    public var constraints: [String: String]?
 }
 
 /// Per-task state, derived from submissions, dispatches, requests and agent reports.
@@ -102,7 +107,8 @@ public struct TaskBoard: Projection {
         case .taskSubmitted(let e):
             rows[e.taskID.rawValue] = TaskRow(
                 taskID: e.taskID, name: e.spec.name, command: e.spec.command, gpus: e.spec.gpus,
-                priority: e.spec.priority, status: .queued, attempt: 0, submittedAt: recorded.recordedAt, outputs: [:])
+                priority: e.spec.priority, status: .queued, attempt: 0, submittedAt: recorded.recordedAt, outputs: [:],
+                pinnedServer: e.spec.server, constraints: e.spec.constraints.isEmpty ? nil : e.spec.constraints)
         case .taskDispatched(let e):
             guard var row = rows[e.taskID.rawValue] else { return }
             row.status = .dispatching

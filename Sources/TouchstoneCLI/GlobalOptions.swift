@@ -11,7 +11,7 @@ public enum OutputFormat: String, ExpressibleByArgument, CaseIterable, Sendable 
     case table, json
 }
 
-/// Options every command shares.
+/// Options every command shares (listed after each command's own options in `--help`).
 public struct GlobalOptions: ParsableArguments {
     @Option(
         name: .customLong("state-dir"),
@@ -22,25 +22,6 @@ public struct GlobalOptions: ParsableArguments {
 
     @Option(help: "Output format: table or json.")
     public var format: OutputFormat = .table
-
-    @Option(
-        help: ArgumentHelp(
-            "The queue transport: embedded (queues.db in the state dir) or sqs. Default: $TOUCHSTONE_TRANSPORT, "
-                + "else embedded."))
-    /// `embedded` or `sqs`; `nil` falls back to `TOUCHSTONE_TRANSPORT`, then `embedded`.
-    public var transport: String?
-
-    @Option(help: "The SQS region (sqs transport). Default: $TOUCHSTONE_SQS_REGION, else $AWS_REGION.")
-    /// The SQS region; `nil` falls back to `TOUCHSTONE_SQS_REGION`, `AWS_REGION`, `AWS_DEFAULT_REGION`.
-    public var sqsRegion: String?
-
-    @Option(help: "An SQS endpoint URL overriding the region's (sqs transport). Default: $TOUCHSTONE_SQS_ENDPOINT.")
-    /// An SQS endpoint URL overriding the region's; `nil` falls back to `TOUCHSTONE_SQS_ENDPOINT`.
-    public var sqsEndpoint: String?
-
-    @Option(help: "The queue name prefix: queues are <prefix>-<server>-<n>-req.fifo / -resp.fifo.")
-    /// The queue name prefix: queues are `<prefix>-<server>-<n>-req.fifo` / `-resp.fifo`.
-    public var queuePrefix: String = "touchstone"
 
     public init() {}
 
@@ -73,32 +54,6 @@ public struct GlobalOptions: ParsableArguments {
         }
     }
 
-    /// The configured transport (``transport``, ``sqsRegion``, ``sqsEndpoint``, with their environment fallbacks).
-    ///
-    /// - Throws: ``CLIError`` for an unknown transport, or SQS without a region or credentials.
-    public func queueTransport() throws -> QueueTransport {
-        do {
-            return try QueueTransport.fromSettings(
-                transport: transport, queuePath: queuePath, region: sqsRegion, endpoint: sqsEndpoint)
-        } catch {
-            throw CLIError("\(error)")
-        }
-    }
-
-    /// Opens the configured transport's queues.
-    ///
-    /// - Parameter logger: The SQS client's logger.
-    /// - Throws: ``CLIError`` when the transport is misconfigured or the embedded file cannot be opened.
-    public func openQueues(logger: Logger = Logger(label: "touchstone.queues")) throws -> any QueueProvider {
-        do {
-            return try queueTransport().makeProvider(logger: logger)
-        } catch let error as CLIError {
-            throw error
-        } catch {
-            throw CLIError("\(error)")
-        }
-    }
-
     /// The actor recorded for operator commands: `operator:<user>`.
     public var operatorActor: String {
         let environment = ProcessInfo.processInfo.environment
@@ -112,4 +67,58 @@ public struct GlobalOptions: ParsableArguments {
 public struct CLIError: Error, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// The queue transport's options, for the commands that open queues (`serve`, `server attach`); shown in `--help`
+/// as a group of their own.
+public struct TransportOptions: ParsableArguments {
+    @Option(
+        help: ArgumentHelp(
+            "The queue transport: embedded (queues.db in the state dir) or sqs. Default: $TOUCHSTONE_TRANSPORT, "
+                + "else embedded."))
+    /// `embedded` or `sqs`; `nil` falls back to `TOUCHSTONE_TRANSPORT`, then `embedded`.
+    public var transport: String?
+
+    @Option(help: "The SQS region (sqs transport). Default: $TOUCHSTONE_SQS_REGION, else $AWS_REGION.")
+    /// The SQS region; `nil` falls back to `TOUCHSTONE_SQS_REGION`, `AWS_REGION`, `AWS_DEFAULT_REGION`.
+    public var sqsRegion: String?
+
+    @Option(help: "An SQS endpoint URL overriding the region's (sqs transport). Default: $TOUCHSTONE_SQS_ENDPOINT.")
+    /// An SQS endpoint URL overriding the region's; `nil` falls back to `TOUCHSTONE_SQS_ENDPOINT`.
+    public var sqsEndpoint: String?
+
+    @Option(help: "The queue name prefix: queues are <prefix>-<server>-<n>-req.fifo / -resp.fifo.")
+    /// The queue name prefix: queues are `<prefix>-<server>-<n>-req.fifo` / `-resp.fifo`.
+    public var queuePrefix: String = "touchstone"
+
+    public init() {}
+
+    /// The configured transport (``transport``, ``sqsRegion``, ``sqsEndpoint``, with their environment fallbacks).
+    ///
+    /// - Throws: ``CLIError`` for an unknown transport, or SQS without a region or credentials.
+    public func queueTransport(queuePath: String) throws -> QueueTransport {
+        do {
+            return try QueueTransport.fromSettings(
+                transport: transport, queuePath: queuePath, region: sqsRegion, endpoint: sqsEndpoint)
+        } catch {
+            throw CLIError("\(error)")
+        }
+    }
+
+    /// Opens the configured transport's queues.
+    ///
+    /// - Parameters:
+    ///   - queuePath: The embedded queue file (``GlobalOptions/queuePath``).
+    ///   - logger: The SQS client's logger.
+    /// - Throws: ``CLIError`` when the transport is misconfigured or the embedded file cannot be opened.
+    public func openQueues(queuePath: String, logger: Logger = Logger(label: "touchstone.queues")) throws -> any QueueProvider {
+        do {
+            return try queueTransport(queuePath: queuePath).makeProvider(logger: logger)
+        } catch let error as CLIError {
+            throw error
+        } catch {
+            throw CLIError("\(error)")
+        }
+    }
+
 }

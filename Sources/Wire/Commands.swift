@@ -442,9 +442,9 @@ public struct TaskStatusReport: Codable, Sendable, Equatable {
 /// Queue names of one server's channels: `<prefix>-<server>-<n>-req.fifo` and `-resp.fifo`.
 public enum ChannelQueues {
     public static func requestQueue(prefix: String, channel: ChannelID) -> String {
-        "\(prefix)-\(channel.server)-\(channel.index)-req.fifo"
+        "\(prefix)-\(channel.server.queueNameComponent)-\(channel.index)-req.fifo"
     }
     public static func responseQueue(prefix: String, channel: ChannelID) -> String {
-        "\(prefix)-\(channel.server)-\(channel.index)-resp.fifo"
+        "\(prefix)-\(channel.server.queueNameComponent)-\(channel.index)-resp.fifo"
     }
 }

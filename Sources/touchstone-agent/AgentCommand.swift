@@ -13,7 +13,8 @@ import Wire
 struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "touchstone-agent",
-        abstract: "Run tasks for a Touchstone backend on this server, polling its request queues.")
+        abstract: "Run tasks for a Touchstone backend on this server, polling its request queues.",
+        version: TouchstoneVersion.current)
 
     @Option(help: "This server's name, as attached in the backend.")
     var server: String
@@ -70,7 +71,7 @@ struct AgentCommand: AsyncParsableCommand {
     var containerCpus: Double?
 
     func validate() throws {
-        guard ServerID.isValid(server) else { throw ValidationError("--server must be 1–63 of a-z, 0-9 and -") }
+        guard ServerID.isValid(server) else { throw ValidationError("--server must be \(ServerID.shape)") }
         guard (2...16).contains(channels) else { throw ValidationError("--channels must be 2–16") }
         guard (1...20).contains(pollWait) else { throw ValidationError("--poll-wait must be 1–20 seconds") }
         guard drainDeadline >= 0 else { throw ValidationError("--drain-deadline must be 0 or more") }
@@ -101,12 +102,23 @@ struct AgentCommand: AsyncParsableCommand {
         configuration.runtime.defaultImage = defaultImage
         configuration.runtime.memoryBytes = containerMemory.map { Int64($0) << 20 }
         configuration.runtime.nanoCPUs = containerCpus.map { Int64($0 * 1_000_000_000) }
+        do {
+            try WorkspaceLock.acquire(workspace: configuration.workspace)
+        } catch {
+            throw AgentStartError(description: error.description)
+        }
         let transport: QueueTransport
         do {
             transport = try QueueTransport.fromSettings(
                 transport: self.transport, queuePath: queuePath, region: sqsRegion, endpoint: sqsEndpoint)
         } catch {
             throw AgentStartError(description: "\(error)")
+        }
+        // The queues are made by `touchstone server attach`, never here: an agent started before its server is
+        // attached, or under a name that is not attached, says so and stops instead of polling nothing.
+        if case .embedded(let path) = transport, !FileManager.default.fileExists(atPath: path) {
+            throw AgentStartError(
+                description: Self.notAttached(serverID, channels: channels, missing: "there is no queue file at \(path)"))
         }
         var queues: [(requests: any MessageQueue, responses: any MessageQueue)] = []
         do {
@@ -115,16 +127,19 @@ struct AgentCommand: AsyncParsableCommand {
                 let channel = ChannelID(server: serverID, index: index)
                 let requestName = ChannelQueues.requestQueue(prefix: configuration.queuePrefix, channel: channel)
                 let responseName = ChannelQueues.responseQueue(prefix: configuration.queuePrefix, channel: channel)
-                // On SQS the queues are provisioned by `touchstone server attach`; the agent's IAM policy allows it
-                // no CreateQueue (docs/sqs.md), so it only opens them. The embedded file is created on demand.
-                if case .embedded = transport {
-                    try await provider.createQueueIfNeeded(named: requestName, attributes: QueueAttributes())
-                    try await provider.createQueueIfNeeded(named: responseName, attributes: QueueAttributes())
+                var opened: [any MessageQueue] = []
+                for name in [requestName, responseName] {
+                    do {
+                        opened.append(try await provider.openQueue(named: name))
+                    } catch let error as QueueError where error.code == .queueDoesNotExist {
+                        throw AgentStartError(
+                            description: Self.notAttached(serverID, channels: channels, missing: "queue \(name) does not exist"))
+                    }
                 }
-                let requests = try await provider.openQueue(named: requestName)
-                let responses = try await provider.openQueue(named: responseName)
-                queues.append((requests, responses))
+                queues.append((opened[0], opened[1]))
             }
+        } catch let error as AgentStartError {
+            throw error
         } catch {
             throw AgentStartError(description: "cannot open the queues (\(transport.summary)): \(error)")
         }
@@ -141,6 +156,13 @@ struct AgentStartError: Error, CustomStringConvertible {
 }
 
 extension AgentCommand {
+    /// The one-line refusal of an agent whose server has no queues on the transport.
+    static func notAttached(_ server: ServerID, channels: Int, missing: String) -> String {
+        "server \(server) is not attached (\(missing)): run `touchstone server attach \(server) --max-tasks N"
+            + (channels == 3 ? "" : " --channels \(channels)")
+            + "` with the backend's state directory and transport first, then start this agent"
+    }
+
     /// The workspace as an absolute path: tasks run in their own directories, so a relative path in a task's wrapper
     /// (its exit-code file) or in the process inventory's workspace filter would point elsewhere.
     static func absolute(_ path: String) -> String {

@@ -34,7 +34,18 @@ final class Cluster: Sendable {
         self.configuration = configuration
     }
 
+    /// Attaches a server as `touchstone server attach` does: its queues first (an agent refuses to start without
+    /// them), then the event.
     func attach(_ server: ServerID, maxTasks: Int, channels: Int = 3) async throws {
+        for index in 0..<channels {
+            let channel = ChannelID(server: server, index: index)
+            for name in [
+                ChannelQueues.requestQueue(prefix: configuration.queuePrefix, channel: channel),
+                ChannelQueues.responseQueue(prefix: configuration.queuePrefix, channel: channel),
+            ] {
+                try await queues.createQueueIfNeeded(named: name, attributes: QueueAttributes())
+            }
+        }
         try await log.append(
             .serverAttached(ServerAttached(serverID: server, maxTasks: maxTasks, channels: channels)), metadata: Self.operatorMeta)
     }

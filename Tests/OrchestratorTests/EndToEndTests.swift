@@ -22,6 +22,14 @@ struct EndToEndTests {
         let operatorMeta = EventMetadata(actor: "operator:test")
         try await log.append(.serverAttached(ServerAttached(serverID: Fixtures.gpu1, maxTasks: 2, channels: 3)), metadata: operatorMeta)
         try await log.append(.serverAttached(ServerAttached(serverID: Fixtures.gpu2, maxTasks: 1, channels: 3)), metadata: operatorMeta)
+        // As `server attach` does: the agents refuse to start without their queues.
+        for server in [Fixtures.gpu1, Fixtures.gpu2] {
+            for index in 0..<3 {
+                let channel = ChannelID(server: server, index: index)
+                try queues.createQueue(name: ChannelQueues.requestQueue(prefix: "touchstone", channel: channel))
+                try queues.createQueue(name: ChannelQueues.responseQueue(prefix: "touchstone", channel: channel))
+            }
+        }
 
         var submitted: [TaskID: TaskSpec] = [:]
         for index in 0..<5 {

@@ -103,9 +103,24 @@ import Wire
         // An operator's drain never uses up the retry budget.
         let third = Reconciler.transitions(for: row(.running, attempt: 3), report: report(.stopped, attempt: 3), context: drained)
         guard case .taskRequeued = third.last else { Issue.record("attempt 3 stopped by a drain was not requeued: \(third)"); return }
-        let cancelled = Reconciler.transitions(for: row(.running), report: report(.stopped), context: ctx)
+        var cancelledRow = row(.running)
+        cancelledRow.cancelRequestedAt = Fixtures.epoch0
+        let cancelled = Reconciler.transitions(for: cancelledRow, report: report(.stopped), context: ctx)
         guard case .taskFinished(let plain) = cancelled.first, cancelled.count == 1 else { Issue.record("\(cancelled)"); return }
         #expect(plain.outcome == .cancelled)
+    }
+
+    /// Issue 16: a task its own agent stopped while shutting down (past the agent's drain deadline) is neither the
+    /// user's failure nor a cancellation: an infrastructure failure, retried.
+    @Test func aStopNobodyAskedForIsAnInfrastructureFailureAndIsRetried() {
+        let events = Reconciler.transitions(
+            for: row(.running), report: report(.stopped), context: ctx)
+        guard case .taskFinished(let finished) = events.first, case .taskRequeued = events.last, events.count == 2 else {
+            Issue.record("\(events)"); return
+        }
+        #expect(finished.outcome == .failed)
+        #expect(finished.failureClass == .infrastructure)
+        #expect(finished.reason?.contains("stopped by the agent of gpu-01") == true)
     }
 
     @Test func aRunningTaskMissingFromTheAgentIsLostAndRequeued() {

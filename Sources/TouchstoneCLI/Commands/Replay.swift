@@ -10,8 +10,6 @@ struct Replay: AsyncParsableCommand {
         abstract: "Print the projections as of a log position or a time, folded from position 0.",
         discussion: "Example: touchstone replay --at 120 --server gpu-01; touchstone replay --at 2026-11-29T09:30:00Z")
 
-    @OptionGroup var global: GlobalOptions
-
     @Option(help: "A log position (e.g. 120) or an ISO 8601 time (e.g. 2026-11-29T09:30:00Z).")
     var at: String
 
@@ -20,6 +18,8 @@ struct Replay: AsyncParsableCommand {
 
     @Option(help: "Only this task.")
     var task: String?
+
+    @OptionGroup var global: GlobalOptions
 
     func run() async throws {
         let log = try global.openLog()

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import EventStore
+import FileSignals
 import Transport
 import Projections
 import Domain
@@ -14,8 +15,71 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the backend: schedule queued tasks and dispatch them to the attached servers' agents.")
 
+    @OptionGroup(title: "Backend options") var settings: BackendOptions
+
+    @OptionGroup(title: "Transport options") var transportOptions: TransportOptions
+
     @OptionGroup var global: GlobalOptions
 
+    /// One backend per state directory: a second `serve` refuses to start (an exclusive `flock` on
+    /// `backend.lock`, held until the process exits, even if it is killed).
+    static func lockStateDirectory(_ directory: String) throws {
+        let path = directory + "/backend.lock"
+        do {
+            try PIDLockFile.acquire(path)
+        } catch {
+            switch error {
+            case .held(let pid):
+                throw CLIError("another backend (pid \(pid.map(String.init) ?? "?")) is already serving \(directory)")
+            case .cannotOpen(let reason):
+                throw CLIError("cannot open \(path): \(reason)")
+            }
+        }
+    }
+
+    func validate() throws {
+        guard PackingPolicy(rawValue: settings.packing) != nil else { throw ValidationError("--packing is pack or spread") }
+        guard settings.heartbeatTimeout > 0, settings.missedHeartbeats >= 1, settings.lostAfter >= 0, settings.maxAttempts >= 1 else {
+            throw ValidationError("--heartbeat-timeout, --missed-heartbeats, --lost-after and --max-attempts must be positive")
+        }
+        guard settings.statusInterval > 0, settings.statusInterval <= 3600 else {
+            throw ValidationError("--status-interval must be in (0, 3600] seconds")
+        }
+        guard settings.maxTransferBytes >= 0 else { throw ValidationError("--max-transfer-bytes must be 0 or more") }
+        guard settings.requestTimeout >= 1, settings.requestTimeout <= 3600 else {
+            throw ValidationError("--request-timeout must be 1–3600 seconds")
+        }
+        guard settings.executionTimeout >= 1, settings.executionTimeout <= 3600 else {
+            throw ValidationError("--execution-timeout must be 1–3600 seconds")
+        }
+    }
+
+    func run() async throws {
+        let log = try global.openLog(create: true)
+        try Self.lockStateDirectory(global.resolvedStateDir)
+        let logger = Logger(label: "touchstone.backend")
+        let queues = try transportOptions.openQueues(queuePath: global.queuePath, logger: logger)
+        var configuration = BackendConfiguration(
+            queuePrefix: transportOptions.queuePrefix, statusInterval: .milliseconds(Int(settings.statusInterval * 1000)),
+            requestTimeout: .seconds(settings.requestTimeout), heartbeatTimeout: .milliseconds(Int(settings.heartbeatTimeout * 1000)),
+            missedHeartbeatsForUnreachable: settings.missedHeartbeats, lostAfter: .seconds(settings.lostAfter), maxAttempts: settings.maxAttempts,
+            stopGraceSeconds: settings.stopGrace, packing: PackingPolicy(rawValue: settings.packing)!)
+        configuration.executionSeconds = settings.executionTimeout
+        configuration.transfers = TransferSettings(
+            stateDirectory: global.resolvedStateDir, maxFileBytes: settings.maxTransferBytes,
+            requestTimeout: .seconds(settings.requestTimeout))
+        let backend = Backend(log: log, queues: queues, configuration: configuration, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(services: [backend], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let transport = try transportOptions.queueTransport(queuePath: global.queuePath).summary
+        logger.info(
+            "backend starting", metadata: ["state": "\(global.resolvedStateDir)", "transport": "\(transport)"])
+        try await group.run()
+    }
+}
+
+/// `serve`'s own options, shown first in its `--help`.
+struct BackendOptions: ParsableArguments {
     @Option(help: "Seconds an idle server's blocking heartbeat query is held before the agent answers (task starts and ends are answered at once); the longest an idle server goes without contact.")
     var statusInterval: Double = 30
 
@@ -45,61 +109,4 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "The largest file put to or got from an agent, in bytes (checked before sending).")
     var maxTransferBytes: Int64 = 10 << 30
-
-    /// One backend per state directory: a second `serve` refuses to start (an exclusive `flock` on
-    /// `backend.lock`, held until the process exits, even if it is killed).
-    static func lockStateDirectory(_ directory: String) throws {
-        let path = directory + "/backend.lock"
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw CLIError("cannot open \(path): \(String(cString: strerror(errno)))") }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            let holder = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
-            close(fd)
-            throw CLIError("another backend (pid \(holder)) is already serving \(directory)")
-        }
-        _ = ftruncate(fd, 0)
-        let pid = "\(getpid())\n"
-        _ = pid.withCString { write(fd, $0, strlen($0)) }
-        // The descriptor stays open for the life of the process: the lock goes with it.
-    }
-
-    func validate() throws {
-        guard PackingPolicy(rawValue: packing) != nil else { throw ValidationError("--packing is pack or spread") }
-        guard heartbeatTimeout > 0, missedHeartbeats >= 1, lostAfter >= 0, maxAttempts >= 1 else {
-            throw ValidationError("--heartbeat-timeout, --missed-heartbeats, --lost-after and --max-attempts must be positive")
-        }
-        guard statusInterval > 0, statusInterval <= 3600 else {
-            throw ValidationError("--status-interval must be in (0, 3600] seconds")
-        }
-        guard maxTransferBytes >= 0 else { throw ValidationError("--max-transfer-bytes must be 0 or more") }
-        guard requestTimeout >= 1, requestTimeout <= 3600 else {
-            throw ValidationError("--request-timeout must be 1–3600 seconds")
-        }
-        guard executionTimeout >= 1, executionTimeout <= 3600 else {
-            throw ValidationError("--execution-timeout must be 1–3600 seconds")
-        }
-    }
-
-    func run() async throws {
-        let log = try global.openLog(create: true)
-        try Self.lockStateDirectory(global.resolvedStateDir)
-        let logger = Logger(label: "touchstone.backend")
-        let queues = try global.openQueues(logger: logger)
-        var configuration = BackendConfiguration(
-            queuePrefix: global.queuePrefix, statusInterval: .milliseconds(Int(statusInterval * 1000)),
-            requestTimeout: .seconds(requestTimeout), heartbeatTimeout: .milliseconds(Int(heartbeatTimeout * 1000)),
-            missedHeartbeatsForUnreachable: missedHeartbeats, lostAfter: .seconds(lostAfter), maxAttempts: maxAttempts,
-            stopGraceSeconds: stopGrace, packing: PackingPolicy(rawValue: packing)!)
-        configuration.executionSeconds = executionTimeout
-        configuration.transfers = TransferSettings(
-            stateDirectory: global.resolvedStateDir, maxFileBytes: maxTransferBytes,
-            requestTimeout: .seconds(requestTimeout))
-        let backend = Backend(log: log, queues: queues, configuration: configuration, logger: logger)
-        let group = ServiceGroup(
-            configuration: .init(services: [backend], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        let transport = try global.queueTransport().summary
-        logger.info(
-            "backend starting", metadata: ["state": "\(global.resolvedStateDir)", "transport": "\(transport)"])
-        try await group.run()
-    }
 }

@@ -16,13 +16,13 @@ struct DebugChannel: AsyncParsableCommand {
         commandName: "channel",
         abstract: "Print a channel's timeline: requests, responses, rejected messages, desyncs, queue drains and epochs, marking matches and mismatches.")
 
-    @OptionGroup var global: GlobalOptions
-
     @Argument(help: "The channel, SERVER/N (e.g. gpu-01/1).")
     var channel: String
 
     @Option(help: "Only the last N entries.")
     var last: Int?
+
+    @OptionGroup var global: GlobalOptions
 
     func run() async throws {
         let parts = channel.split(separator: "/")

@@ -18,42 +18,60 @@ struct ServerAttach: AsyncParsableCommand {
             Attaching again creates whatever is missing.
             """)
 
-    @OptionGroup var global: GlobalOptions
-
-    @Argument(help: "The server's name: 1–63 of a-z, 0-9 and -.")
+    @Argument(help: "The server's name, e.g. its hostname: 1–63 of a-z, 0-9, '-' and '.'.")
     var name: String
 
-    @Option(help: "The most Touchstone tasks the server may run at once (0–1024).")
-    var maxTasks: Int
+    @OptionGroup(title: "Attach options") var attach: AttachOptions
 
-    @Option(help: "Queue pairs (channels) for the server, 2–16; channel 0 is control.")
-    var channels: Int = 3
+    @OptionGroup(title: "Transport options") var transportOptions: TransportOptions
+
+    @OptionGroup var global: GlobalOptions
 
     func validate() throws {
         guard ServerID.isValid(name) else {
-            throw ValidationError("server name \(name.debugDescription) must be 1–63 of a-z, 0-9 and -")
+            throw ValidationError("server name \(name.debugDescription) must be \(ServerID.shape)")
         }
-        guard (0...1024).contains(maxTasks) else { throw ValidationError("--max-tasks must be 0–1024") }
-        guard (2...16).contains(channels) else { throw ValidationError("--channels must be 2–16") }
+        guard (0...1024).contains(attach.maxTasks) else { throw ValidationError("--max-tasks must be 0–1024") }
+        guard (2...16).contains(attach.channels) else { throw ValidationError("--channels must be 2–16") }
+        _ = try parsedLabels()
+    }
+
+    /// The `--label` entries as a map.
+    ///
+    /// - Throws: ``ValidationError`` naming a malformed entry.
+    func parsedLabels() throws -> [String: String] {
+        var map: [String: String] = [:]
+        for entry in attach.labels {
+            do {
+                let (label, value) = try ServerLabels.parse(entry)
+                map[label] = value
+            } catch {
+                throw ValidationError("--label \(error.message)")
+            }
+        }
+        return map
     }
 
     func run() async throws {
         let server = ServerID(rawValue: name)!
         let log = try global.openLog(create: true)
-        let queues = try global.openQueues()
+        let queues = try transportOptions.openQueues(queuePath: global.queuePath)
         do {
             // Queues first: if this fails nothing is recorded, and a second attach creates them idempotently.
-            for index in 0..<channels {
+            for index in 0..<attach.channels {
                 let channel = ChannelID(server: server, index: index)
                 try await queues.createQueueIfNeeded(
-                    named: ChannelQueues.requestQueue(prefix: global.queuePrefix, channel: channel),
+                    named: ChannelQueues.requestQueue(prefix: transportOptions.queuePrefix, channel: channel),
                     attributes: QueueAttributes())
                 try await queues.createQueueIfNeeded(
-                    named: ChannelQueues.responseQueue(prefix: global.queuePrefix, channel: channel),
+                    named: ChannelQueues.responseQueue(prefix: transportOptions.queuePrefix, channel: channel),
                     attributes: QueueAttributes())
             }
             try await log.append(
-                .serverAttached(ServerAttached(serverID: server, maxTasks: maxTasks, channels: channels)),
+                .serverAttached(
+                    ServerAttached(
+                        serverID: server, maxTasks: attach.maxTasks, channels: attach.channels,
+                        labels: attach.labels.isEmpty ? nil : try parsedLabels())),
                 metadata: .init(actor: global.operatorActor))
         } catch {
             throw CLIError("\(error)")
@@ -61,7 +79,25 @@ struct ServerAttach: AsyncParsableCommand {
         let row = try await log.readModel(ServerCapacity.self)[server]
         switch global.format {
         case .json: print(Render.json(row))
-        case .table: print("attached \(server): max-tasks \(maxTasks), \(channels) channels")
+        case .table:
+            let shown = try parsedLabels().sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+            print(
+                "attached \(server): max-tasks \(attach.maxTasks), \(attach.channels) channels"
+                    + (shown.isEmpty ? "" : ", labels \(shown.joined(separator: ","))"))
         }
     }
+}
+
+/// `server attach`'s own options, shown first in its `--help`.
+struct AttachOptions: ParsableArguments {
+    @Option(help: "The most Touchstone tasks the server may run at once (0–1024).")
+    var maxTasks: Int
+
+    @Option(help: "Queue pairs (channels) for the server, 2–16; channel 0 is control.")
+    var channels: Int = 3
+
+    @Option(
+        name: .customLong("label"),
+        help: "A label tasks can require with `task submit --constraint`, LABEL=VALUE (repeatable; an attach replaces the labels).")
+    var labels: [String] = []
 }

@@ -10,13 +10,13 @@ struct ServerDetach: AsyncParsableCommand {
         commandName: "detach",
         abstract: "Detach a server: refused while Touchstone tasks run on it; --force drains it with a zero deadline first.")
 
-    @OptionGroup var global: GlobalOptions
-
     @Argument(help: "The server's name.")
     var name: String
 
     @Flag(help: "Stop its tasks now (requeued elsewhere), then detach.")
     var force = false
+
+    @OptionGroup var global: GlobalOptions
 
     func run() async throws {
         let log = try global.openLog()

@@ -14,8 +14,6 @@ struct ServerDrain: AsyncParsableCommand {
             and requeued elsewhere as infrastructure failures.
             """)
 
-    @OptionGroup var global: GlobalOptions
-
     @Argument(help: "The server's name.")
     var name: String
 
@@ -24,6 +22,8 @@ struct ServerDrain: AsyncParsableCommand {
 
     @Option(help: "Why it is drained, shown by server show.")
     var reason: String?
+
+    @OptionGroup var global: GlobalOptions
 
     func validate() throws {
         if let deadline, ServerLifecycleSupport.seconds(deadline) == nil {

@@ -8,10 +8,10 @@ struct ServerList: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "list", abstract: "List servers with their state, capacity, GPUs and drain progress.")
 
-    @OptionGroup var global: GlobalOptions
-
     @Flag(help: "Refresh every second until interrupted.")
     var watch = false
+
+    @OptionGroup var global: GlobalOptions
 
     func run() async throws {
         let log = try global.openLog()
@@ -25,12 +25,14 @@ struct ServerList: AsyncParsableCommand {
             case .table:
                 print(
                     Render.table(
-                        ["SERVER", "STATE", "BOOKED", "MAX", "RUNNING", "GPUS FREE", "DRAIN", "LAST CONTACT"],
+                        ["SERVER", "STATE", "BOOKED", "MAX", "RUNNING", "GPUS FREE", "DRAIN", "LAST CONTACT", "LABELS"],
                         servers.map { row in
                             [
                                 row.serverID.rawValue, row.state.rawValue, "\(row.booked.count)", "\(row.maxTasks)",
                                 "\(row.running.count)", "\(row.freeGPUs.count)/\(row.gpus.count)",
                                 ServerShow.drainSummary(row, tasks: snapshot.tasks), Render.time(row.lastContact),
+                                (row.labels ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+                                    .joined(separator: ",").nilIfEmpty ?? "-",
                             ]
                         }))
             }

@@ -10,13 +10,13 @@ struct ServerSetCapacity: AsyncParsableCommand {
         commandName: "set-capacity",
         abstract: "Change a server's task limit. Tasks already running are not stopped; no new ones are booked past it.")
 
-    @OptionGroup var global: GlobalOptions
-
     @Argument(help: "The server's name.")
     var name: String
 
     @Option(help: "The most Touchstone tasks it may run at once (0–1024; 0 drains it).")
     var maxTasks: Int
+
+    @OptionGroup var global: GlobalOptions
 
     func validate() throws {
         guard (0...1024).contains(maxTasks) else { throw ValidationError("--max-tasks must be 0–1024") }

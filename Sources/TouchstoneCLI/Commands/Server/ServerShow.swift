@@ -8,13 +8,13 @@ struct ServerShow: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "show", abstract: "Show one server: capacity, drain progress, GPUs, booked tasks, channels.")
 
-    @OptionGroup var global: GlobalOptions
-
     @Argument(help: "The server's name.")
     var name: String
 
     @Flag(help: "Refresh every second until interrupted.")
     var watch = false
+
+    @OptionGroup var global: GlobalOptions
 
     /// `2 left of 3, deadline in 40s` / `done` / `-`.
     static func drainSummary(_ row: ServerRow, tasks: TaskBoard) -> String {

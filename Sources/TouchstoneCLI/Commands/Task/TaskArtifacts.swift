@@ -10,14 +10,14 @@ struct TaskArtifacts: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "artifacts", abstract: "List a task's collected output files (name, size, SHA-256).")
 
-    @OptionGroup var global: GlobalOptions
-
-    @Argument(help: "The task ID (tsk-…).")
+    @Argument(help: "The task ID (tsk-…), or any unique prefix of it.")
     var id: String
+
+    @OptionGroup var global: GlobalOptions
 
     func run() async throws {
         let log = try global.openLog()
-        let taskID = TaskID(rawValue: id)
+        let taskID = try await log.resolveTask(id)
         guard try await log.readModel(TaskBoard.self)[taskID] != nil else {
             throw CLIError("unknown task \(id.debugDescription): see `touchstone task list`")
         }

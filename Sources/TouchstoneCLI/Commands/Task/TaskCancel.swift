@@ -11,17 +11,17 @@ struct TaskCancel: AsyncParsableCommand {
         commandName: "cancel",
         abstract: "Cancel a task: a queued one at once, a placed one is stopped on its server (even if the backend is down now, when it starts).")
 
-    @OptionGroup var global: GlobalOptions
-
-    @Argument(help: "The task ID (tsk-…).")
+    @Argument(help: "The task ID (tsk-…), or any unique prefix of it.")
     var id: String
 
     @Option(help: "Why, kept in the log.")
     var reason: String?
 
+    @OptionGroup var global: GlobalOptions
+
     func run() async throws {
         let log = try global.openLog()
-        let taskID = TaskID(rawValue: id)
+        let taskID = try await log.resolveTask(id)
         guard let row = try await log.snapshot().tasks[taskID] else {
             throw CLIError("unknown task \(id.debugDescription): see `touchstone task list`")
         }

@@ -5,7 +5,7 @@ struct TaskCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "task", abstract: "Submit training tasks and follow them.",
         subcommands: [
-            TaskSubmit.self, TaskList.self, TaskShow.self, TaskCancel.self, TaskLogs.self, TaskArtifacts.self,
+            TaskSubmit.self, TaskList.self, TaskShow.self, TaskWait.self, TaskCancel.self, TaskLogs.self, TaskArtifacts.self,
             TaskFetch.self,
         ])
 }

@@ -16,9 +16,7 @@ struct TaskLogs: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "logs", abstract: "Print a task's stdout (or stderr), optionally following it until it ends.")
 
-    @OptionGroup var global: GlobalOptions
-
-    @Argument(help: "The task ID (tsk-…).")
+    @Argument(help: "The task ID (tsk-…), or any unique prefix of it.")
     var id: String
 
     @Flag(help: "Keep printing new output until the task ends.")
@@ -33,15 +31,22 @@ struct TaskLogs: AsyncParsableCommand {
     @Option(help: "The attempt (default: the current one).")
     var attempt: Int?
 
+    @OptionGroup var global: GlobalOptions
+
     func validate() throws {
         if let tail, tail < 0 { throw ValidationError("--tail must be 0 or more") }
     }
 
     func run() async throws {
         let log = try global.openLog()
-        let taskID = TaskID(rawValue: id)
+        let taskID = try await log.resolveTask(id)
         guard let row = try await log.readModel(TaskBoard.self)[taskID] else {
             throw CLIError("unknown task \(id.debugDescription): see `touchstone task list`")
+        }
+        if let attempt, !(1...max(row.attempt, 0)).contains(attempt) {
+            throw CLIError(
+                "task \(taskID) has no attempt \(attempt)"
+                    + (row.attempt == 0 ? ": it has not run yet" : ": its attempts are 1–\(row.attempt)"))
         }
         let store = ArtifactStore(stateDirectory: global.resolvedStateDir)
         let key = TaskAttempt(taskID: taskID, attempt: attempt ?? max(row.attempt, 1))

@@ -9,16 +9,16 @@ import Projections
 /// `touchstone task show ID`: the task's state and its whole event history.
 struct TaskShow: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "show", abstract: "Show a task's state and its whole event history.")
+        commandName: "show", abstract: "Show a task's status and its whole event history.")
+
+    @Argument(help: "The task ID (tsk-…), or any unique prefix of it.")
+    var id: String
 
     @OptionGroup var global: GlobalOptions
 
-    @Argument(help: "The task ID (tsk-…).")
-    var id: String
-
     func run() async throws {
         let log = try global.openLog()
-        let taskID = TaskID(rawValue: id)
+        let taskID = try await log.resolveTask(id)
         let snapshot = try await log.snapshot()
         let waiting = snapshot.tasks[taskID].flatMap {
             Scheduler.explain($0, tasks: snapshot.tasks, servers: snapshot.servers)
@@ -48,10 +48,16 @@ struct TaskShow: AsyncParsableCommand {
             print(Render.json(Shown(task: row, waiting: waiting, events: history.map(EventLine.init))))
         case .table:
             print("task        \(row.taskID)\(row.name.map { " (\($0))" } ?? "")")
-            print("state       \(row.status.rawValue)\(row.reason.map { ": \($0)" } ?? "")")
+            print("status      \(row.status.rawValue)\(row.reason.map { ": \($0)" } ?? "")")
             if let waiting { print("why         \(waiting)") }
-            print("command     \(row.command.joined(separator: " "))")
+            print("command     \(ShellQuoting.join(row.command))")
             print("needs       \(row.gpus) GPU(s), priority \(row.priority)\(row.gpuIndices.isEmpty ? "" : ", booked GPUs \(row.gpuIndices.map(String.init).joined(separator: ","))")")
+            if row.pinnedServer != nil || !(row.constraints ?? [:]).isEmpty {
+                let constraints = (row.constraints ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+                print(
+                    "placement   "
+                        + ([row.pinnedServer.map { "only on \($0)" }].compactMap { $0 } + constraints).joined(separator: ", "))
+            }
             print("server      \(row.serverID?.rawValue ?? "-") attempt \(row.attempt), pid \(row.pid.map(String.init) ?? "-")")
             print("submitted   \(Render.time(row.submittedAt))")
             print("started     \(Render.time(row.startedAt))")

@@ -5,6 +5,7 @@ import Foundation
 import Transport
 import Orchestrator
 import Projections
+import Wire
 
 /// `touchstone task submit [options] -- COMMAND [ARGS…]`.
 struct TaskSubmit: AsyncParsableCommand {
@@ -12,24 +13,35 @@ struct TaskSubmit: AsyncParsableCommand {
         commandName: "submit",
         abstract: "Submit a task: a command with its environment, working files and outputs.",
         discussion: """
-            Everything after the options (or after --) is the command, run in the task's working directory.
+            Everything after -- is the command, run in the task's working directory; anything before -- must be an \
+            option of task submit. The start request (command, --env values, --file contents) travels as one queue \
+            message of at most 1 MiB; send larger data with --input.
             Example: touchstone task submit --file train.py --output metrics.json -- python3 train.py --C 1.0
             """)
-
-    @OptionGroup var global: GlobalOptions
 
     @Option(help: "A label for the task.")
     var name: String?
 
-    @Option(name: .customLong("env"), help: "An environment variable, KEY=VALUE (repeatable).")
-    var environment: [String] = []
+    @Option(help: "GPUs the task needs.")
+    var gpus: Int = 0
 
-    @Option(name: .customLong("file"), help: "A working file, LOCAL[:REMOTE], copied into the working directory (repeatable).")
+    @Option(help: "The container image to run the command in (agents with --runtime docker; docs/runtimes.md).")
+    var image: String?
+
+    @Option(help: "Run only on this server (its name as attached); default: any that fits.")
+    var server: String?
+
+    @Option(
+        name: .customLong("constraint"),
+        help: "Run only on servers attached with this label, LABEL=VALUE (repeatable; see `server attach --label`).")
+    var constraints: [String] = []
+
+    @Option(name: .customLong("file"), help: "A small working file, LOCAL[:REMOTE], sent inline with the start request (repeatable).")
     var files: [String] = []
 
     @Option(
         name: .customLong("input"),
-        help: "An input file of any size, LOCAL:REMOTE, put into the working directory before the task starts (repeatable).")
+        help: "An input file of any size, LOCAL:REMOTE, put into the working directory before the task starts (repeatable; files, not directories).")
     var inputs: [String] = []
 
     @Option(
@@ -37,8 +49,8 @@ struct TaskSubmit: AsyncParsableCommand {
         help: "A result file collected into the artifact store when the task ends (repeatable); see `task artifacts`.")
     var outputs: [String] = []
 
-    @Option(help: "GPUs the task needs.")
-    var gpus: Int = 0
+    @Option(name: .customLong("env"), help: "An environment variable, KEY=VALUE (repeatable; sent inline with the start request).")
+    var environment: [String] = []
 
     @Option(help: "Wall-clock limit in seconds.")
     var timeout: Int?
@@ -46,15 +58,23 @@ struct TaskSubmit: AsyncParsableCommand {
     @Option(help: "Higher runs first; FIFO within a priority.")
     var priority: Int = 0
 
-    @Option(help: "The container image to run the command in (agents with --runtime docker; docs/runtimes.md).")
-    var image: String?
-
-    @Argument(parsing: .captureForPassthrough, help: "The command and its arguments.")
+    @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The command and its arguments, after --.", valueName: "command"))
     var command: [String] = []
+
+    @OptionGroup var global: GlobalOptions
+
+    /// The option names `task submit` knows, for "did you mean" (its own and the global ones).
+    static let knownOptions = [
+        "--name", "--gpus", "--image", "--server", "--constraint", "--file", "--input", "--output", "--env", "--timeout",
+        "--priority", "--state-dir", "--format", "--help",
+    ]
 
     func run() async throws {
         _ = try makeSpec()  // every mistake found before an input is copied
         let log = try global.openLog()
+        if let server, try await log.readModel(ServerCapacity.self)[ServerID(rawValue: server)!] == nil {
+            throw CLIError("unknown server \(server.debugDescription) for --server: see `touchstone server list`")
+        }
         let spec = try makeSpec(inputs: try importInputs())
         let taskID = TaskID.random()
         do {
@@ -97,7 +117,28 @@ struct TaskSubmit: AsyncParsableCommand {
 
     func makeSpec(inputs imported: [InputFile]? = nil) throws -> TaskSpec {
         if command.first == "--help" || command.first == "-h" { throw CleanExit.helpRequest(TaskSubmit.self) }
-        let argv = command.first == "--" ? Array(command.dropFirst()) : command
+        let argv = try Self.commandAfterTerminator(command)
+        for entry in inputs {
+            let local = try Self.splitInput(entry).local
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: local, isDirectory: &isDirectory), isDirectory.boolValue {
+                throw CLIError(
+                    "--input \(local) is a directory: inputs are single files; send an archive "
+                        + "(tar -cf data.tar -C \(local) .) and unpack it in the command")
+            }
+        }
+        if let server, !ServerID.isValid(server) {
+            throw CLIError("--server \(server.debugDescription) is not a server name (\(ServerID.shape))")
+        }
+        var constraintMap: [String: String] = [:]
+        for entry in constraints {
+            do {
+                let (label, value) = try ServerLabels.parse(entry)
+                constraintMap[label] = value
+            } catch {
+                throw CLIError("--constraint \(error.message)")
+            }
+        }
         var env: [String: String] = [:]
         for pair in environment {
             guard let equals = pair.firstIndex(of: "="), equals != pair.startIndex else {
@@ -122,12 +163,53 @@ struct TaskSubmit: AsyncParsableCommand {
         }
         let spec = TaskSpec(
             name: name, command: argv, environment: env, files: working, outputs: outputs, gpus: gpus,
-            timeoutSeconds: timeout, priority: priority, image: image, inputs: inputFiles)
+            timeoutSeconds: timeout, priority: priority, image: image, inputs: inputFiles,
+            server: server.flatMap(ServerID.init(rawValue:)), constraints: constraintMap)
         do {
             try spec.validate()
         } catch {
             throw CLIError(error.message)
         }
+        let bytes = Self.startRequestBytes(spec)
+        let limit = QueueAttributes().maximumMessageSize
+        guard bytes <= limit else {
+            throw CLIError(
+                "the task's start request would be \(bytes) bytes, over the transport's limit of \(limit) bytes per "
+                    + "message: --env values and --file contents travel inside it; send large data with --input LOCAL:REMOTE")
+        }
         return spec
+    }
+
+    /// The command: what follows `--`. Anything else left over is an option `task submit` does not know, or a
+    /// command given without `--`.
+    ///
+    /// - Throws: ``CLIError`` naming the first such argument, with the closest known option when one is close.
+    static func commandAfterTerminator(_ captured: [String]) throws -> [String] {
+        guard let first = captured.first else { return [] }
+        if first == "--" { return Array(captured.dropFirst()) }
+        if first == "--help" || first == "-h" { throw CleanExit.helpRequest(TaskSubmit.self) }
+        if first.hasPrefix("-") {
+            let name = String(first.prefix { $0 != "=" })
+            throw CLIError(
+                "unknown option \(name) for `task submit`\(Suggestions.hint(for: name, among: knownOptions)) "
+                    + "(the command goes after --)")
+        }
+        throw CLIError(
+            "\(first.debugDescription) is not an option of `task submit`: put the command after --, as in "
+                + "`touchstone task submit [options] -- \(ShellQuoting.join(captured))`")
+    }
+
+    /// The size in bytes of the largest `startTask` request the backend could send for this spec (the longest server
+    /// name, request ID, sequence numbers, GPU list and a signature), as ``WireCoding`` encodes it onto the queue.
+    static func startRequestBytes(_ spec: TaskSpec) -> Int {
+        let start = StartTask(
+            taskID: TaskID(rawValue: "tsk-000000000000"), attempt: 1_000, spec: spec,
+            backend: String(repeating: "b", count: 128), gpuIndices: Array(0..<64))
+        let farFuture = Date(timeIntervalSince1970: 9_999_999_999)
+        let envelope = RequestEnvelope(
+            requestID: .make(), server: ServerID(rawValue: String(repeating: "s", count: 63))!, channel: 15,
+            epoch: .max, sequence: .max, sentAt: farFuture, expiresAt: farFuture, executionSeconds: 3_600,
+            command: .startTask(start), signature: String(repeating: "A", count: 128))
+        return WireCoding.encode(envelope).utf8.count
     }
 }

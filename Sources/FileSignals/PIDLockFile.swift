@@ -1,0 +1,41 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An exclusive `flock(2)` on a file that names its holder's PID: one process per directory (one backend per state
+/// directory, one agent per workspace).
+///
+/// The lock is held by an open file descriptor that is never closed, so it lasts exactly as long as the process,
+/// even one killed with SIGKILL; the kernel drops it at exit. The PID written in the file is a hint for the
+/// error message only: the lock, not the file's content, decides.
+public enum PIDLockFile {
+    /// Why the lock could not be taken.
+    public enum Failure: Error, Sendable, Equatable {
+        /// Another process holds the lock; its PID when the file names one.
+        case held(pid: Int32?)
+        /// The lock file cannot be opened or created (`errno`'s text).
+        case cannotOpen(String)
+    }
+
+    /// Takes the lock on `path` (created with mode 0644 when missing) and writes this process's PID into it.
+    ///
+    /// - Throws: ``Failure/held(pid:)`` when another process holds it; ``Failure/cannotOpen(_:)`` when the file
+    ///   cannot be opened.
+    public static func acquire(_ path: String) throws(Failure) {
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw .cannotOpen(String(cString: strerror(errno))) }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            var buffer = [UInt8](repeating: 0, count: 32)
+            let count = read(fd, &buffer, buffer.count)
+            close(fd)
+            let text = count > 0 ? String(decoding: buffer[..<count], as: UTF8.self) : ""
+            throw .held(pid: Int32(text.filter { $0.isNumber }))
+        }
+        _ = ftruncate(fd, 0)
+        let pid = "\(getpid())\n"
+        _ = pid.withCString { write(fd, $0, strlen($0)) }
+        // The descriptor stays open for the life of the process: the lock goes with it.
+    }
+}
