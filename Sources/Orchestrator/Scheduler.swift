@@ -69,7 +69,8 @@ public enum Scheduler {
         for task in queue where task.status == .queued {
             if open.isEmpty { break }
             var chosen: Int?
-            for index in open.indices where open[index].freeGPUs.count >= task.gpus {
+            for index in open.indices
+            where open[index].freeGPUs.count >= task.gpus && PlacementConstraints.fits(task, on: open[index].row) {
                 guard let best = chosen else {
                     chosen = index
                     continue
@@ -114,6 +115,10 @@ public enum Scheduler {
         if open.isEmpty {
             let states = all.map { "\($0.serverID) \($0.state.rawValue)" }.joined(separator: ", ")
             return "waiting: no server takes tasks now (\(states))"
+        }
+        let matching = open.filter { PlacementConstraints.fits(task, on: $0.row) }
+        if matching.isEmpty, let first = all.compactMap({ PlacementConstraints.mismatch(task, on: $0) }).first {
+            return "waiting: no server that takes tasks matches its placement (\(first))"
         }
         if task.gpus > 0 {
             let best = open.max { ($0.freeGPUs.count, $1.row.serverID.rawValue) < ($1.freeGPUs.count, $0.row.serverID.rawValue) }!
