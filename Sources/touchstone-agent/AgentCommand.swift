@@ -116,9 +116,13 @@ struct AgentCommand: AsyncParsableCommand {
         }
         // The queues are made by `touchstone server attach`, never here: an agent started before its server is
         // attached, or under a name that is not attached, says so and stops instead of polling nothing.
-        if case .embedded(let path) = transport, !FileManager.default.fileExists(atPath: path) {
+        if case .embedded(let path) = transport, !FileManager.default.fileExists(atPath: path),
+            !FileManager.default.fileExists(atPath: EmbeddedQueueLayout.directory(forPath: path))
+        {
             throw AgentStartError(
-                description: Self.notAttached(serverID, channels: channels, missing: "there is no queue file at \(path)"))
+                description: Self.notAttached(
+                    serverID, channels: channels,
+                    missing: "there are no queues at \(path) or \(EmbeddedQueueLayout.directory(forPath: path))"))
         }
         var queues: [(requests: any MessageQueue, responses: any MessageQueue)] = []
         do {
