@@ -116,7 +116,11 @@ let package = Package(
         ),
         .executableTarget(
             name: "touchstone-bench",
-            dependencies: ["Transport", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "Orchestrator", "Agent", "Projections", "EventStore", "Domain", "Transport", "Wire",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .target(
