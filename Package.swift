@@ -165,6 +165,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .testTarget(name: "TouchstoneBenchTests", dependencies: ["touchstone-bench"], swiftSettings: strict),
         .testTarget(
             name: "TouchstoneCLITests",
             dependencies: ["TouchstoneCLI", "TestSupport"],

@@ -125,12 +125,13 @@ final class Cluster: Sendable {
     ///
     /// - Throws: ``BenchError`` naming the servers still silent.
     func waitForHello(_ servers: [String], timeout: Duration) async throws {
-        var waiting = Set(servers.map { "server/\($0)" })
-        let found = await LogWatch.until(log, after: 0, timeout: timeout) { event in
+        let (waiting, done) = await LogWatch.until(
+            log, after: 0, timeout: timeout, initial: Set(servers.map { "server/\($0)" })
+        ) { waiting, event in
             if event.type == "server.hello" { waiting.remove(event.stream) }
             return waiting.isEmpty
         }
-        guard found else {
+        guard done else {
             throw BenchError("no hello from \(waiting.sorted().joined(separator: ", ")) within \(timeout); see \(directory)")
         }
     }
@@ -215,7 +216,7 @@ final class ExitWatch: Sendable {
 
 /// Busy processes that saturate the cores (row 7): one `sh -c 'while :; do :; done'` per core, started and stopped
 /// by the bench.
-final class CPUHog: Sendable {
+final class CPUHog {
     private let processes: [Process]
 
     /// Starts `count` busy loops.

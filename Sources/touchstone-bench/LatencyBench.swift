@@ -43,22 +43,27 @@ enum LatencyBench {
         let start = clock.now
         let task = try await cluster.submit(["true"], name: "bench-latency")
         let stream = "task/\(task)"
-        var started: Duration?
-        var finished: Duration?
-        var times: [(String, Date)] = []
-        var events = 0
-        let done = await LogWatch.until(cluster.log, after: before, timeout: .seconds(30)) { event in
-            events += 1
+        struct Seen: Sendable {
+            var started: Duration?
+            var finished: Duration?
+            var times: [(String, Date)] = []
+            var events = 0
+        }
+        let (seen, done) = await LogWatch.until(cluster.log, after: before, timeout: .seconds(30), initial: Seen()) {
+            seen, event in
+            seen.events += 1
             guard event.stream == stream else { return false }
-            times.append((event.type, event.recordedAt))
-            if event.type == "task.started", started == nil { started = clock.now - start }
+            seen.times.append((event.type, event.recordedAt))
+            if event.type == "task.started", seen.started == nil { seen.started = clock.now - start }
             if event.type == "task.finished" {
-                finished = clock.now - start
+                seen.finished = clock.now - start
                 return true
             }
             return false
         }
-        guard done, let started, let finished else { return nil }
+        guard done, let started = seen.started, let finished = seen.finished else { return nil }
+        let times = seen.times
+        let events = seen.events
         var phases: [String: Double] = [:]
         for (previous, next) in zip(times, times.dropFirst()) {
             phases["\(previous.0)→\(next.0)"] = next.1.timeIntervalSince(previous.1) * 1_000

@@ -9,29 +9,39 @@ enum LogWatch {
     /// figure can carry from the watching itself (one `SELECT` of the newest rows per millisecond).
     static let pollInterval = Duration.milliseconds(1)
 
-    /// Feeds every event after `position` to `done` until it returns `true` or `timeout` passes.
+    /// Feeds every event after `position` to `step`, which updates `state` and says whether the wait is over, until
+    /// it returns `true` or `timeout` passes.
     ///
-    /// - Returns: Whether `done` returned `true` in time.
-    static func until(
-        _ log: TouchstoneLog, after position: Int64, timeout: Duration,
-        _ done: sending @escaping (StoredEvent) -> Bool
-    ) async -> Bool {
-        await withTaskGroup(of: Bool.self) { group in
+    /// - Returns: The final state, and whether `step` returned `true` in time.
+    static func until<State: Sendable>(
+        _ log: TouchstoneLog, after position: Int64, timeout: Duration, initial: State,
+        _ step: @escaping @Sendable (inout State, StoredEvent) -> Bool
+    ) async -> (state: State, done: Bool) {
+        await withTaskGroup(of: (State, Bool)?.self) { group in
             group.addTask {
+                var state = initial
                 do {
-                    for try await event in log.store.tail(after: position, pollInterval: pollInterval) where done(event) {
-                        return true
+                    for try await event in log.store.tail(after: position, pollInterval: pollInterval)
+                    where step(&state, event) {
+                        return (state, true)
                     }
                 } catch {}
-                return false
+                return (state, false)
             }
             group.addTask {
                 try? await Task.sleep(for: timeout)
-                return false
+                return nil
             }
-            let first = await group.next() ?? false
+            var result: (State, Bool)?
+            while let next = await group.next() {
+                if let next {
+                    result = next
+                    break
+                }
+                group.cancelAll()  // the timeout: the tail ends with a cancellation and returns what it saw
+            }
             group.cancelAll()
-            return first
+            return result ?? (initial, false)
         }
     }
 

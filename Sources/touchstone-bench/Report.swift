@@ -25,13 +25,13 @@ struct PeerResult: Codable, Sendable, Equatable {
 enum ReportRules {
     /// Where a peer's figure goes: the row number, a fragment of the metric, the baseline's words, the figure, and
     /// the goal's test of the ratio (value / baseline).
-    struct Baseline {
+    struct Baseline: Sendable {
         var row: Int
         var metricContains: String
         var peer: String
         var words: String
-        var figure: (PeerResult) -> Double?
-        var met: (Double) -> Bool
+        var figure: @Sendable (PeerResult) -> Double?
+        var met: @Sendable (Double) -> Bool
     }
 
     static let baselines: [Baseline] = [
@@ -74,12 +74,12 @@ enum ReportRules {
     }
 
     /// Adds a row, with no value and a note, for each expected row number that no file provided; sorts by row.
-    static func complete(_ rows: [BenchRow], expected: [Int], missing: [Int: String]) -> [BenchRow] {
+    static func complete(_ rows: [BenchRow], expected: [Int]) -> [BenchRow] {
         let present = Set(rows.map(\.row))
         let added = expected.filter { !present.contains($0) }.map { number in
             BenchRow(
                 row: number, metric: "row \(number)", value: nil, unit: "", goal: "", met: nil,
-                note: missing[number] ?? "not measured: its bench produced no output")
+                note: "not measured: its bench produced no output (see the run's output)")
         }
         return (rows + added).enumerated().sorted { ($0.element.row, $0.offset) < ($1.element.row, $1.offset) }
             .map(\.element)
@@ -129,11 +129,6 @@ struct Report: AsyncParsableCommand {
     @Option(help: "Row numbers that must appear (comma-separated); each one missing gets a row saying so.")
     var expect: String = "1,2,3,4,5,6,7,8,9,10,11,12"
 
-    @Option(
-        name: .customLong("missing"),
-        help: "Why a row is missing, as N=reason (repeatable), e.g. 1=LogBench not wired yet.")
-    var missingReasons: [String] = []
-
     @Option(help: "Write the rows here as a JSON array.")
     var json: String?
 
@@ -165,14 +160,9 @@ struct Report: AsyncParsableCommand {
             }
             peers.append(peer)
         }
-        var missing: [Int: String] = [:]
-        for entry in missingReasons {
-            let parts = entry.split(separator: "=", maxSplits: 1)
-            if parts.count == 2, let number = Int(parts[0]) { missing[number] = String(parts[1]) }
-        }
         let expected = expect.split(separator: ",").compactMap { Int($0) }
         let final = ReportRules.complete(
-            ReportRules.applyPeers(rows, peers: peers, smoke: smoke), expected: expected, missing: missing)
+            ReportRules.applyPeers(rows, peers: peers, smoke: smoke), expected: expected)
         if let title { print(title) }
         print(ReportRules.table(final), terminator: "")
         if let json {
@@ -180,12 +170,5 @@ struct Report: AsyncParsableCommand {
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             try encoder.encode(final).write(to: URL(fileURLWithPath: json))
         }
-    }
-}
-
-extension PeerResult {
-    init(peer: String, error: String) {
-        self.peer = peer
-        self.error = error
     }
 }

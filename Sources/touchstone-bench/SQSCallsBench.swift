@@ -21,7 +21,7 @@ enum SQSCallsBench {
     static func run(
         cluster: Cluster, configuration: SQSConfiguration, window: Duration, settle: Duration, smoke: Bool
     ) async throws -> [BenchRow] {
-        let server = ServerID(rawValue: "bench-01")
+        let server = ServerID(rawValue: "bench-01")!
         try await cluster.attach(server.rawValue, maxTasks: 1)
         let counter = CallCounter()
         var quiet = Logger(label: "touchstone.bench.sqs")

@@ -19,7 +19,7 @@ enum SchedulerBench {
         let perServer = (tasks + servers - 1) / servers
         var ids: [ServerID] = []
         for index in 0..<servers {
-            let server = ServerID(rawValue: String(format: "srv-%05d", index))
+            let server = ServerID(rawValue: String(format: "srv-%05d", index))!
             ids.append(server)
             apply(.serverAttached(ServerAttached(serverID: server, maxTasks: perServer, channels: 3)), stream: "server/\(server)")
         }
@@ -53,7 +53,7 @@ enum SchedulerBench {
     /// decision has something to place.
     static func buildHistory(path: String, finished: Int) async throws -> TouchstoneLog {
         let log = try TouchstoneLog(path: path)
-        let server = ServerID(rawValue: "bench-01")
+        let server = ServerID(rawValue: "bench-01")!
         let meta = EventMetadata(actor: "bench")
         try await log.append(.serverAttached(ServerAttached(serverID: server, maxTasks: 8, channels: 3)), metadata: meta)
         var index = 0

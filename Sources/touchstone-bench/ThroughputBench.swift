@@ -38,8 +38,8 @@ enum ThroughputBench {
         let before = try await cluster.log.store.lastPosition()
         let start = clock.now
         let submitted = Set(try await cluster.submitMany(tasks, command: ["true"]).map { "task/\($0)" })
-        var ended = Set<String>()
-        let done = await LogWatch.until(cluster.log, after: before, timeout: timeout) { event in
+        let (ended, done) = await LogWatch.until(cluster.log, after: before, timeout: timeout, initial: Set<String>()) {
+            ended, event in
             if event.type == "task.finished", submitted.contains(event.stream) { ended.insert(event.stream) }
             return ended.count == submitted.count
         }
