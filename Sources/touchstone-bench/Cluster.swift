@@ -126,7 +126,7 @@ final class Cluster: Sendable {
     /// - Throws: ``BenchError`` naming the servers still silent.
     func waitForHello(_ servers: [String], timeout: Duration) async throws {
         let (waiting, done) = await LogWatch.until(
-            log, after: 0, timeout: timeout, initial: Set(servers.map { "server/\($0)" })
+            log, after: 0, timeout: timeout, initial: Set(servers.map { StreamName.server(ServerID(rawValue: $0)!) })
         ) { waiting, event in
             if event.type == "server.hello" { waiting.remove(event.stream) }
             return waiting.isEmpty

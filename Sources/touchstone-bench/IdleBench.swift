@@ -1,3 +1,4 @@
+import EventStore
 import Foundation
 import Projections
 
@@ -19,7 +20,7 @@ enum IdleBench {
         let backendCPU = ProcStat.cpuSeconds(backend)
         let start = clock.now
         try await Task.sleep(for: window)
-        let elapsed = (clock.now - start).seconds
+        let elapsed = (clock.now - start).inSeconds
         let agentCPUEnd = ProcStat.cpuSeconds(agent)
         let backendCPUEnd = ProcStat.cpuSeconds(backend)
         let rss = ProcStat.residentMB(agent)

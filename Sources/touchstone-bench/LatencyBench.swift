@@ -42,7 +42,7 @@ enum LatencyBench {
         let before = try await cluster.log.store.lastPosition()
         let start = clock.now
         let task = try await cluster.submit(["true"], name: "bench-latency")
-        let stream = "task/\(task)"
+        let stream = StreamName.task(task)
         struct Seen: Sendable {
             var started: Duration?
             var finished: Duration?
@@ -68,7 +68,7 @@ enum LatencyBench {
         for (previous, next) in zip(times, times.dropFirst()) {
             phases["\(previous.0)→\(next.0)"] = next.1.timeIntervalSince(previous.1) * 1_000
         }
-        return Sample(started: started.milliseconds, finished: finished.milliseconds, phases: phases, events: events)
+        return Sample(started: started.inMilliseconds, finished: finished.inMilliseconds, phases: phases, events: events)
     }
 
     /// The median of each phase over the samples, largest first: what dominated the latency.

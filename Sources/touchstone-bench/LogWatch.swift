@@ -74,11 +74,11 @@ enum Stats {
 
 extension Duration {
     /// The duration in milliseconds, as a `Double`.
-    var milliseconds: Double {
+    var inMilliseconds: Double {
         Double(components.seconds) * 1_000 + Double(components.attoseconds) / 1e15
     }
 
-    var seconds: Double { milliseconds / 1_000 }
+    var inSeconds: Double { inMilliseconds / 1_000 }
 }
 
 /// A process's CPU time and memory, read from `/proc` (proc(5)).

@@ -58,7 +58,7 @@ enum SQSCallsBench {
             let before = counter.snapshot
             let start = clock.now
             try await Task.sleep(for: window)
-            let elapsed = (clock.now - start).seconds
+            let elapsed = (clock.now - start).inSeconds
             let after = counter.snapshot
             var delta: [String: Int] = [:]
             for (key, count) in after where count - (before[key] ?? 0) > 0 { delta[key] = count - (before[key] ?? 0) }

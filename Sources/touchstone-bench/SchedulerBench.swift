@@ -34,7 +34,7 @@ enum SchedulerBench {
         for _ in 0..<repeats {
             let start = clock.now
             let plan = Scheduler.plan(tasks: set.tasks, servers: set.servers, eligible: eligible)
-            times.append((clock.now - start).seconds)
+            times.append((clock.now - start).inSeconds)
             placed = plan.count
         }
         let seconds = Stats.median(times) ?? 0
@@ -101,14 +101,14 @@ enum SchedulerBench {
         for size in sizes {
             let buildStart = clock.now
             let log = try await buildHistory(path: directory + "/history-\(size).db", finished: size)
-            let built = (clock.now - buildStart).seconds
+            let built = (clock.now - buildStart).inSeconds
             var times: [Double] = []
             var placed = 0
             _ = try await decisionCost(log: log)  // warm: page cache, statements
             for _ in 0..<repeats {
                 let start = clock.now
                 placed = try await decisionCost(log: log)
-                times.append((clock.now - start).milliseconds)
+                times.append((clock.now - start).inMilliseconds)
             }
             medians.append((size, Stats.median(times) ?? 0, placed, built))
         }

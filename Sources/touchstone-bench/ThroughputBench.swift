@@ -37,7 +37,7 @@ enum ThroughputBench {
         let clock = ContinuousClock()
         let before = try await cluster.log.store.lastPosition()
         let start = clock.now
-        let submitted = Set(try await cluster.submitMany(tasks, command: ["true"]).map { "task/\($0)" })
+        let submitted = Set(try await cluster.submitMany(tasks, command: ["true"]).map(StreamName.task))
         let (ended, done) = await LogWatch.until(cluster.log, after: before, timeout: timeout, initial: Set<String>()) {
             ended, event in
             if event.type == "task.finished", submitted.contains(event.stream) { ended.insert(event.stream) }
@@ -48,7 +48,7 @@ enum ThroughputBench {
         let counts = try await LogWatch.countTypes(cluster.log, after: before)
         let phases = try await phaseMedians(cluster.log, after: before)
         return Result(
-            tasks: tasks, finished: ended.count, seconds: elapsed.seconds, counts: counts, phases: phases,
+            tasks: tasks, finished: ended.count, seconds: elapsed.inSeconds, counts: counts, phases: phases,
             timedOut: !done)
     }
 
