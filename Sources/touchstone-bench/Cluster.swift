@@ -144,7 +144,7 @@ final class Cluster: Sendable {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         let output = directory + "/\(name).log"
-        FileManager.default.createFile(atPath: output, contents: nil)
+        _ = FileManager.default.createFile(atPath: output, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
         process.standardOutput = handle
         process.standardError = handle
@@ -161,7 +161,7 @@ final class Cluster: Sendable {
             defer { current.removeAll() }
             return Array(current.values)
         }
-        for process in all where process.isRunning { process.terminate() }
+        for (process, _) in all where process.isRunning { process.terminate() }
         let deadline = ContinuousClock.now + .seconds(20)
         for (process, exited) in all {
             await exited.wait(until: deadline)
