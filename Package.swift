@@ -118,7 +118,9 @@ let package = Package(
         .executableTarget(
             name: "touchstone-bench",
             dependencies: [
-                "Transport", "EventStore", "Projections", "Domain", .product(name: "Logging", package: "swift-log"),
+                "Orchestrator", "Agent", "Projections", "EventStore", "Domain", "Transport", "Wire",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
@@ -167,6 +169,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .testTarget(name: "TouchstoneBenchTests", dependencies: ["touchstone-bench"], swiftSettings: strict),
         .testTarget(
             name: "TouchstoneCLITests",
             dependencies: ["TouchstoneCLI", "TestSupport"],

@@ -164,14 +164,24 @@ public struct Backend: Service {
         return submitted.spec
     }
 
-    private func schedule(_ servers: [ServerRow], links: [ServerID: ServerLink]) async throws {
-        // Only as many queued tasks as there are free slots can be placed; a few more let small tasks backfill
-        // behind one that fits nowhere.
-        let free = servers.filter { links[$0.serverID] != nil }.reduce(0) { $0 + $1.freeSlots }
-        guard free > 0 else { return }
+    /// One scheduling decision as a pass makes it: the head of the queue (only as many queued tasks as there are free
+    /// slots can be placed; a few more let small tasks backfill behind one that fits nowhere), read from the indexed
+    /// `task_queue`, placed on `servers` by ``Scheduler/plan(queue:servers:eligible:packing:)``. Its cost grows with
+    /// the free slots, never with the history (issue 11, row 9).
+    ///
+    /// - Returns: The placements and the queued rows they were decided on.
+    public static func decide(
+        log: TouchstoneLog, servers: [ServerRow], eligible: Set<ServerID>, packing: PackingPolicy
+    ) async throws -> (placements: [Scheduler.Placement], queue: [TaskRow]) {
+        let free = servers.filter { eligible.contains($0.serverID) }.reduce(0) { $0 + $1.freeSlots }
+        guard free > 0 else { return ([], []) }
         let queue = try await log.queuedTasks(limit: free * 4 + 64)
-        let placements = Scheduler.plan(
-            queue: queue, servers: servers, eligible: Set(links.keys), packing: configuration.packing)
+        return (Scheduler.plan(queue: queue, servers: servers, eligible: eligible, packing: packing), queue)
+    }
+
+    private func schedule(_ servers: [ServerRow], links: [ServerID: ServerLink]) async throws {
+        let (placements, queue) = try await Self.decide(
+            log: log, servers: servers, eligible: Set(links.keys), packing: configuration.packing)
         let versions = Dictionary(uniqueKeysWithValues: queue.map { ($0.taskID, $0.streamVersion) })
         for placement in placements {
             guard let link = links[placement.serverID] else { continue }
