@@ -25,6 +25,9 @@ struct CountingQueueProvider: QueueProvider {
     let counter: CallCounter
     let side: String
 
+    /// The wrapped provider's own counts (the transport's counters, retries included for SQS).
+    var operationCounts: QueueOperationCounts { base.operationCounts }
+
     func createQueueIfNeeded(named name: String, attributes: QueueAttributes) async throws {
         counter.add(side, "CreateQueue")
         try await base.createQueueIfNeeded(named: name, attributes: attributes)
@@ -42,6 +45,9 @@ struct CountingQueue: MessageQueue {
     let base: any MessageQueue
     let counter: CallCounter
     let side: String
+
+    /// The wrapped queue's own counts.
+    var operationCounts: QueueOperationCounts { base.operationCounts }
 
     func send(_ body: String, groupID: String, deduplicationID: String) async throws -> SendResult {
         counter.add(side, "SendMessage")
