@@ -191,6 +191,13 @@ struct AgentDockerTests {
     @Test func anAgentThatCannotReachDockerDoesNotStart() async throws {
         let directory = TemporaryDirectory("agent-nodocker")
         defer { directory.remove() }
+        // The server is attached (its queues exist), so the agent gets as far as asking its runtime.
+        let store = try EmbeddedQueueStore(path: directory.file("queues.db"))
+        for index in 0..<3 {
+            let channel = ChannelID(server: server, index: index)
+            try store.createQueue(name: ChannelQueues.requestQueue(prefix: "touchstone", channel: channel))
+            try store.createQueue(name: ChannelQueues.responseQueue(prefix: "touchstone", channel: channel))
+        }
         // A journaled running attempt needs the runtime's answer: without Docker the agent must not guess.
         let agent = try ChildProcess(
             builtExecutable("touchstone-agent"),
