@@ -67,8 +67,7 @@ public final class DatabaseFileWatcher: Sendable {
             var timeout: Int32 = -1
             if let burstEnd, followUpIndex < Self.followUps.count {
                 let due = burstEnd + .milliseconds(Self.followUps[followUpIndex])
-                let (seconds, attoseconds) = (due - clock.now).components
-                timeout = Int32(clamping: max(0, seconds * 1_000 + attoseconds / 1_000_000_000_000_000 + 1))
+                timeout = Int32(clamping: max(0, (due - clock.now).wholeMilliseconds + 1))
             }
             switch loop.next(timeoutMilliseconds: timeout, buffer: &buffer) {
             case .stopped: return

@@ -1,3 +1,4 @@
+import FileSignals
 import AsyncHTTPClient
 import Foundation
 import Logging

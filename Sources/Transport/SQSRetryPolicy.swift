@@ -1,3 +1,4 @@
+import FileSignals
 /// How ``SQSClient`` retries a request that failed for a reason that may pass: throttling (`.throttled`), a server
 /// failure (`.serviceUnavailable`) or a connection error (`.connectionFailed`). Nothing else is retried.
 ///

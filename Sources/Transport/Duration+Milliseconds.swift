@@ -1,7 +1,0 @@
-extension Duration {
-    /// The duration in whole milliseconds, truncated toward zero.
-    var wholeMilliseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1_000 + attoseconds / 1_000_000_000_000_000
-    }
-}
