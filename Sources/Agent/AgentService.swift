@@ -43,18 +43,22 @@ public struct AgentService: Service {
             scope: configuration.serverID.rawValue, workspace: configuration.workspace,
             useCgroups: configuration.useCgroups, cgroupScope: configuration.cgroupScope, logger: logger)
         // 2. Take inventory before executing anything.
-        let tasks = AgentTasks(journal: journal, runtime: runtime, configuration: configuration)
+        // This process's instance, known to later lives of the agent in this workspace.
+        let identity = AgentIdentity(earlier: try await journal.instances())
+        try await journal.recordInstance(identity.instance)
+        let tasks = AgentTasks(
+            journal: journal, runtime: runtime, configuration: configuration, instance: identity.instance)
         try await tasks.loadInventory()
         let known = await tasks.count
         logger.info(
             "agent ready",
             metadata: [
-                "server": "\(configuration.serverID)", "channels": "\(queues.count)",
+                "server": "\(configuration.serverID)", "channels": "\(queues.count)", "instance": "\(identity.instance)",
                 "runtime": "\(runtime.summary)", "tasks.known": "\(known)",
             ])
         let handler = RequestHandler(
             configuration: configuration, journal: journal, tasks: tasks, runtime: runtime,
-            epochs: try await ChannelEpochs(journal: journal), logger: logger)
+            epochs: try await ChannelEpochs(journal: journal), identity: identity, logger: logger)
         let deadline = Duration.seconds(configuration.drainDeadlineSeconds)
         /// Which child task ended: only the end of polling (graceful shutdown) starts the drain.
         enum Child { case runtime, polling }
@@ -71,7 +75,7 @@ public struct AgentService: Service {
                     try await withThrowingDiscardingTaskGroup { channels in
                         for (index, pair) in queues.enumerated() {
                             channels.addTask {
-                                await Self.poll(
+                                try await Self.poll(
                                     channel: index, pair: pair, handler: handler, wait: configuration.pollWait,
                                     logger: logger)
                             }
@@ -117,7 +121,7 @@ public struct AgentService: Service {
     static func poll(
         channel: Int, pair: (requests: any MessageQueue, responses: any MessageQueue), handler: RequestHandler,
         wait: Duration, logger: Logger
-    ) async {
+    ) async throws(AgentFenced) {
         let visibility = Self.visibility
         var backoff = Duration.milliseconds(200)
         while !Task.isCancelled {
@@ -146,6 +150,16 @@ public struct AgentService: Service {
                         }
                     }
                     extender.cancel()
+                    if let response, case .error(let refusal) = response.body, refusal.code == .fenced {
+                        // Released at once for the agent it is addressed to, and a notice for the backend under a
+                        // deduplication ID of its own: the other agent's answer, sent for the same (redelivered)
+                        // message, must not be taken for a duplicate of this notice.
+                        try? await pair.requests.changeVisibility(receiptHandle: message.receiptHandle, timeout: .zero)
+                        _ = try? await pair.responses.send(
+                            WireCoding.encode(response), groupID: "channel-\(channel)",
+                            deduplicationID: "fenced-" + message.messageID)
+                        throw AgentFenced(description: refusal.message)
+                    }
                     if let response {
                         Failpoint.crash(at: "agent.before-respond")
                         let body = WireCoding.encode(response)
@@ -164,6 +178,8 @@ public struct AgentService: Service {
                 backoff = .milliseconds(200)
             } catch is CancellationError {
                 return
+            } catch let fenced as AgentFenced {
+                throw fenced
             } catch {
                 if Task.isCancelled { return }
                 logger.error("channel poll failed", metadata: ["channel": "\(channel)", "error": "\(error)"])

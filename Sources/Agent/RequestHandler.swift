@@ -15,6 +15,8 @@ struct RequestHandler: Sendable {
     let tasks: AgentTasks
     let runtime: any TaskRuntime
     let epochs: ChannelEpochs
+    /// This agent process's instance; every response carries it.
+    let identity: AgentIdentity
     let logger: Logger
     /// The GPU inventory, re-read when a task starts or ends and at most once a minute otherwise.
     let gpuCache = GPUReadingCache()
@@ -30,6 +32,13 @@ struct RequestHandler: Sendable {
     /// - Parameter accept: Called once a blocking query (a heartbeat with a wait) is admitted, before it waits: the
     ///   poller deletes its message then, since answering it again is harmless.
     func handle(_ body: String, channel: Int, accept: @Sendable () async -> Void = {}) async -> ResponseEnvelope? {
+        guard var response = await answer(body, channel: channel, accept: accept) else { return nil }
+        // Recorded responses of an earlier life of this agent are answered as this instance's.
+        response.instance = identity.instance
+        return response
+    }
+
+    private func answer(_ body: String, channel: Int, accept: @Sendable () async -> Void) async -> ResponseEnvelope? {
         let request: RequestEnvelope
         do {
             request = try WireCoding.decodeRequest(body)
@@ -41,6 +50,17 @@ struct RequestHandler: Sendable {
         }
         var metadata: Logger.Metadata = ["request.id": "\(request.requestID)", "command": "\(request.command.name)"]
         metadata["channel"] = "\(channel)"
+        guard identity.accepts(request.instance) else {
+            // Another agent serves this server: nothing is executed or journaled, and the answer is a notice only.
+            let message =
+                "this agent (instance \(identity.instance)) is fenced: server \(configuration.serverID)'s requests are "
+                + "addressed to agent instance \(request.instance ?? "?"), which runs elsewhere; two agents must not "
+                + "serve one server"
+            logger.critical("fenced", metadata: metadata.merging(["addressed": "\(request.instance ?? "")"]) { $1 })
+            return ResponseEnvelope(
+                requestID: request.requestID, server: configuration.serverID, channel: channel, epoch: request.epoch,
+                sequence: request.sequence, agentTime: Date(), body: .error(WireError(.fenced, message)))
+        }
         do {
             // Epoch fencing: a request sent before the backend drained this channel is refused, not executed, and not
             // journaled (the same request ID may come again in the new epoch).

@@ -62,6 +62,8 @@ public enum DomainEventCodec {
         case .transfer(.completed(let p)): return pack(p)
         case .transfer(.failed(let p)): return pack(p)
         case .transfer(.rejected(let p)): return pack(p)
+        case .agentInstance(.changed(let p)): return pack(p)
+        case .agentInstance(.fenced(let p)): return pack(p)
         }
     }
 
@@ -144,6 +146,9 @@ public enum DomainEventCodec {
         case (TransferCompleted.eventType, 1): return .transfer(.completed(try unpack(TransferCompleted.self)))
         case (TransferFailed.eventType, 1): return .transfer(.failed(try unpack(TransferFailed.self)))
         case (TransferRejected.eventType, 1): return .transfer(.rejected(try unpack(TransferRejected.self)))
+        case (AgentInstanceChanged.eventType, 1):
+            return .agentInstance(.changed(try unpack(AgentInstanceChanged.self)))
+        case (AgentInstanceFenced.eventType, 1): return .agentInstance(.fenced(try unpack(AgentInstanceFenced.self)))
         default:
             throw DecodeError(
                 kind: .unknownEventType,
@@ -178,6 +183,7 @@ public enum DomainEventCodec {
         case .taskCancelRequested(let p): return StreamName.task(p.taskID)
         case .taskStartSending(let p): return StreamName.task(p.taskID)
         case .transfer(let t): return StreamName.transfer(t.taskID)
+        case .agentInstance(let e): return StreamName.server(e.serverID)
         }
     }
 }

@@ -35,6 +35,7 @@ public enum DomainEvent: Sendable, Equatable {
     case taskCancelRequested(TaskCancelRequested)  // "task.cancel-requested" v1
     case taskStartSending(TaskStartSending)  // "task.start-sending" v1
     case transfer(TransferEvent)  // "transfer.started" | "transfer.completed" | "transfer.failed" | "transfer.rejected" v1
+    case agentInstance(AgentInstanceEvent)  // "server.agent-instance-changed" | "server.agent-instance-fenced" v1
 }
 
 // MARK: Server lifecycle

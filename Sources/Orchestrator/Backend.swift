@@ -124,6 +124,7 @@ public struct Backend: Service {
     private func makeLink(_ row: ServerRow) async throws -> ServerLink {
         let channels = try await log.channelRows(of: row)
         var clients: [ChannelClient] = []
+        let address = AgentAddress(known: row.agentInstance, reachable: row.reachable)
         for index in 0..<row.channels {
             let id = ChannelID(server: row.serverID, index: index)
             let requestName = ChannelQueues.requestQueue(prefix: configuration.queuePrefix, channel: id)
@@ -134,7 +135,7 @@ public struct Backend: Service {
                 ChannelClient(
                     channel: id, requests: try await queues.openQueue(named: requestName),
                     responses: try await queues.openQueue(named: responseName), log: log, state: channels[id.description],
-                    configuration: configuration, logger: logger))
+                    configuration: configuration, logger: logger, address: address))
         }
         return ServerLink(serverID: row.serverID, clients: clients, log: log, configuration: configuration, logger: logger)
     }

@@ -21,6 +21,10 @@ actor ChannelClient {
     let log: TouchstoneLog
     let configuration: BackendConfiguration
     let logger: Logger
+    /// The agent instance this server's requests are addressed to, shared with the server's other channels.
+    let address: AgentAddress
+    /// The instance the outstanding request was addressed to (``RequestEnvelope/instance``).
+    private var addressed: String?
     private var epoch: Int64
     private var sequence: Int64
     /// The request a previous backend process left outstanding (from the `channel_sync` read model).
@@ -62,8 +66,11 @@ actor ChannelClient {
 
     init(
         channel: ChannelID, requests: any MessageQueue, responses: any MessageQueue, log: TouchstoneLog,
-        state: ChannelRow?, configuration: BackendConfiguration, logger: Logger
+        state: ChannelRow?, configuration: BackendConfiguration, logger: Logger,
+        address: AgentAddress = AgentAddress(known: nil, reachable: true)
     ) {
+        self.address = address
+        self.addressed = address.known
         self.channel = channel
         self.requests = requests
         self.responses = responses
@@ -172,9 +179,11 @@ actor ChannelClient {
         sequence += 1
         let sentAt = Date()
         let expiresAt = deliverBy ?? sentAt.addingTimeInterval(delivery.seconds)
+        addressed = address.current
         let envelope = RequestEnvelope(
             requestID: requestID, server: channel.server, channel: channel.index, epoch: epoch, sequence: sequence,
-            sentAt: sentAt, expiresAt: expiresAt, executionSeconds: executionSeconds, command: command)
+            sentAt: sentAt, expiresAt: expiresAt, executionSeconds: executionSeconds, command: command,
+            instance: addressed)
         // A fresh deduplication ID per send: SQS remembers IDs for 5 minutes even after delete, so a resend of the
         // same request ID must not reuse one.
         let dedup = "\(requestID)-\(epoch)-\(sequence)-\(UInt32.random(in: 0...UInt32.max))"
@@ -216,6 +225,9 @@ actor ChannelClient {
                 logger.info(
                     "request unanswered by its deadline: resending it with the same request ID",
                     metadata: ["channel": "\(channel)", "request.id": "\(requestID)", "resend": "\(resends)"])
+                // Addressed anew: a silent agent may have been replaced meanwhile.
+                addressed = address.current
+                current.instance = addressed
                 let dedup = "\(requestID)-\(epoch)-\(sequence)-r\(resends)-\(UInt32.random(in: 0...UInt32.max))"
                 let resent = try await recordingFailure("send") {
                     try await self.requests.send(
@@ -318,7 +330,43 @@ actor ChannelClient {
                 meta: meta)
             return .skipped
         }
-        if response.requestID == requestID && response.epoch == epoch {
+        let fencedNotice: Bool
+        if case .error(let refusal) = response.body, refusal.code == .fenced { fencedNotice = true } else { fencedNotice = false }
+        let matches = response.requestID == requestID && response.epoch == epoch
+        if fencedNotice || (matches && response.instance != nil && response.instance != address.known) {
+            // Who answered decides whether the answer counts (issue 16: one agent per server).
+            switch Decide.responder(
+                known: address.known, addressed: addressed, responder: response.instance, fencedNotice: fencedNotice)
+            {
+            case .accept:
+                break
+            case .adopt(let instance, let reason):
+                try await log.append(
+                    .agentInstance(
+                        .changed(
+                            AgentInstanceChanged(
+                                serverID: channel.server, instance: instance, previous: address.known, reason: reason))),
+                    metadata: meta)
+                address.adopt(instance)
+                logger.notice(
+                    "the server's agent is a new instance",
+                    metadata: ["server": "\(channel.server)", "instance": "\(instance)", "reason": "\(reason)"])
+            case .fence(let reason):
+                try await log.append(
+                    .agentInstance(
+                        .fenced(
+                            AgentInstanceFenced(
+                                serverID: channel.server, known: address.known, fenced: response.instance,
+                                channel: channel.index, reason: reason))),
+                    metadata: meta)
+                logger.error(
+                    "a second agent answered for this server; its answer is refused",
+                    metadata: ["server": "\(channel.server)", "reason": "\(reason)"])
+                try await reject(message, reason: "fenced", requestID: response.requestID, prefix: prefix, meta: meta)
+                return .skipped
+            }
+        }
+        if matches {
             try await log.append(
                 .responseReceived(
                     ResponseReceived(

@@ -150,6 +150,7 @@ struct ServerLink: Sendable {
                     }
                 }
                 backoff = .milliseconds(200)
+                clients.first?.address.setReachable(true)
                 if !reachable {
                     reachable = true
                     try await recordLiveness(reachable: true, missed: 0)
@@ -181,6 +182,9 @@ struct ServerLink: Sendable {
     }
 
     private func recordLiveness(reachable: Bool, missed: Int) async throws {
+        // Silent past the threshold: the next requests are addressed to any agent of the server, so that a
+        // replacement can answer; its answer readdresses them (``Decide/address(known:reachable:)``).
+        clients.first?.address.setReachable(reachable)
         try await CommandAppender(log: log).execute(
             .liveness(reachable: reachable, missed: missed), server: serverID, metadata: EventMetadata(actor: "backend"))
     }

@@ -17,6 +17,10 @@ public struct WireError: Error, Sendable, Equatable, Codable, CustomStringConver
         public static let staleEpoch = Code(rawValue: "staleEpoch")
         /// The task named is not known to the agent.
         public static let unknownTask = Code(rawValue: "unknownTask")
+        /// The request is addressed to another agent instance of this server, which is not an earlier life of the
+        /// answering agent: two agents serve one server. The answering agent releases the request for the other one,
+        /// sends this notice (never an answer to the command) and exits.
+        public static let fenced = Code(rawValue: "fenced")
         public var description: String { rawValue }
     }
 

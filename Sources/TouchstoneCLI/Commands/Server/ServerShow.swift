@@ -78,6 +78,10 @@ struct ServerShow: AsyncParsableCommand {
                 + (busy.isEmpty ? "" : ", busy with other users' processes: \(busy.map(String.init).joined(separator: ","))")
                 + (row.gpuProblem.map { " (\($0))" } ?? ""))
             print("agent        \(row.agentVersion ?? "-"), clock skew \(row.clockSkewMilliseconds.map { "\($0) ms" } ?? "-")")
+            print("instance     \(row.agentInstance ?? "-")")
+            if let fenced = row.fencedInstance {
+                print("fenced       \(fenced): a second agent answered for this server and was told to stop")
+            }
             print("last contact \(Render.time(row.lastContact))")
             print("")
             print(
