@@ -61,3 +61,39 @@ public struct AgentInstanceFenced: EventPayload {
         self.reason = reason
     }
 }
+
+/// The backend process's own lifecycle, on the `backend` stream: when it served, and whether it stopped cleanly.
+public enum BackendLifecycleEvent: Sendable, Equatable {
+    case started(BackendStarted)  // "backend.started" v1
+    case stopped(BackendStopped)  // "backend.stopped" v1
+}
+
+/// `touchstone serve` started serving this state directory.
+public struct BackendStarted: EventPayload {
+    public static let eventType = "backend.started"
+    public static let schemaVersion = 1
+    /// The process ID.
+    public var pid: Int32
+    /// `touchstone --version`.
+    public var version: String
+
+    public init(pid: Int32, version: String) {
+        self.pid = pid
+        self.version = version
+    }
+}
+
+/// `touchstone serve` stopped cleanly (SIGTERM or SIGINT): nothing it sent is left unaccounted for that the next start
+/// does not settle. A backend that died leaves no such event.
+public struct BackendStopped: EventPayload {
+    public static let eventType = "backend.stopped"
+    public static let schemaVersion = 1
+    public var pid: Int32
+    /// Why, one line: `SIGTERM`, `SIGINT`, or an error.
+    public var reason: String
+
+    public init(pid: Int32, reason: String) {
+        self.pid = pid
+        self.reason = reason
+    }
+}

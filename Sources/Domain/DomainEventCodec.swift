@@ -64,6 +64,8 @@ public enum DomainEventCodec {
         case .transfer(.rejected(let p)): return pack(p)
         case .agentInstance(.changed(let p)): return pack(p)
         case .agentInstance(.fenced(let p)): return pack(p)
+        case .backend(.started(let p)): return pack(p)
+        case .backend(.stopped(let p)): return pack(p)
         }
     }
 
@@ -149,6 +151,8 @@ public enum DomainEventCodec {
         case (AgentInstanceChanged.eventType, 1):
             return .agentInstance(.changed(try unpack(AgentInstanceChanged.self)))
         case (AgentInstanceFenced.eventType, 1): return .agentInstance(.fenced(try unpack(AgentInstanceFenced.self)))
+        case (BackendStarted.eventType, 1): return .backend(.started(try unpack(BackendStarted.self)))
+        case (BackendStopped.eventType, 1): return .backend(.stopped(try unpack(BackendStopped.self)))
         default:
             throw DecodeError(
                 kind: .unknownEventType,
@@ -184,6 +188,7 @@ public enum DomainEventCodec {
         case .taskStartSending(let p): return StreamName.task(p.taskID)
         case .transfer(let t): return StreamName.transfer(t.taskID)
         case .agentInstance(let e): return StreamName.server(e.serverID)
+        case .backend: return StreamName.backend
         }
     }
 }

@@ -36,6 +36,7 @@ public enum DomainEvent: Sendable, Equatable {
     case taskStartSending(TaskStartSending)  // "task.start-sending" v1
     case transfer(TransferEvent)  // "transfer.started" | "transfer.completed" | "transfer.failed" | "transfer.rejected" v1
     case agentInstance(AgentInstanceEvent)  // "server.agent-instance-changed" | "server.agent-instance-fenced" v1
+    case backend(BackendLifecycleEvent)  // "backend.started" | "backend.stopped" v1
 }
 
 // MARK: Server lifecycle

@@ -80,6 +80,8 @@ actor ChannelClient {
         self.epoch = state?.epoch ?? 0
         self.sequence = state?.lastSequence ?? 0
         self.inherited = state?.outstanding
+        // A previous process's answered requests: their answers, redelivered after it stopped, are duplicates.
+        self.answered = state?.recentlyAnswered ?? []
     }
 
     /// Sets the handler of `sync` replies.

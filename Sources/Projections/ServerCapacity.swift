@@ -126,7 +126,7 @@ public struct ServerCapacity: Projection {
         case .unrecognisedTaskFound(let e): return [e.serverID.rawValue]
         case .agentInstance(let e): return [e.serverID.rawValue]
         case .taskSubmitted, .requestSent, .responseRejected, .taskRequeued, .transportFailed, .channelDesyncDetected, .channelQueuesDrained,
-            .taskCancelRequested, .taskStartSending, .transfer: return []
+            .taskCancelRequested, .taskStartSending, .transfer, .backend: return []
         }
     }
 
@@ -227,7 +227,7 @@ public struct ServerCapacity: Projection {
         case .agentInstance(.fenced(let e)):
             rows[e.serverID.rawValue]?.fencedInstance = e.fenced
         case .taskSubmitted, .requestSent, .responseRejected, .taskRequeued, .transportFailed, .channelDesyncDetected, .channelQueuesDrained,
-            .unrecognisedTaskFound, .taskCancelRequested, .taskStartSending, .transfer:
+            .unrecognisedTaskFound, .taskCancelRequested, .taskStartSending, .transfer, .backend:
             break
         }
     }

@@ -146,6 +146,52 @@ struct FirstWeekTests {
         try await eventually("the task is cancelled") { try await taskStatus(id).status == "cancelled" }
     }
 
+    @Test func aCleanServeRestartIsNotAnIncident() async throws {
+        #expect(try await touchstone("server", "attach", "gpu-01", "--max-tasks", "1").status == 0)
+        let before = try await touchstone("server", "list")
+        #expect(before.stdout.contains("backend down: no backend has served this state directory yet"), "\(before.stdout)")
+        let agentProcess = try ChildProcess(
+            builtExecutable("touchstone-agent"), agentArguments(), logDirectory: directory.path, name: "agent")
+        var serve = try ChildProcess(
+            builtExecutable("touchstone"), ["serve", "--state-dir", state, "--status-interval", "0.2"],
+            logDirectory: directory.path, name: "serve-1")
+        defer {
+            serve.signal(SIGTERM)
+            agentProcess.signal(SIGTERM)
+        }
+        try await eventually("the backend runs") { !(try await touchstone("server", "list").stdout.contains("backend down")) }
+        let first = try await submit("--", "true")
+        #expect(try await touchstone("task", "wait", first).status == 0)
+
+        // A clean stop: a stopped line, and an event that says since when.
+        serve.signal(SIGTERM)
+        #expect(await serve.wait(timeout: .seconds(30)) == 0)
+        #expect(serve.stderr.contains("backend stopped"), "\(serve.stderr)")
+        let down = try await touchstone("server", "list")
+        #expect(down.stdout.contains("backend down since \(Render2.isoYear())"), "\(down.stdout)")
+        #expect(down.stdout.contains("stopped cleanly"), "\(down.stdout)")
+        let queued = try await touchstone("task", "submit", "--", "true")
+        #expect(queued.status == 0)
+        #expect(queued.stderr.contains("queued, but no backend is running: backend down since"), "\(queued.stderr)")
+        let second = queued.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+
+        // The next start picks up where the last left: the queued task runs, and no channel fell out of sync.
+        serve = try ChildProcess(
+            builtExecutable("touchstone"), ["serve", "--state-dir", state, "--status-interval", "0.2"],
+            logDirectory: directory.path, name: "serve-2")
+        let waited = try await touchstone("task", "wait", second)
+        #expect(waited.status == 0, "\(waited.stdout)\(waited.stderr)\n\(serve.stderr)")
+        let third = try await submit("--", "true")
+        #expect(try await touchstone("task", "wait", third).status == 0)
+        #expect(!(try await touchstone("server", "list").stdout.contains("backend down")))
+        let incidents = try await touchstone("events", "--type", "channel.desync", "--format", "json")
+        #expect((try json(incidents.stdout) as? [Any])?.isEmpty == true, "\(incidents.stdout)")
+        let drains = try await touchstone("events", "--type", "channel.queues-drained", "--format", "json")
+        #expect((try json(drains.stdout) as? [Any])?.isEmpty == true, "\(drains.stdout)")
+        let lifecycle = try json(try await touchstone("events", "--type", "backend.", "--format", "json").stdout) as? [[String: Any]]
+        #expect(lifecycle?.compactMap { $0["type"] as? String } == ["backend.started", "backend.stopped", "backend.started"])
+    }
+
     // MARK: 2. Refuse early
 
     @Test func anAgentStartedBeforeItsServerIsAttachedSaysHowToAttachIt() async throws {

@@ -74,7 +74,24 @@ struct Serve: AsyncParsableCommand {
         let transport = try transportOptions.queueTransport(queuePath: global.queuePath).summary
         logger.info(
             "backend starting", metadata: ["state": "\(global.resolvedStateDir)", "transport": "\(transport)"])
-        try await group.run()
+        let pid = getpid()
+        try await log.append(
+            .backend(.started(BackendStarted(pid: pid, version: TouchstoneVersion.current))),
+            metadata: EventMetadata(actor: "backend"))
+        do {
+            try await group.run()
+        } catch {
+            try? await log.append(
+                .backend(.stopped(BackendStopped(pid: pid, reason: "error: \(error)"))),
+                metadata: EventMetadata(actor: "backend"))
+            throw error
+        }
+        // A clean stop (SIGTERM or SIGINT): recorded, so that `server list` and `task submit` can say since when no
+        // backend runs, and the next start knows its predecessor left nothing half-done on purpose.
+        try await log.append(
+            .backend(.stopped(BackendStopped(pid: pid, reason: "SIGTERM or SIGINT"))),
+            metadata: EventMetadata(actor: "backend"))
+        logger.notice("backend stopped", metadata: ["state": "\(global.resolvedStateDir)", "pid": "\(pid)"])
     }
 }
 

@@ -36,6 +36,14 @@ struct ServerList: AsyncParsableCommand {
                             ]
                         }))
             }
+            if let down = try await BackendStatus.read(stateDirectory: global.resolvedStateDir, log: log).downLine {
+                // After the table (or on stderr, so the JSON stays one array).
+                if global.format == .json {
+                    FileHandle.standardError.write(Data((down + "\n").utf8))
+                } else {
+                    print(down)
+                }
+            }
             if watch {
                 fflush(nil)  // a pipe sees each refresh
                 try await Task.sleep(for: .seconds(1))
