@@ -1,3 +1,4 @@
+import EventStore
 import ArgumentParser
 import Domain
 import Foundation
@@ -11,10 +12,13 @@ struct ServerShow: AsyncParsableCommand {
     @Argument(help: "The server's name.")
     var name: String
 
-    @Flag(help: "Refresh every second until interrupted.")
+    @Flag(help: "Refresh at each change in the log, and every 5 s for the clocks shown, until interrupted.")
     var watch = false
 
     @OptionGroup var global: GlobalOptions
+
+    /// The longest a `--watch` view goes without a refresh: its relative times move even when nothing is logged.
+    static let clockRefresh = Duration.seconds(5)
 
     /// `2 left of 3, deadline in 40s` / `done` / `-`.
     static func drainSummary(_ row: ServerRow, tasks: TaskBoard) -> String {
@@ -30,6 +34,7 @@ struct ServerShow: AsyncParsableCommand {
 
     func run() async throws {
         let log = try global.openLog()
+        var position = try await log.store.lastPosition()
         repeat {
             let snapshot = try await log.snapshot()
             guard let server = ServerID(rawValue: name), let row = snapshot.servers[server] else {
@@ -39,7 +44,9 @@ struct ServerShow: AsyncParsableCommand {
             render(row, snapshot)
             if watch {
                 fflush(nil)  // a pipe sees each refresh
-                try await Task.sleep(for: .seconds(1))
+                // The next refresh comes with the next event in the log (another process's append wakes it within
+                // milliseconds), and at least every few seconds for the clocks shown (last contact, deadlines).
+                position = try await log.store.waitForAppend(after: position, timeout: Self.clockRefresh)
             }
         } while watch
     }
