@@ -81,7 +81,7 @@ struct Serve: AsyncParsableCommand {
         do {
             try await group.run()
         } catch {
-            try? await log.append(
+            _ = try? await log.append(
                 .backend(.stopped(BackendStopped(pid: pid, reason: "error: \(error)"))),
                 metadata: EventMetadata(actor: "backend"))
             throw error
