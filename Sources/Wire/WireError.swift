@@ -17,6 +17,9 @@ public struct WireError: Error, Sendable, Equatable, Codable, CustomStringConver
         public static let staleEpoch = Code(rawValue: "staleEpoch")
         /// The task named is not known to the agent.
         public static let unknownTask = Code(rawValue: "unknownTask")
+        /// A start refused by the agent's own capacity guard: it would run more attempts than the last known
+        /// `max_tasks`, or use a GPU an attempt holds. Nothing was started; the backend's view of the server is wrong.
+        public static let capacityExceeded = Code(rawValue: "capacityExceeded")
         public var description: String { rawValue }
     }
 
