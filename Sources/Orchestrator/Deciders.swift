@@ -177,13 +177,14 @@ public enum Decide {
         return "clock skew " + describeSkew(skew)
     }
 
-    /// A skew in the largest whole unit: `6m`, `-45s`, `3h`, `400d`.
+    /// A skew in the largest unit it reaches, rounded to the nearest: `6m`, `-45s`, `3h`, `400d` (a measure is the
+    /// true skew less the response's transit, so 359.9 s reads `6m`).
     static func describeSkew(_ milliseconds: Int64) -> String {
         let sign = milliseconds < 0 ? "-" : ""
-        let seconds = milliseconds.magnitude / 1000
-        if seconds >= 86_400 { return "\(sign)\(seconds / 86_400)d" }
-        if seconds >= 3_600 { return "\(sign)\(seconds / 3_600)h" }
-        if seconds >= 60 { return "\(sign)\(seconds / 60)m" }
+        let seconds = (milliseconds.magnitude + 500) / 1000
+        for (unit, letter) in [(UInt64(86_400), "d"), (3_600, "h"), (60, "m")] where seconds >= unit {
+            return "\(sign)\((seconds + unit / 2) / unit)\(letter)"
+        }
         return "\(sign)\(seconds)s"
     }
 

@@ -106,7 +106,8 @@ import Wire
 
     @Test(arguments: [
         (nil, nil), (0, nil), (30_000, nil), (-30_000, nil), (30_001, "clock skew 30s"), (-45_000, "clock skew -45s"),
-        (360_000, "clock skew 6m"), (-7_200_000, "clock skew -2h"), (365 * 86_400_000, "clock skew 365d"),
+        (360_000, "clock skew 6m"), (359_900, "clock skew 6m"), (-7_200_000, "clock skew -2h"),
+        (365 * 86_400_000, "clock skew 365d"), (89_000, "clock skew 1m"), (90_000, "clock skew 2m"),
     ] as [(Int64?, String?)])
     func aSkewPastTheToleranceIsUnhealthy(skew: Int64?, expected: String?) {
         #expect(Decide.health(skewMilliseconds: skew, tolerance: .seconds(30)) == expected)
