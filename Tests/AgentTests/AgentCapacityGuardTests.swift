@@ -82,13 +82,7 @@ struct AgentCapacityGuardTests {
             return
         }
         // The agent dies (its tasks run on); the next one adopts them with their GPUs from their labels.
-        harness.agent.signal(SIGKILL)
-        await harness.agent.wait()
-        let restarted = try ChildProcess(
-            builtExecutable("touchstone-agent"),
-            ["--server", "gpu-01", "--queue-path", harness.directory.file("queues.db"), "--workspace",
-             harness.directory.file("workspace"), "--poll-wait", "1", "--drain-deadline", "0"],
-            logDirectory: harness.directory.path, name: "agent-restarted")
+        let restarted = try await harness.killAndRestart()
         let afterRestart = try await Self.call(&harness, Self.start(2, task: Fixtures.taskB, marker: marker, gpus: [0], max: 4))
         #expect(Self.refusal(afterRestart) != nil, "an adopted attempt's GPU was reused: \(afterRestart)")
         #expect(Self.runs(marker).count == 2)

@@ -67,6 +67,18 @@ struct AgentProcessTests {
             throw CancellationError()
         }
 
+        /// SIGKILLs the agent (its tasks, in sessions of their own, run on) and starts another on the same queues and
+        /// workspace, as a restart after a crash.
+        func killAndRestart(server: ServerID = Fixtures.gpu1) async throws -> ChildProcess {
+            agent.signal(SIGKILL)
+            await agent.wait()
+            return try ChildProcess(
+                builtExecutable("touchstone-agent"),
+                ["--server", server.rawValue, "--queue-path", directory.file("queues.db"), "--workspace",
+                 directory.file("workspace"), "--poll-wait", "1", "--drain-deadline", "0"],
+                logDirectory: directory.path, name: "agent-restarted")
+        }
+
         func stop() async -> Int32? {
             agent.signal(SIGTERM)
             let status = await agent.wait(timeout: .seconds(20))
@@ -232,13 +244,7 @@ struct AgentProcessTests {
         let start = harness.request(.startTask(StartTask(taskID: Fixtures.taskA, attempt: 1, spec: spec, backend: "test")))
         try await harness.send(WireCoding.encode(start))
         _ = try await harness.response()
-        harness.agent.signal(SIGKILL)
-        await harness.agent.wait()
-        let restarted = try ChildProcess(
-            builtExecutable("touchstone-agent"),
-            ["--server", server.rawValue, "--queue-path", harness.directory.file("queues.db"), "--workspace",
-             harness.directory.file("workspace"), "--poll-wait", "1", "--drain-deadline", "0"],
-            logDirectory: harness.directory.path, name: "agent-restarted")
+        let restarted = try await harness.killAndRestart(server: server)
         let ended = try #require(try await waitForReport(&harness, Fixtures.taskA) { $0.state != .running })
         #expect(ended.state == .exited)
         #expect(ended.exitCode == 0)
