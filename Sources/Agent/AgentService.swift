@@ -324,12 +324,17 @@ actor AgentTasks {
     /// Gives up a reservation whose launch was not attempted.
     func release(_ key: TaskAttempt) {
         starting.remove(key)
+        startingGPUs[key] = nil
         changes.bump()
     }
 
     func report(for key: TaskAttempt) -> TaskStatusReport? { reports[key] }
 
     private var starting: Set<TaskAttempt> = []
+    /// The GPU indices of each attempt being started, held from its reservation.
+    private var startingGPUs: [TaskAttempt: [Int]] = [:]
+    /// The capacity of the newest booking seen (``CapacityGuard/newest(_:_:)``); in memory: every start carries one.
+    private var knownCapacity: CapacityView?
 
     /// A stop of an attempt this agent neither has nor is starting: a tombstone is recorded (state `stopped`, never
     /// started), so a start of it arriving later is answered with the tombstone and never runs (issue 17 part 2; the
@@ -348,11 +353,31 @@ actor AgentTasks {
     /// Whether a request is starting the attempt now (reserved, not yet recorded).
     func isStarting(_ key: TaskAttempt) -> Bool { starting.contains(key) }
 
-    /// Claims the right to start an attempt. Returns `false` when it is known or another request is starting it.
-    func reserve(_ key: TaskAttempt) -> Bool {
-        guard reports[key] == nil, !starting.contains(key) else { return false }
+    /// The outcome of ``reserve(_:gpus:capacity:)``.
+    enum Reservation: Equatable {
+        /// This request may launch the attempt.
+        case reserved
+        /// The attempt is known, or another request is starting it.
+        case taken
+        /// The capacity guard refused it (``CapacityGuard``): the message says why.
+        case refused(String)
+    }
+
+    /// Claims the right to start an attempt, atomically with the capacity guard: the attempts that run or are being
+    /// launched, and the GPUs they hold, are counted against the last known capacity (issue 17 part 1).
+    func reserve(_ key: TaskAttempt, gpus: [Int] = [], capacity: CapacityView? = nil) -> Reservation {
+        guard reports[key] == nil, !starting.contains(key) else { return .taken }
+        knownCapacity = CapacityGuard.newest(knownCapacity, capacity)
+        var held = startingGPUs
+        for report in reports.values where report.state == .running {
+            held[report.key] = CapacityGuard.gpus(inLabels: report.labels)
+        }
+        if case .refuse(let message) = CapacityGuard.admit(gpus: gpus, known: knownCapacity, held: held) {
+            return .refused(message)
+        }
         starting.insert(key)
-        return true
+        startingGPUs[key] = gpus
+        return .reserved
     }
 
     /// Waits until an attempt another request is starting has a report (woken by the change that records it).
@@ -370,6 +395,7 @@ actor AgentTasks {
     func started(_ report: TaskStatusReport) async throws {
         defer {
             starting.remove(report.key)
+            startingGPUs[report.key] = nil
             changes.bump()
         }
         if let existing = reports[report.key], existing.state != .running, report.state == .running {

@@ -46,7 +46,7 @@ struct RequestHandler: Sendable {
             logger.warning("malformed request", metadata: ["channel": "\(channel)", "error": "\(error)"])
             return ResponseEnvelope(
                 requestID: WireCoding.salvageRequestID(body), server: configuration.serverID, channel: channel,
-                epoch: -1, sequence: -1, agentTime: Date(), body: .error(error))
+                epoch: -1, sequence: -1, agentTime: FaultClock.now(), body: .error(error))
         }
         var metadata: Logger.Metadata = ["request.id": "\(request.requestID)", "command": "\(request.command.name)"]
         metadata["channel"] = "\(channel)"
@@ -68,7 +68,7 @@ struct RequestHandler: Sendable {
                 logger.warning("request of an old epoch refused", metadata: metadata.merging(["epoch": "\(current)"]) { $1 })
                 return ResponseEnvelope(
                     requestID: request.requestID, server: configuration.serverID, channel: channel,
-                    epoch: request.epoch, sequence: request.sequence, agentTime: Date(),
+                    epoch: request.epoch, sequence: request.sequence, agentTime: FaultClock.now(),
                     body: .error(
                         WireError(
                             .staleEpoch,
@@ -79,7 +79,7 @@ struct RequestHandler: Sendable {
                 // Not journaled: idempotent, and their responses hold file data (see `Command.isTransfer`).
                 return ResponseEnvelope(
                     requestID: request.requestID, server: configuration.serverID, channel: request.channel,
-                    epoch: request.epoch, sequence: request.sequence, agentTime: Date(), body: await execute(request))
+                    epoch: request.epoch, sequence: request.sequence, agentTime: FaultClock.now(), body: await execute(request))
             }
             if var recorded = try await journal.recordedResponse(for: request.requestID) {
                 logger.info("request answered from the journal", metadata: metadata)
@@ -88,12 +88,14 @@ struct RequestHandler: Sendable {
                 recorded.epoch = request.epoch
                 recorded.sequence = request.sequence
                 recorded.channel = request.channel
+                // Now, not when it was first answered: the backend measures clock skew from every response.
+                recorded.agentTime = FaultClock.now()
                 return recorded
             }
             let body = await execute(request, accept: accept)
             let response = ResponseEnvelope(
                 requestID: request.requestID, server: configuration.serverID, channel: request.channel,
-                epoch: request.epoch, sequence: request.sequence, agentTime: Date(), body: body)
+                epoch: request.epoch, sequence: request.sequence, agentTime: FaultClock.now(), body: body)
             return try await journal.record(response, for: request.requestID)
         } catch {
             logger.error("cannot journal the request's outcome", metadata: metadata.merging(["error": "\(error)"]) { $1 })
@@ -115,7 +117,7 @@ struct RequestHandler: Sendable {
         }
         // A batch of starts checks each item (a known attempt is answered whatever the deadline).
         if case .startTasks = request.command {} else {
-            guard request.expiresAt > Date() else {
+            guard request.expiresAt > FaultClock.now() else {
                 return .error(WireError(.expired, "the request expired at \(request.expiresAt); it was not executed"))
             }
         }
@@ -187,13 +189,13 @@ struct RequestHandler: Sendable {
         if let known = await tasks.report(for: TaskAttempt(taskID: item.start.taskID, attempt: item.start.attempt)) {
             return .taskStarted(known)
         }
-        guard request.expiresAt > Date() else {
+        guard request.expiresAt > FaultClock.now() else {
             return .error(WireError(.expired, "the request expired at \(request.expiresAt); it was not executed"))
         }
         let body = await startTask(item.start, requestID: item.requestID, expiresAt: request.expiresAt)
         let response = ResponseEnvelope(
             requestID: item.requestID, server: configuration.serverID, channel: request.channel, epoch: request.epoch,
-            sequence: request.sequence, agentTime: Date(), body: body)
+            sequence: request.sequence, agentTime: FaultClock.now(), body: body)
         do {
             return try await journal.record(response, for: item.requestID).body
         } catch {
@@ -225,10 +227,15 @@ struct RequestHandler: Sendable {
         {
             return .error(WireError(.executionFailed, missing))
         }
-        guard await tasks.reserve(key) else {
+        switch await tasks.reserve(key, gpus: start.gpuIndices, capacity: start.capacity) {
+        case .reserved: break
+        case .taken:
             // Idempotent per (task, attempt): adopt what runs or ran, never start a second process.
             if let existing = await tasks.awaitReport(key) { return .taskStarted(existing) }
             return .error(WireError(.executionFailed, "attempt \(key) could not be started"))
+        case .refused(let message):
+            logger.warning("start refused by the capacity guard", metadata: ["task.id": "\(start.taskID)", "reason": "\(message)"])
+            return .error(WireError(.capacityExceeded, message))
         }
         let directory = configuration.taskDirectory(key)
         let labels = [
@@ -236,6 +243,7 @@ struct RequestHandler: Sendable {
             "touchstone.attempt": String(start.attempt), "touchstone.request": requestID.rawValue,
             "touchstone.directory": directory,
             "touchstone.outputs": start.spec.outputs.joined(separator: "\n"),
+            CapacityGuard.label: start.gpuIndices.map(String.init).joined(separator: ","),
         ]
         var spec = start.spec
         if !start.gpuIndices.isEmpty {
@@ -255,7 +263,7 @@ struct RequestHandler: Sendable {
             await tasks.release(key)
             return .error(WireError(.executionFailed, "cannot journal the launch, so it was not started: \(error)"))
         }
-        guard expiresAt > Date() else {
+        guard expiresAt > FaultClock.now() else {
             // Checked again right before the launch: time passed since the request was admitted (a slow journal, a
             // busy CPU), and the backend withdraws a start the agent lacks once its deadline passed
             // (verification/channel.pml, counterexample 2).

@@ -56,6 +56,8 @@ public enum DomainEventCodec {
         case .channelDesyncDetected(let p): return pack(p)
         case .channelQueuesDrained(let p): return pack(p)
         case .unrecognisedTaskFound(let p): return pack(p)
+        case .serverCapacityViolationRefused(let p): return pack(p)
+        case .serverHealthChanged(let p): return pack(p)
         case .taskCancelRequested(let p): return pack(p)
         case .taskStartSending(let p): return pack(p)
         case .transfer(.started(let p)): return pack(p)
@@ -142,6 +144,9 @@ public enum DomainEventCodec {
         case (ChannelQueuesDrained.eventType, 1): return .channelQueuesDrained(try unpack(ChannelQueuesDrained.self))
         case (UnrecognisedTaskFound.eventType, 1):
             return .unrecognisedTaskFound(try unpack(UnrecognisedTaskFound.self))
+        case (ServerCapacityViolationRefused.eventType, 1):
+            return .serverCapacityViolationRefused(try unpack(ServerCapacityViolationRefused.self))
+        case (ServerHealthChanged.eventType, 1): return .serverHealthChanged(try unpack(ServerHealthChanged.self))
         case (TaskCancelRequested.eventType, 1): return .taskCancelRequested(try unpack(TaskCancelRequested.self))
         case (TaskStartSending.eventType, 1): return .taskStartSending(try unpack(TaskStartSending.self))
         case (TransferStarted.eventType, 1): return .transfer(.started(try unpack(TransferStarted.self)))
@@ -184,6 +189,8 @@ public enum DomainEventCodec {
         case .channelDesyncDetected(let p): return StreamName.channel(p.channel)
         case .channelQueuesDrained(let p): return StreamName.channel(p.channel)
         case .unrecognisedTaskFound(let p): return StreamName.server(p.serverID)
+        case .serverCapacityViolationRefused(let p): return StreamName.server(p.serverID)
+        case .serverHealthChanged(let p): return StreamName.server(p.serverID)
         case .taskCancelRequested(let p): return StreamName.task(p.taskID)
         case .taskStartSending(let p): return StreamName.task(p.taskID)
         case .transfer(let t): return StreamName.transfer(t.taskID)

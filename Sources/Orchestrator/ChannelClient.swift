@@ -64,13 +64,18 @@ actor ChannelClient {
         }
     }
 
+    /// The server's measured clock skew: delivery deadlines are sent in the agent's time.
+    let skew: ClockSkewEstimate
+
     init(
         channel: ChannelID, requests: any MessageQueue, responses: any MessageQueue, log: TouchstoneLog,
         state: ChannelRow?, configuration: BackendConfiguration, logger: Logger,
-        address: AgentAddress = AgentAddress(known: nil, reachable: true)
+        address: AgentAddress = AgentAddress(known: nil, reachable: true),
+        skew: ClockSkewEstimate = ClockSkewEstimate(nil)
     ) {
         self.address = address
         self.addressed = address.known
+        self.skew = skew
         self.channel = channel
         self.requests = requests
         self.responses = responses
@@ -112,7 +117,13 @@ actor ChannelClient {
             return nil
         }
         let answerBy = outstanding.answerBy ?? outstanding.expiresAt.addingTimeInterval(30)
-        let wait = Duration.milliseconds(max(0, Int64(answerBy.timeIntervalSinceNow * 1000)))
+        // The previous process's deadline is all there is across a restart (wall time), bounded by the longest a
+        // request may take, so a wall clock that jumped meanwhile neither waits for ever nor skips the wait wrongly:
+        // silence past it drains the channel, which a resend with the same request ID recovers from.
+        let longest = configuration.requestTimeout + .seconds(configuration.executionSeconds) + configuration.heartbeatTimeout
+        let wait = min(
+            longest,
+            Duration.milliseconds(max(0, Int64(answerBy.timeIntervalSince(configuration.clock.now()) * 1000))))
         logger.info(
             "waiting for a response left outstanding by the previous backend",
             metadata: ["channel": "\(channel)", "request.id": "\(outstanding.requestID)", "wait": "\(wait)"])
@@ -179,13 +190,15 @@ actor ChannelClient {
         executionSeconds: Int, syncing: Bool
     ) async throws -> ResponseEnvelope {
         sequence += 1
-        let sentAt = Date()
+        let sentAt = configuration.clock.now()
         let expiresAt = deliverBy ?? sentAt.addingTimeInterval(delivery.seconds)
         addressed = address.current
+        // The delivery deadline travels in the agent's time: the backend's, corrected by the measured skew
+        // (docs/recovery.md, "Delivery deadlines and clock skew"). The log keeps the backend's.
         let envelope = RequestEnvelope(
             requestID: requestID, server: channel.server, channel: channel.index, epoch: epoch, sequence: sequence,
-            sentAt: sentAt, expiresAt: expiresAt, executionSeconds: executionSeconds, command: command,
-            instance: addressed)
+            sentAt: sentAt, expiresAt: Self.agentTime(expiresAt, skewMilliseconds: skew.current),
+            executionSeconds: executionSeconds, command: command, instance: addressed)
         // A fresh deduplication ID per send: SQS remembers IDs for 5 minutes even after delete, so a resend of the
         // same request ID must not reuse one.
         let dedup = "\(requestID)-\(epoch)-\(sequence)-\(UInt32.random(in: 0...UInt32.max))"
@@ -194,12 +207,16 @@ actor ChannelClient {
                 WireCoding.encode(envelope), groupID: "channel-\(channel.index)", deduplicationID: dedup)
         }
         Failpoint.crash(at: "backend.after-send", detail: command.name)
-        try await recordSent(envelope, command: command, taskID: taskID, messageID: sent.messageID)
+        try await recordSent(envelope, expiresAt: expiresAt, command: command, taskID: taskID, messageID: sent.messageID)
         // A late answer is not a desync (issue 10): past the deadline the request is resent with the same request ID
         // (the agent answers a request it already executed from its journal, and a second answer is recognised as a
         // duplicate), and the channel is drained only after `resends` unanswered resends.
         var current = envelope
-        var wait = Duration.milliseconds(Int64(max(0, expiresAt.timeIntervalSinceNow) * 1000)) + .seconds(executionSeconds)
+        var currentExpiry = expiresAt
+        // Measured on the monotonic clock from here: the wall clock only says how much of the delivery deadline is
+        // left, bounded by the delivery timeout, so a wall-clock jump can neither stretch nor skip the wait.
+        var wait = Self.remaining(until: expiresAt, now: sentAt, atMost: max(delivery, configuration.requestTimeout))
+            + .seconds(executionSeconds)
         var resends = 0
         while true {
             do {
@@ -220,8 +237,9 @@ actor ChannelClient {
                 wait = decision
                 if command.isReadOnly {
                     // Harmless to execute late: the resend may be executed by an agent that never had the original.
-                    current.sentAt = Date()
-                    current.expiresAt = current.sentAt.addingTimeInterval(delivery.seconds)
+                    current.sentAt = configuration.clock.now()
+                    currentExpiry = current.sentAt.addingTimeInterval(delivery.seconds)
+                    current.expiresAt = Self.agentTime(currentExpiry, skewMilliseconds: skew.current)
                     wait += delivery
                 }
                 logger.info(
@@ -235,7 +253,7 @@ actor ChannelClient {
                     try await self.requests.send(
                         WireCoding.encode(current), groupID: "channel-\(channel.index)", deduplicationID: dedup)
                 }
-                try await recordSent(current, command: command, taskID: taskID, messageID: resent.messageID)
+                try await recordSent(current, expiresAt: currentExpiry, command: command, taskID: taskID, messageID: resent.messageID)
             }
         }
     }
@@ -265,12 +283,26 @@ actor ChannelClient {
         if answered.count > Self.answeredMemory { answered.removeFirst(answered.count - Self.answeredMemory) }
     }
 
-    private func recordSent(_ envelope: RequestEnvelope, command: Command, taskID: TaskID?, messageID: String) async throws {
+    /// A backend-time deadline in the agent's time, given the measured skew (agent minus backend). Pure.
+    static func agentTime(_ deadline: Date, skewMilliseconds: Int64) -> Date {
+        deadline.addingTimeInterval(Double(skewMilliseconds) / 1000)
+    }
+
+    /// What is left of a delivery deadline at `now`, between zero and `atMost`. Pure.
+    static func remaining(until deadline: Date, now: Date, atMost: Duration) -> Duration {
+        let left = Duration.milliseconds(Int64((deadline.timeIntervalSince(now) * 1000).rounded(.down)))
+        return min(atMost, max(.zero, left))
+    }
+
+    /// Records a send; `expiresAt` is the delivery deadline in the backend's time.
+    private func recordSent(
+        _ envelope: RequestEnvelope, expiresAt: Date, command: Command, taskID: TaskID?, messageID: String
+    ) async throws {
         try await log.append(
             .requestSent(
                 RequestSent(
                     channel: channel, requestID: envelope.requestID, epoch: envelope.epoch, sequence: envelope.sequence,
-                    command: command.name, taskID: taskID, expiresAt: envelope.expiresAt,
+                    command: command.name, taskID: taskID, expiresAt: expiresAt,
                     executionSeconds: envelope.executionSeconds, messageID: messageID)),
             metadata: EventMetadata(actor: "backend", correlationID: envelope.requestID.rawValue))
     }
@@ -369,6 +401,8 @@ actor ChannelClient {
             }
         }
         if matches {
+            // Only the answer awaited now: a leftover may have waited in the queue, and would read as skew.
+            skew.observe(agentTime: response.agentTime, receivedAt: configuration.clock.now())
             try await log.append(
                 .responseReceived(
                     ResponseReceived(

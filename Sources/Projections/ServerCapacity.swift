@@ -59,6 +59,9 @@ public struct ServerRow: Codable, Sendable, Equatable {
     public var agentInstance: String?
     /// The last second agent refused for this server (``AgentInstanceFenced``), shown by `server show`.
     public var fencedInstance: String?
+    /// Why the backend takes it as unhealthy (`clock skew 6m`): no new tasks go there, running ones are left alone.
+    /// `nil` when healthy (and in rows stored before health existed).
+    public var unhealthy: String?
 
     /// Task slots still free: `max(0, maxTasks - booked.count)`.
     public var freeSlots: Int { max(0, maxTasks - booked.count) }
@@ -125,6 +128,8 @@ public struct ServerCapacity: Projection {
         // On the server's stream: its row's stream version must follow, or every booking conditioned on it fails.
         case .unrecognisedTaskFound(let e): return [e.serverID.rawValue]
         case .agentInstance(let e): return [e.serverID.rawValue]
+        case .serverCapacityViolationRefused(let e): return [e.serverID.rawValue]
+        case .serverHealthChanged(let e): return [e.serverID.rawValue]
         case .taskSubmitted, .requestSent, .responseRejected, .taskRequeued, .transportFailed, .channelDesyncDetected, .channelQueuesDrained,
             .taskCancelRequested, .taskStartSending, .transfer, .backend: return []
         }
@@ -217,6 +222,10 @@ public struct ServerCapacity: Projection {
             release(TaskAttempt(taskID: e.taskID, attempt: e.attempt), on: server)
         case .taskDispatchWithdrawn(let e):
             release(TaskAttempt(taskID: e.taskID, attempt: e.attempt), on: e.serverID)
+        case .serverHealthChanged(let e):
+            guard var row = rows[e.serverID.rawValue] else { return }
+            row.unhealthy = e.unhealthy
+            update(row)
         case .responseReceived(let e):
             rows[e.channel.server.rawValue]?.lastContact = recorded.recordedAt
             // Skew from the agent's wall clock in each response (an upper bound: it includes the queue's latency).
@@ -227,7 +236,7 @@ public struct ServerCapacity: Projection {
         case .agentInstance(.fenced(let e)):
             rows[e.serverID.rawValue]?.fencedInstance = e.fenced
         case .taskSubmitted, .requestSent, .responseRejected, .taskRequeued, .transportFailed, .channelDesyncDetected, .channelQueuesDrained,
-            .unrecognisedTaskFound, .taskCancelRequested, .taskStartSending, .transfer, .backend:
+            .unrecognisedTaskFound, .serverCapacityViolationRefused, .taskCancelRequested, .taskStartSending, .transfer, .backend:
             break
         }
     }

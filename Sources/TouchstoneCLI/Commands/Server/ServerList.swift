@@ -33,7 +33,7 @@ struct ServerList: AsyncParsableCommand {
                         ["SERVER", "STATE", "BOOKED", "MAX", "RUNNING", "GPUS FREE", "DRAIN", "LAST CONTACT", "LABELS"],
                         servers.map { row in
                             [
-                                row.serverID.rawValue, row.state.rawValue, "\(row.booked.count)", "\(row.maxTasks)",
+                                row.serverID.rawValue, ServerShow.stateSummary(row), "\(row.booked.count)", "\(row.maxTasks)",
                                 "\(row.running.count)", "\(row.freeGPUs.count)/\(row.gpus.count)",
                                 ServerShow.drainSummary(row, tasks: snapshot.tasks), Render.time(row.lastContact),
                                 (row.labels ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }

@@ -21,6 +21,11 @@ struct ServerShow: AsyncParsableCommand {
     static let clockRefresh = Duration.seconds(5)
 
     /// `2 left of 3, deadline in 40s` / `done` / `-`.
+    /// The lifecycle state, and why the server is unhealthy when it is (`attached, unhealthy: clock skew 6m`).
+    static func stateSummary(_ row: ServerRow) -> String {
+        row.state.rawValue + (row.unhealthy.map { ", unhealthy: \($0)" } ?? "")
+    }
+
     static func drainSummary(_ row: ServerRow, tasks: TaskBoard) -> String {
         guard let drain = row.drain else { return "-" }
         if row.booked.isEmpty { return "done" }
@@ -71,7 +76,7 @@ struct ServerShow: AsyncParsableCommand {
             print(Render.json(Shown(server: row, freeGPUs: row.freeGPUs, tasks: booked, channels: channels)))
         case .table:
             print("server       \(row.serverID)")
-            print("state        \(row.state.rawValue)\(row.reachable ? "" : " since \(Render.time(row.unreachableSince))")")
+            print("state        \(Self.stateSummary(row))\(row.reachable ? "" : " since \(Render.time(row.unreachableSince))")")
             print("capacity     \(row.booked.count) booked of max \(row.maxTasks) (\(row.running.count) running)")
             if let drain = row.drain {
                 print("drain        \(Self.drainSummary(row, tasks: snapshot.tasks)); by \(drain.requestedBy) at "
