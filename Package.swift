@@ -195,7 +195,7 @@ let package = Package(
         .testTarget(
             name: "TouchstoneCLITests",
             dependencies: [
-                "TouchstoneCLI", "TestSupport", "Operations",
+                "TouchstoneCLI", "TestSupport", "Operations", "Orchestrator",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],

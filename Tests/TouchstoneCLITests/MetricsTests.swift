@@ -14,6 +14,10 @@ struct MetricsTests {
     var state: String { directory.file("state") }
 
     func touchstone(_ arguments: String...) async throws -> (status: Int32, stdout: String, stderr: String) {
+        try await touchstone(arguments)
+    }
+
+    func touchstone(_ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
         try await runToCompletion(
             builtExecutable("touchstone"), arguments, environment: ["TOUCHSTONE_STATE_DIR": state],
             directory: directory.path)

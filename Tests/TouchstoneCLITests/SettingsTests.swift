@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Operations
+import Orchestrator
 import Synchronization
 import TestSupport
 import Testing
