@@ -50,6 +50,7 @@ public enum BackendMetrics {
         }
         let seen = priorities.withLock { seen in
             seen.formUnion(snapshot.queuedByPriority.keys)
+            seen.insert(0)  // the default priority always has a depth, 0 included
             return seen
         }
         for priority in seen.sorted() {

@@ -51,7 +51,7 @@ struct InstallTests {
             "share/fish/vendor_completions.d/touchstone.fish", "share/fish/vendor_completions.d/touchstone-agent.fish",
             "share/touchstone/examples/backend.yaml", "share/touchstone/examples/agent.yaml",
             "etc/touchstone/backend.yaml", "etc/touchstone/agent.yaml",
-            "share/doc/touchstone/install.md", "share/doc/touchstone/configuration.md",
+            "share/doc/touchstone/install.md", "share/doc/touchstone/configuration.md", "share/doc/touchstone/operations.md",
             "share/touchstone/install-manifest",
         ]
         #expect(files() == expected)
