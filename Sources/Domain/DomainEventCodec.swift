@@ -62,6 +62,7 @@ public enum DomainEventCodec {
         case .transfer(.completed(let p)): return pack(p)
         case .transfer(.failed(let p)): return pack(p)
         case .transfer(.rejected(let p)): return pack(p)
+        case .garbageCollected(let p): return pack(p)
         }
     }
 
@@ -140,6 +141,7 @@ public enum DomainEventCodec {
             return .unrecognisedTaskFound(try unpack(UnrecognisedTaskFound.self))
         case (TaskCancelRequested.eventType, 1): return .taskCancelRequested(try unpack(TaskCancelRequested.self))
         case (TaskStartSending.eventType, 1): return .taskStartSending(try unpack(TaskStartSending.self))
+        case (GarbageCollected.eventType, 1): return .garbageCollected(try unpack(GarbageCollected.self))
         case (TransferStarted.eventType, 1): return .transfer(.started(try unpack(TransferStarted.self)))
         case (TransferCompleted.eventType, 1): return .transfer(.completed(try unpack(TransferCompleted.self)))
         case (TransferFailed.eventType, 1): return .transfer(.failed(try unpack(TransferFailed.self)))
@@ -178,6 +180,7 @@ public enum DomainEventCodec {
         case .taskCancelRequested(let p): return StreamName.task(p.taskID)
         case .taskStartSending(let p): return StreamName.task(p.taskID)
         case .transfer(let t): return StreamName.transfer(t.taskID)
+        case .garbageCollected: return StreamName.maintenance
         }
     }
 }

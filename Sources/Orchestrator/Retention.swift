@@ -1,0 +1,147 @@
+import Domain
+import EventStore
+import Foundation
+import Projections
+
+/// The retention policy of the backend's task files (issue 15, docs/operations.md): the input store, artifacts and
+/// log mirrors of tasks that ended more than ``days`` days ago are removed by `touchstone gc`. The event log itself
+/// is not touched (archiving it is separate).
+public struct RetentionPolicy: Sendable, Equatable {
+    /// Days a task's files are kept after it ended. Default 30.
+    public var days: Int
+    /// An input file younger than this is never removed, even when no task names it yet: `task submit` copies its
+    /// inputs in before it appends the task. Default 1 hour.
+    public var inputGrace: TimeInterval
+
+    public init(days: Int = 30, inputGrace: TimeInterval = 3600) {
+        self.days = days
+        self.inputGrace = inputGrace
+    }
+}
+
+/// Decides what `touchstone gc` removes. Pure: the I/O (listing the store, reading the log, removing) is the
+/// caller's.
+public enum Retention {
+    /// What one task tells the rule.
+    public struct TaskFacts: Sendable, Equatable {
+        public var taskID: TaskID
+        /// When it ended for good; `nil` while it is not terminal.
+        public var endedAt: Date?
+        /// The SHA-256 of each input it names.
+        public var inputs: [String]
+
+        public init(taskID: TaskID, endedAt: Date?, inputs: [String]) {
+            self.taskID = taskID
+            self.endedAt = endedAt
+            self.inputs = inputs
+        }
+    }
+
+    /// What is in the store.
+    public struct Listing: Sendable, Equatable {
+        /// Task IDs with a directory under `artifacts/`.
+        public var artifactTasks: [String]
+        /// Task IDs with a directory under `logs/`.
+        public var logTasks: [String]
+        /// `inputs/<sha256>` files with their modification times.
+        public var inputs: [String: Date]
+
+        public init(artifactTasks: [String], logTasks: [String], inputs: [String: Date]) {
+            self.artifactTasks = artifactTasks
+            self.logTasks = logTasks
+            self.inputs = inputs
+        }
+    }
+
+    /// The paths to remove, relative to the state directory, with their kind (sizes are the caller's):
+    /// - `artifacts/<task>` and `logs/<task>` of a task that ended before `now − days`;
+    /// - `inputs/<sha256>` that no task still needs (one not ended, or ended within the policy's days), and that is
+    ///   older than the input grace.
+    /// A directory of a task the log does not know is kept (it is not ours to judge), and so is anything else.
+    public static func plan(
+        tasks: [TaskFacts], listing: Listing, policy: RetentionPolicy, now: Date
+    ) -> [(kind: String, path: String)] {
+        let cutoff = now.addingTimeInterval(-Double(policy.days) * 86_400)
+        var expired: Set<String> = []
+        var needed: Set<String> = []
+        for task in tasks {
+            if let ended = task.endedAt, ended < cutoff {
+                expired.insert(task.taskID.rawValue)
+            } else {
+                needed.formUnion(task.inputs)
+            }
+        }
+        var out: [(kind: String, path: String)] = []
+        for task in listing.artifactTasks.sorted() where expired.contains(task) { out.append(("artifacts", "artifacts/" + task)) }
+        for task in listing.logTasks.sorted() where expired.contains(task) { out.append(("logs", "logs/" + task)) }
+        for (sha, modified) in listing.inputs.sorted(by: { $0.key < $1.key })
+        where !needed.contains(sha) && modified < now.addingTimeInterval(-policy.inputGrace) {
+            out.append(("input", "inputs/" + sha))
+        }
+        return out
+    }
+
+    /// Applies the policy to a state directory: lists it, reads every task's end and inputs from the log, removes
+    /// what ``plan(tasks:listing:policy:now:)`` says, and appends `maintenance.gc-completed` with each removal and
+    /// the bytes freed (also when nothing was removed).
+    ///
+    /// - Parameter dryRun: Only say what would be removed; nothing is removed or recorded.
+    /// - Returns: The removals.
+    /// - Throws: ``EventStoreError`` when the log cannot be read or appended to; a file-system error.
+    public static func collect(
+        stateDirectory: String, log: TouchstoneLog, policy: RetentionPolicy, now: Date = Date(), actor: String,
+        dryRun: Bool = false
+    ) async throws -> GarbageCollected {
+        let board = try await log.readModel(TaskBoard.self)
+        var facts: [TaskFacts] = []
+        for row in board.rows.values {
+            var inputs: [String] = []
+            if let first = try await log.store.read(stream: StreamName.task(row.taskID)).first,
+                case .taskSubmitted(let submitted) = try ReadModels.decode(first).event
+            {
+                inputs = submitted.spec.inputs.map(\.sha256)
+            }
+            let endedAt = row.status.isTerminal ? row.finishedAt ?? row.submittedAt : nil
+            facts.append(TaskFacts(taskID: row.taskID, endedAt: endedAt, inputs: inputs))
+        }
+        let files = FileManager.default
+        func entries(_ directory: String) -> [String] {
+            ((try? files.contentsOfDirectory(atPath: stateDirectory + "/" + directory)) ?? []).filter { !$0.hasPrefix(".") }
+        }
+        var inputs: [String: Date] = [:]
+        for name in entries("inputs") {
+            let attributes = try? files.attributesOfItem(atPath: stateDirectory + "/inputs/" + name)
+            inputs[name] = (attributes?[.modificationDate] as? Date) ?? now
+        }
+        let listing = Listing(artifactTasks: entries("artifacts"), logTasks: entries("logs"), inputs: inputs)
+        var removed: [GarbageCollected.Removal] = []
+        for (kind, path) in plan(tasks: facts, listing: listing, policy: policy, now: now) {
+            let full = stateDirectory + "/" + path
+            let bytes = size(of: full)
+            if !dryRun { try files.removeItem(atPath: full) }
+            removed.append(.init(kind: kind, path: path, bytes: bytes))
+        }
+        let event = GarbageCollected(retentionDays: policy.days, removed: removed)
+        if !dryRun { try await log.append(.garbageCollected(event), metadata: EventMetadata(actor: actor)) }
+        return event
+    }
+
+    /// The bytes of a file, or of every file under a directory.
+    static func size(of path: String) -> Int64 {
+        let files = FileManager.default
+        var isDirectory: ObjCBool = false
+        guard files.fileExists(atPath: path, isDirectory: &isDirectory) else { return 0 }
+        guard isDirectory.boolValue else {
+            return ((try? files.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.int64Value ?? 0
+        }
+        var total: Int64 = 0
+        let enumerator = files.enumerator(atPath: path)
+        while let name = enumerator?.nextObject() as? String {
+            guard let attributes = try? files.attributesOfItem(atPath: path + "/" + name),
+                attributes[.type] as? FileAttributeType == .typeRegular
+            else { continue }
+            total += (attributes[.size] as? NSNumber)?.int64Value ?? 0
+        }
+        return total
+    }
+}
