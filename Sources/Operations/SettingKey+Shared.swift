@@ -2,7 +2,9 @@ import Logging
 
 extension SettingKey {
     /// The keys the backend and the agent share: the transport and its SQS settings (same names, same environment
-    /// variables, so one shell's `TOUCHSTONE_TRANSPORT` serves both).
+    /// variables, so one shell's `TOUCHSTONE_TRANSPORT` serves both). The credentials are `sqs.credentials.*`, so
+    /// that their variables (`TOUCHSTONE_SQS_CREDENTIALS_…`) never collide with the test servers' exported
+    /// `TOUCHSTONE_SQS_ACCESS_KEY_ID`.
     ///
     /// - Parameters:
     ///   - embeddedMeaning: What `embedded` means for this program.
@@ -19,10 +21,10 @@ extension SettingKey {
                 "sqs.endpoint", option: "sqs-endpoint",
                 summary: "An SQS endpoint URL overriding the region's (sqs transport)."),
             SettingKey(
-                "sqs.accessKeyId", secret: true,
+                "sqs.credentials.accessKeyId", secret: true,
                 summary: "The AWS access key ID (sqs transport); else $AWS_ACCESS_KEY_ID or the shared credentials file."),
             SettingKey(
-                "sqs.secretAccessKey", secret: true, summary: "The AWS secret access key that goes with sqs.accessKeyId."),
+                "sqs.credentials.secretAccessKey", secret: true, summary: "The AWS secret access key that goes with sqs.credentials.accessKeyId."),
             SettingKey(
                 "queuePrefix", option: "queue-prefix", default: queuePrefix,
                 summary: "The queue name prefix: queues are <prefix>-<server>-<n>-req.fifo and -resp.fifo."),
@@ -53,11 +55,11 @@ extension ResolvedSettings {
             level: text("log.level").flatMap(Logger.Level.init(rawValue:)) ?? .info)
     }
 
-    /// The environment with configured SQS credentials (`sqs.accessKeyId`, `sqs.secretAccessKey`) in place of
+    /// The environment with configured SQS credentials (`sqs.credentials.accessKeyId`, `sqs.credentials.secretAccessKey`) in place of
     /// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`, for `QueueTransport.fromSettings`.
     public func environmentWithCredentials(_ environment: [String: String]) -> [String: String] {
         var environment = environment
-        if let id = text("sqs.accessKeyId"), let secret = text("sqs.secretAccessKey") {
+        if let id = text("sqs.credentials.accessKeyId"), let secret = text("sqs.credentials.secretAccessKey") {
             environment["AWS_ACCESS_KEY_ID"] = id
             environment["AWS_SECRET_ACCESS_KEY"] = secret
             environment["AWS_SESSION_TOKEN"] = nil

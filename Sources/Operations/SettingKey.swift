@@ -84,7 +84,7 @@ public struct SettingKey: Sendable, Equatable {
 
     /// The text of `--help` for this key's option: the summary, then the default and the environment variable.
     public var help: String {
-        var text = summary
+        var text = summary + (required ? " Required." : "")
         if let defaultValue { text += " Default: \(defaultValue)\(unit.map { " " + $0 } ?? "")." }
         text += " Also $\(environmentVariable), or `\(name)` in the configuration file."
         return text

@@ -152,7 +152,7 @@ struct MetricsTests {
 
     @Test func configShowPrintsEachValuesSourceAndHidesSecrets() async throws {
         let file = directory.file("backend.yaml")
-        try Data("lostAfter: 120\nsqs:\n  secretAccessKey: s3cr3t\n  accessKeyId: AKID\n".utf8)
+        try Data("lostAfter: 120\nsqs:\n  credentials:\n    secretAccessKey: s3cr3t\n    accessKeyId: AKID\n".utf8)
             .write(to: URL(fileURLWithPath: file))
         let result = try await runToCompletion(
             builtExecutable("touchstone"), ["config", "show", "--config", file, "--max-attempts", "4"],
@@ -165,6 +165,6 @@ struct MetricsTests {
         #expect(row("packing")?.dropFirst().joined(separator: " ") == "spread environment ($TOUCHSTONE_PACKING)")
         #expect(row("stopGrace")?.dropFirst().joined(separator: " ") == "10 default")
         #expect(!result.stdout.contains("s3cr3t"))
-        #expect(row("sqs.secretAccessKey")?.dropFirst().first == "<secret>")
+        #expect(row("sqs.credentials.secretAccessKey")?.dropFirst().first == "<secret>")
     }
 }

@@ -70,7 +70,9 @@ import Testing
         #expect(settings.text("sqs.endpoint") == "http://127.0.0.1:4566")
         #expect(settings.text("metrics.listen") == "127.0.0.1:9464")
         #expect(settings.text("log.format") == "json")
-        #expect(keys.named("sqs.secretAccessKey").environmentVariable == "TOUCHSTONE_SQS_SECRET_ACCESS_KEY")
+        #expect(
+            keys.named("sqs.credentials.secretAccessKey").environmentVariable
+                == "TOUCHSTONE_SQS_CREDENTIALS_SECRET_ACCESS_KEY")
         #expect(keys.named("stateDir").environmentVariable == "TOUCHSTONE_STATE_DIR")
         #expect(keys.named("transport").environmentVariable == "TOUCHSTONE_TRANSPORT")
     }
@@ -120,9 +122,9 @@ import Testing
     }
 
     @Test func secretsAreNeverPrinted() async throws {
-        let path = try file("sqs:\n  accessKeyId: AKIDEXAMPLE\n  secretAccessKey: wJalrXUtnFEMI\n")
+        let path = try file("sqs:\n  credentials:\n    accessKeyId: AKIDEXAMPLE\n    secretAccessKey: wJalrXUtnFEMI\n")
         let settings = try await resolve(file: path)
-        #expect(settings.text("sqs.secretAccessKey") == "wJalrXUtnFEMI")
+        #expect(settings.text("sqs.credentials.secretAccessKey") == "wJalrXUtnFEMI")
         let table = SettingsRendering.table(settings)
         let json = SettingsRendering.json(settings)
         for shown in [table, json] {
@@ -130,10 +132,10 @@ import Testing
             #expect(!shown.contains("AKIDEXAMPLE"))
             #expect(shown.contains("<secret>"))
         }
-        #expect(table.contains("sqs.secretAccessKey"))
+        #expect(table.contains("sqs.credentials.secretAccessKey"))
         #expect(table.contains("file \(path)"))
         // A bad secret value is not echoed in the error either.
-        var secretKey = keys.named("sqs.accessKeyId")
+        var secretKey = keys.named("sqs.credentials.accessKeyId")
         secretKey.kind = .integer(1...2)
         #expect(throws: SettingsError.self) { try secretKey.parse("hunter2", from: .defaultValue) }
         do {
@@ -144,7 +146,7 @@ import Testing
     }
 
     @Test func configuredCredentialsReplaceTheEnvironments() async throws {
-        let path = try file("sqs:\n  accessKeyId: AKID\n  secretAccessKey: SECRET\n")
+        let path = try file("sqs:\n  credentials:\n    accessKeyId: AKID\n    secretAccessKey: SECRET\n")
         let environment = try await resolve(file: path).environmentWithCredentials(
             ["AWS_ACCESS_KEY_ID": "old", "AWS_SESSION_TOKEN": "token", "HOME": "/root"])
         #expect(environment["AWS_ACCESS_KEY_ID"] == "AKID")
