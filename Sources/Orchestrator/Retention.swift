@@ -1,7 +1,9 @@
 import Domain
 import EventStore
 import Foundation
+import Logging
 import Projections
+import ServiceLifecycle
 
 /// The retention policy of the backend's task files (issue 15, docs/operations.md): the input store, artifacts and
 /// log mirrors of tasks that ended more than ``days`` days ago are removed by `touchstone gc`. The event log itself
@@ -143,5 +145,55 @@ public enum Retention {
             total += (attributes[.size] as? NSNumber)?.int64Value ?? 0
         }
         return total
+    }
+}
+
+/// `serve`'s own runs of the retention policy: one every `interval` (a day by default), the first one an interval
+/// after the start, so that a backend restarted often still collects and a short-lived one never does.
+public struct RetentionService<C: Clock<Duration>>: Service {
+    let stateDirectory: String
+    let log: TouchstoneLog
+    let policy: RetentionPolicy
+    let interval: Duration
+    let clock: C
+    let logger: Logger
+
+    /// - Parameters:
+    ///   - stateDirectory: The backend's state directory.
+    ///   - log: The event log, read for the tasks and appended to for each run.
+    ///   - policy: What to keep.
+    ///   - interval: The time between runs.
+    ///   - clock: The clock the interval is measured on (tests pass a manual one).
+    ///   - logger: The backend's logger.
+    public init(
+        stateDirectory: String, log: TouchstoneLog, policy: RetentionPolicy, interval: Duration, clock: C,
+        logger: Logger
+    ) {
+        self.stateDirectory = stateDirectory
+        self.log = log
+        self.policy = policy
+        self.interval = interval
+        self.clock = clock
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try await clock.sleep(for: interval)
+                do {
+                    let run = try await Retention.collect(
+                        stateDirectory: stateDirectory, log: log, policy: policy, actor: "backend")
+                    logger.info(
+                        "retention applied",
+                        metadata: ["removed": "\(run.removed.count)", "bytes.freed": "\(run.bytesFreed)"])
+                } catch is CancellationError {
+                    return
+                } catch {
+                    // The next run tries again; a failed run removed at most part of what it planned, and said so.
+                    logger.error("retention run failed", metadata: ["error": "\(error)"])
+                }
+            }
+        }
     }
 }

@@ -62,6 +62,14 @@ enum BackendSettings {
             default: String(defaults.transfers.maxFileBytes),
             summary: "The largest file put to or got from an agent (checked before sending)."),
         SettingKey(
+            "gc.retentionDays", kind: .integer(0...36_500), unit: "days", default: String(RetentionPolicy().days),
+            summary: "Inputs, artifacts and log mirrors of tasks that ended more than this many days ago are removed "
+                + "by serve's daily run and by `touchstone gc` (docs/operations.md)."),
+        SettingKey(
+            "gc.intervalHours", kind: .integer(0...8760), unit: "hours", default: "24",
+            summary: "Hours between serve's runs of the retention policy, the first one an interval after the start; "
+                + "0 turns them off."),
+        SettingKey(
             "metrics.listen", option: "metrics-listen", kind: .loopbackAddress,
             summary: "Serve Prometheus text at http://HOST:PORT/metrics (loopback only); none by default."),
     ] + SettingKey.logKeys(program: "backend")

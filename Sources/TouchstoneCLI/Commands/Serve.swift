@@ -55,6 +55,13 @@ struct Serve: AsyncParsableCommand {
         let configuration = BackendSettings.configuration(resolved, stateDirectory: global.resolvedStateDir)
         let backend = Backend(log: log, queues: queues, configuration: configuration, logger: logger)
         var services: [any Service] = [backend]
+        if let hours = resolved.integer("gc.intervalHours"), hours > 0 {
+            services.append(
+                RetentionService(
+                    stateDirectory: global.resolvedStateDir, log: log,
+                    policy: RetentionPolicy(days: resolved.integer("gc.retentionDays") ?? RetentionPolicy().days),
+                    interval: .seconds(hours * 3600), clock: ContinuousClock(), logger: logger))
+        }
         if let listen = resolved.text("metrics.listen"), let address = LoopbackAddress(listen) {
             let endpoint = try MetricsEndpoint.bootstrap(address: address, log: log, logger: logger)
             services.insert(contentsOf: [endpoint, LogMetrics(log: log, logger: logger)] as [any Service], at: 0)
