@@ -180,7 +180,11 @@ public struct RetentionService<C: Clock<Duration>>: Service {
     public func run() async throws {
         try await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                try await clock.sleep(for: interval)
+                do {
+                    try await clock.sleep(for: interval)
+                } catch {
+                    return  // cancelled: graceful shutdown
+                }
                 do {
                     let run = try await Retention.collect(
                         stateDirectory: stateDirectory, log: log, policy: policy, actor: "backend")
