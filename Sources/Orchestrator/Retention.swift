@@ -201,3 +201,29 @@ public struct RetentionService<C: Clock<Duration>>: Service {
         }
     }
 }
+
+extension Retention {
+    /// The gc run that removed `path` (relative to the state directory, e.g. `logs/tsk-…`), if one did: when, and
+    /// under which retention. For the operator commands that find a task's file gone.
+    ///
+    /// - Throws: ``EventStoreError`` when the log cannot be read.
+    public static func removal(of path: String, in log: TouchstoneLog) async throws -> (at: Date, retentionDays: Int)? {
+        for stored in try await log.store.read(stream: StreamName.maintenance).reversed() {
+            if case .garbageCollected(let run) = try ReadModels.decode(stored).event,
+                run.removed.contains(where: { $0.path == path })
+            {
+                return (stored.recordedAt, run.retentionDays)
+            }
+        }
+        return nil
+    }
+
+    /// "`subject` removed by `touchstone gc` on DATE (retention N days)", or `nil` when no run removed `path`.
+    ///
+    /// - Parameter subject: What was removed, with its verb: "the log mirror of tsk-… was".
+    public static func removalNotice(_ subject: String, path: String, in log: TouchstoneLog) async throws -> String? {
+        guard let removal = try await removal(of: path, in: log) else { return nil }
+        return "\(subject) removed by `touchstone gc` on \(removal.at.formatted(.iso8601)) "
+            + "(retention \(removal.retentionDays) days)"
+    }
+}

@@ -81,8 +81,14 @@ struct GCTests {
         #expect(events.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "3", "\(events.stdout)\(events.stderr)")
         let audit = try await touchstone(["audit", "verify"])
         #expect(audit.status == 0, "\(audit.stdout)\(audit.stderr)")
-        // The task is still shown, with its outputs' records.
+        // The task is still shown, with its outputs' records; its removed files are said to be removed.
         #expect(try await touchstone(["task", "show", task]).status == 0)
+        let logs = try await touchstone(["task", "logs", task])
+        #expect(logs.status != 0)
+        #expect(logs.stderr.contains("the log mirror of \(task) was removed by `touchstone gc` on "), "\(logs.stderr)")
+        let fetched = try await touchstone(["task", "fetch", task, "out.txt", "--to", directory.file("out.txt")])
+        #expect(fetched.status != 0)
+        #expect(fetched.stderr.contains("the artifacts of \(task) were removed by `touchstone gc` on "), "\(fetched.stderr)")
         serve.signal(SIGTERM)
         agent.signal(SIGTERM)
         #expect(await serve.wait(timeout: .seconds(20)) == 0)
