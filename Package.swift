@@ -22,6 +22,11 @@ let package = Package(
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        // Configuration files (YAML only: the JSON trait is not needed), metrics and their Prometheus export.
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0", traits: ["YAML"]),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),  // already swift-configuration's, for YAML
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         .target(
@@ -31,10 +36,20 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: strict
         ),
         .target(name: "Domain", swiftSettings: strict),
+        .target(
+            name: "Operations",
+            dependencies: [
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .target(name: "FileSignals", swiftSettings: strict),
         .target(
             name: "Projections",
@@ -62,6 +77,7 @@ let package = Package(
             dependencies: [
                 "Domain", "EventStore", "FileSignals", "Projections", "Wire", "Transport",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
@@ -83,9 +99,14 @@ let package = Package(
         .target(
             name: "TouchstoneCLI",
             dependencies: [
-                "Domain", "EventStore", "Projections", "Orchestrator", "Transport", "Wire", "FileSignals",
+                "Domain", "EventStore", "Projections", "Orchestrator", "Transport", "Wire", "FileSignals", "Operations",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
@@ -93,13 +114,13 @@ let package = Package(
         ),
         .executableTarget(
             name: "touchstone",
-            dependencies: ["TouchstoneCLI", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["TouchstoneCLI"],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "touchstone-agent",
             dependencies: [
-                "Agent", "Transport", "Domain", "Wire",
+                "Agent", "Transport", "Domain", "Wire", "Operations",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -172,7 +193,9 @@ let package = Package(
         .testTarget(name: "TouchstoneBenchTests", dependencies: ["touchstone-bench"], swiftSettings: strict),
         .testTarget(
             name: "TouchstoneCLITests",
-            dependencies: ["TouchstoneCLI", "TestSupport"],
+            dependencies: [
+                "TouchstoneCLI", "TestSupport", "Operations", "Orchestrator",
+            ],
             swiftSettings: strict
         ),
     ]

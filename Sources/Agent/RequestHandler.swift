@@ -138,7 +138,9 @@ struct RequestHandler: Sendable {
             let (reports, version) = await tasks.heartbeatReports(since: query.since)
             let reading = await gpuCache.reading(taskState: version) { await readGPUs() }
             return .heartbeat(
-                HeartbeatReply(tasks: reports, gpus: reading.gpus, gpuProblem: reading.problem, stateVersion: version))
+                HeartbeatReply(
+                    tasks: reports, gpus: reading.gpus, gpuProblem: reading.problem, stateVersion: version,
+                    figures: .reading(await tasks.all)))
         case .listTasks:
             return .taskList(await tasks.all)
         case .sync(let sync):

@@ -29,10 +29,15 @@ public enum DomainEventCodec {
     }
 
     /// The type string, schema version and JSON payload of an event.
-    public static func encode(_ event: DomainEvent) -> (type: String, schema: Int, payload: Data) {
+    ///
+    /// - Parameter encoder: The encoder of the payload: ``makeEncoder()`` for what is stored; another (ISO 8601 dates,
+    ///   say) only for display.
+    public static func encode(_ event: DomainEvent, encoder: JSONEncoder = makeEncoder()) -> (
+        type: String, schema: Int, payload: Data
+    ) {
         func pack<P: EventPayload>(_ payload: P) -> (String, Int, Data) {
             // Encoding our own value types cannot fail: they hold only strings, numbers, dates and data.
-            (P.eventType, P.schemaVersion, try! makeEncoder().encode(payload))
+            (P.eventType, P.schemaVersion, try! encoder.encode(payload))
         }
         switch event {
         case .serverAttached(let p): return pack(p)
@@ -68,6 +73,7 @@ public enum DomainEventCodec {
         case .agentInstance(.fenced(let p)): return pack(p)
         case .backend(.started(let p)): return pack(p)
         case .backend(.stopped(let p)): return pack(p)
+        case .garbageCollected(let p): return pack(p)
         }
     }
 
@@ -149,6 +155,7 @@ public enum DomainEventCodec {
         case (ServerHealthChanged.eventType, 1): return .serverHealthChanged(try unpack(ServerHealthChanged.self))
         case (TaskCancelRequested.eventType, 1): return .taskCancelRequested(try unpack(TaskCancelRequested.self))
         case (TaskStartSending.eventType, 1): return .taskStartSending(try unpack(TaskStartSending.self))
+        case (GarbageCollected.eventType, 1): return .garbageCollected(try unpack(GarbageCollected.self))
         case (TransferStarted.eventType, 1): return .transfer(.started(try unpack(TransferStarted.self)))
         case (TransferCompleted.eventType, 1): return .transfer(.completed(try unpack(TransferCompleted.self)))
         case (TransferFailed.eventType, 1): return .transfer(.failed(try unpack(TransferFailed.self)))
@@ -196,6 +203,7 @@ public enum DomainEventCodec {
         case .transfer(let t): return StreamName.transfer(t.taskID)
         case .agentInstance(let e): return StreamName.server(e.serverID)
         case .backend: return StreamName.backend
+        case .garbageCollected: return StreamName.maintenance
         }
     }
 }

@@ -39,6 +39,7 @@ public enum DomainEvent: Sendable, Equatable {
     case transfer(TransferEvent)  // "transfer.started" | "transfer.completed" | "transfer.failed" | "transfer.rejected" v1
     case agentInstance(AgentInstanceEvent)  // "server.agent-instance-changed" | "server.agent-instance-fenced" v1
     case backend(BackendLifecycleEvent)  // "backend.started" | "backend.stopped" v1
+    case garbageCollected(GarbageCollected)  // "maintenance.gc-completed" v1
 }
 
 // MARK: Server lifecycle
@@ -615,5 +616,39 @@ public struct TaskStartSending: EventPayload {
         self.serverID = serverID
         self.channel = channel
         self.expiresAt = expiresAt
+    }
+}
+
+/// One run of `touchstone gc` (issue 15): what it removed from the backend's state directory under the retention
+/// policy, and how many bytes that freed. Recorded even when nothing was removed, so every run is in the log.
+public struct GarbageCollected: EventPayload {
+    public static let eventType = "maintenance.gc-completed"
+    public static let schemaVersion = 1
+
+    /// One removed directory or file, relative to the state directory (`logs/tsk-…`, `inputs/<sha256>`).
+    public struct Removal: Codable, Sendable, Equatable {
+        /// `input`, `artifacts` or `logs`.
+        public var kind: String
+        public var path: String
+        /// Bytes of the files under it.
+        public var bytes: Int64
+
+        public init(kind: String, path: String, bytes: Int64) {
+            self.kind = kind
+            self.path = path
+            self.bytes = bytes
+        }
+    }
+
+    /// The policy applied: files of tasks ended more than this many days ago are removed.
+    public var retentionDays: Int
+    public var removed: [Removal]
+    /// The sum of the removals' bytes.
+    public var bytesFreed: Int64
+
+    public init(retentionDays: Int, removed: [Removal]) {
+        self.retentionDays = retentionDays
+        self.removed = removed
+        self.bytesFreed = removed.reduce(0) { $0 + $1.bytes }
     }
 }

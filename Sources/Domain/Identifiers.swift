@@ -163,4 +163,6 @@ public enum StreamName {
     public static func channel(_ id: ChannelID) -> String { "channel/\(id.server)/\(id.index)" }
     /// `backend`: the backend process's starts and clean stops.
     public static let backend = "backend"
+    /// `maintenance`: each `touchstone gc` run.
+    public static let maintenance = "maintenance"
 }

@@ -2,6 +2,7 @@ import Crypto
 import FileSignals
 import Foundation
 import GRDB
+import Metrics
 import Synchronization
 
 #if canImport(Glibc)
@@ -240,6 +241,12 @@ public final class SQLiteEventStore: Sendable {
             throw EventStoreError(.invalidStream, "stream names are 1–200 characters, got \(part.stream.count)")
         }
         guard appends.contains(where: { !$0.events.isEmpty }) else { return [] }
+        // Append latency as the caller sees it: queueing behind the group commit included (issue 15's metrics).
+        let started = ContinuousClock.now
+        defer {
+            Metrics.Timer(label: "touchstone_log_append_seconds").recordNanoseconds(
+                (ContinuousClock.now - started).wholeNanoseconds)
+        }
         let result = await withCheckedContinuation { continuation in
             let startWriter = writeQueue.withLock { queue in
                 queue.pending.append(PendingAppend(appends: appends, continuation: continuation))

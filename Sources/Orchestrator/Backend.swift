@@ -20,6 +20,8 @@ public struct Backend: Service {
     /// When this process first saw each server unreachable, on the monotonic clock (``lostAfter`` is measured from
     /// it, so a wall-clock jump never declares tasks lost).
     let unreachable = UnreachableClock()
+    /// The running link of each linked server, so that a detach can stop polling it.
+    let linkTasks = LinkTasks()
 
     /// - Parameters:
     ///   - log: The event log with its read models.
@@ -91,11 +93,26 @@ public struct Backend: Service {
         stopping: inout Set<TaskAttempt>, resent: inout Bool
     ) async throws -> Duration? {
         let servers = try await log.serverRows()
-        for row in servers.sorted(by: { $0.serverID < $1.serverID }) where links[row.serverID] == nil {
-            let link = try await makeLink(row)
-            links[row.serverID] = link
-            group.addTask { await link.run() }
-            logger.info("server linked", metadata: ["server": "\(row.serverID)"])
+        for row in servers.sorted(by: { $0.serverID < $1.serverID }) {
+            switch Self.linkAction(row, linked: links[row.serverID] != nil) {
+            case .none:
+                break
+            case .link:
+                let link = try await makeLink(row)
+                links[row.serverID] = link
+                let running = Task { await link.run() }
+                linkTasks.tasks.withLock { $0[row.serverID] = running }
+                group.addTask {
+                    await withTaskCancellationHandler { await running.value } onCancel: { running.cancel() }
+                }
+                logger.info("server linked", metadata: ["server": "\(row.serverID)"])
+            case .unlink:
+                // A detached server is no longer polled: nothing of ours runs there, and its agent may be gone for
+                // good. Attaching it again links it anew.
+                links[row.serverID] = nil
+                linkTasks.tasks.withLock { $0.removeValue(forKey: row.serverID) }?.cancel()
+                logger.info("server unlinked: detached", metadata: ["server": "\(row.serverID)"])
+            }
         }
         if !resent {
             // Starts booked before a restart and never confirmed are sent again with the same request ID: the agent
@@ -106,6 +123,24 @@ public struct Backend: Service {
         try await enforceLifecycle(servers, links: links, stopping: &stopping)
         try await schedule(servers, links: links)
         return nextTimedRule(servers)
+    }
+
+    /// The running link task of each linked server.
+    final class LinkTasks: Sendable {
+        let tasks = Mutex<[ServerID: Task<Void, Never>]>([:])
+    }
+
+    /// What a pass does with a server's link.
+    enum LinkAction: Equatable { case none, link, unlink }
+
+    /// Linked while attached (in any state but detached); a detached server is unlinked, and linked again when it
+    /// is attached again. Pure.
+    static func linkAction(_ row: ServerRow, linked: Bool) -> LinkAction {
+        switch (row.detached, linked) {
+        case (false, false): return .link
+        case (true, true): return .unlink
+        default: return .none
+        }
     }
 
     /// The time-based rules' next due time, read from the server rows alone.
@@ -212,10 +247,14 @@ public struct Backend: Service {
             serverVersion: version ?? server.streamVersion)
     }
 
-    /// The servers a pass may place on: linked, not held back after a refused start, and healthy (a server whose
-    /// clock is off gets no new tasks; its running ones are left alone). Pure.
+    /// The servers a pass may place on: linked, heard from at least once (a start sent to a server whose agent never
+    /// answered would only wait out its deadline in `dispatching`), not held back after a refused start, and healthy
+    /// (a server whose clock is off gets no new tasks; its running ones are left alone). Pure.
     static func eligible(_ servers: [ServerRow], linked: Set<ServerID>, held: Set<ServerID>) -> Set<ServerID> {
-        Set(servers.filter { linked.contains($0.serverID) && !held.contains($0.serverID) && $0.unhealthy == nil }.map(\.serverID))
+        Set(
+            servers.filter {
+                linked.contains($0.serverID) && $0.lastContact != nil && !held.contains($0.serverID) && $0.unhealthy == nil
+            }.map(\.serverID))
     }
 
     private func schedule(_ servers: [ServerRow], links: [ServerID: ServerLink]) async throws {

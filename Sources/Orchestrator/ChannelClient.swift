@@ -190,6 +190,7 @@ actor ChannelClient {
         executionSeconds: Int, syncing: Bool
     ) async throws -> ResponseEnvelope {
         sequence += 1
+        let started = ContinuousClock.now
         let sentAt = configuration.clock.now()
         let expiresAt = deliverBy ?? sentAt.addingTimeInterval(delivery.seconds)
         addressed = address.current
@@ -222,6 +223,7 @@ actor ChannelClient {
             do {
                 let response = try await awaitResponse(to: requestID, for: wait, syncing: syncing)
                 remember(requestID)
+                BackendMetrics.recordRoundTrip(command: command.name, since: started)
                 return response
             } catch let error as BackendError where error.code == .timeout {
                 guard let decision = Self.onSilence(resendsSoFar: resends, policy: silencePolicy) else {

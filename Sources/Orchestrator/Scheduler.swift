@@ -1,3 +1,4 @@
+import Foundation
 import Domain
 import Projections
 
@@ -103,41 +104,77 @@ public enum Scheduler {
         plan(queue: queue(tasks), servers: Array(servers.rows.values), eligible: eligible, packing: packing)
     }
 
-    /// Why a task is not running yet, in one line for `task show`.
+    /// Why a task is not running yet, in one line for `task show`: the real blocker on the servers it may use
+    /// (its pin and constraints decide which), or its queue position when one of them has room.
     ///
-    /// - Returns: e.g. `waiting: needs 2 GPUs; largest free is 1, on gpu-03`, or `nil` when the task is not queued.
+    /// - Returns: e.g. `waiting: gpu-01 is full (2/2 tasks)`, `waiting: needs 4 GPUs; gpu-01: 3 of 4 free (GPU 3
+    ///   busy with another user's process)`, `waiting: 3 task(s) ahead in the queue`; `nil` when the task is not
+    ///   queued. Pure.
     public static func explain(_ task: TaskRow, tasks: TaskBoard, servers: ServerCapacity) -> String? {
         guard task.status == .queued else { return nil }
         let all = servers.rows.values.sorted { $0.serverID < $1.serverID }
         if all.isEmpty { return "waiting: no server is attached" }
-        let open = slots(servers: servers, eligible: Set(all.map(\.serverID))).values
-            .sorted { $0.row.serverID < $1.row.serverID }
-        if open.isEmpty {
-            let states = all.map { "\($0.serverID) \($0.state.rawValue)" }.joined(separator: ", ")
-            return "waiting: no server takes tasks now (\(states))"
+        if let pinned = task.pinnedServer, servers[pinned] == nil {
+            return "waiting: pinned to \(pinned), which is not attached"
         }
-        let matching = open.filter { PlacementConstraints.fits(task, on: $0.row) }
-        if matching.isEmpty, let first = all.compactMap({ PlacementConstraints.mismatch(task, on: $0) }).first {
-            return "waiting: no server that takes tasks matches its placement (\(first))"
+        let candidates = all.filter { PlacementConstraints.fits(task, on: $0) }
+        if candidates.isEmpty, let first = all.compactMap({ PlacementConstraints.mismatch(task, on: $0) }).first {
+            return "waiting: no server matches its placement (\(first))"
         }
+        let blockers = candidates.map { blocker(task, on: $0) }
+        if blockers.contains(where: { $0 == nil }) {
+            let ahead = queue(tasks).prefix { $0.taskID != task.taskID }.count
+            return ahead == 0 ? "waiting: placed at the next scheduling pass" : "waiting: \(ahead) task(s) ahead in the queue"
+        }
+        var reasons = blockers.compactMap { $0 }
+        if task.gpus > 0, candidates.allSatisfy({ $0.gpus.count < task.gpus }) {
+            let largest = candidates.map(\.gpus.count).max() ?? 0
+            return "waiting: needs \(task.gpus) GPUs; no server it may use has that many (the largest has \(largest))"
+        }
+        let shown = reasons.prefix(3).joined(separator: "; ")
+        reasons.removeFirst(min(3, reasons.count))
+        return "waiting: " + shown + (reasons.isEmpty ? "" : "; and \(reasons.count) more server(s)")
+    }
+
+    /// What keeps one server the task may use from taking it now; `nil` when it has room. Pure.
+    static func blocker(_ task: TaskRow, on row: ServerRow) -> String? {
+        let name = row.serverID.rawValue
+        if row.detached || row.state == .detached { return "\(name) is detached" }
+        if row.detachRequested != nil { return "\(name) is being detached" }
+        if row.state == .unreachable || !row.reachable {
+            return "\(name) is unreachable" + (row.unreachableSince.map { " since \(iso($0))" } ?? "")
+        }
+        if let unhealthy = row.unhealthy { return "\(name) is unhealthy (\(unhealthy))" }
+        if row.state == .draining || row.maxTasks == 0 {
+            return row.drain == nil ? "\(name) takes no tasks (max tasks 0)" : "\(name) is draining"
+        }
+        if row.lastContact == nil {
+            return "\(name) has not been heard from: is its agent running (touchstone-agent --server \(name))?"
+        }
+        if row.booked.count >= row.maxTasks { return "\(name) is full (\(row.booked.count)/\(row.maxTasks) tasks)" }
         if task.gpus > 0 {
-            let best = open.max { ($0.freeGPUs.count, $1.row.serverID.rawValue) < ($1.freeGPUs.count, $0.row.serverID.rawValue) }!
-            let most = all.map(\.gpus.count).max() ?? 0
-            if most < task.gpus {
-                return "waiting: needs \(task.gpus) GPUs; no server has that many (largest has \(most))"
+            if row.gpus.count < task.gpus {
+                return "\(name) has \(row.gpus.count) GPU(s), the task needs \(task.gpus)"
             }
-            if best.freeGPUs.count < task.gpus {
-                let busy = open.flatMap { slot in slot.row.foreignBusyGPUs.map { "\(slot.row.serverID)#\($0)" } }
-                return "waiting: needs \(task.gpus) GPUs; largest free is \(best.freeGPUs.count), on \(best.row.serverID)"
-                    + (busy.isEmpty ? "" : " (busy with other users' processes: \(busy.joined(separator: ", ")))")
+            let free = row.freeGPUs.count
+            if free < task.gpus {
+                let foreign = row.foreignBusyGPUs
+                let ours = row.gpuBookings.count
+                var detail: [String] = []
+                if ours > 0 { detail.append("\(ours) booked by Touchstone tasks") }
+                if !foreign.isEmpty {
+                    detail.append(
+                        "GPU \(foreign.map(String.init).joined(separator: ", ")) busy with another user's process"
+                            + (foreign.count == 1 ? "" : "es"))
+                }
+                return "needs \(task.gpus) GPUs; \(name): \(free) of \(row.gpus.count) free"
+                    + (detail.isEmpty ? "" : " (\(detail.joined(separator: "; ")))")
             }
         }
-        let withSlot = open.filter { $0.booked < $0.row.maxTasks }
-        if withSlot.isEmpty {
-            let usage = open.map { "\($0.row.serverID) \($0.booked)/\($0.row.maxTasks)" }.joined(separator: ", ")
-            return "waiting: every server is at its task limit (\(usage))"
-        }
-        let ahead = queue(tasks).prefix { $0.taskID != task.taskID }.count
-        return ahead == 0 ? "waiting: placed at the next scheduling pass" : "waiting: \(ahead) task(s) ahead in the queue"
+        return nil
+    }
+
+    private static func iso(_ date: Date) -> String {
+        ISO8601DateFormatter().string(from: date)
     }
 }

@@ -153,6 +153,7 @@ struct ServerLink: Sendable {
                         delivery: configuration.heartbeatTimeout,
                         executionSeconds: (since == nil ? 0 : wait) + Int(configuration.heartbeatTimeout.seconds.rounded(.up)))
                     if case .heartbeat(let beat) = response.body {
+                        if let figures = beat.figures { BackendMetrics.recordAgent(serverID, figures) }
                         try await observeGPUs(beat.gpus, problem: beat.gpuProblem)
                         try await observe(beat.tasks, listedAfter: askedAt)
                         try await recordHealth()

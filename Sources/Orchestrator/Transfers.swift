@@ -106,6 +106,37 @@ public struct ArtifactStore: Sendable {
         }
         return latest.values.sorted { $0.path < $1.path }
     }
+
+    /// A declared output that was not collected: the task did not write it, or it could not be got.
+    public struct MissingOutput: Sendable, Equatable, Encodable {
+        /// Relative to the attempt's working directory.
+        public var path: String
+        public var attempt: Int
+        /// `code: reason` of the last failed or refused get (`notFound: …` when the task did not write it).
+        public var reason: String
+    }
+
+    /// The outputs of a task whose latest get failed or was refused, with no completed get of the same or a later
+    /// attempt, from its `transfer/<task>` stream, by path.
+    ///
+    /// - Throws: ``EventStoreError`` when the log cannot be read.
+    public static func missingOutputs(of task: TaskID, in log: TouchstoneLog) async throws -> [MissingOutput] {
+        var completed: [String: Int] = [:]
+        var failed: [String: MissingOutput] = [:]
+        for stored in try await log.store.read(stream: StreamName.transfer(task)) {
+            switch try ReadModels.decode(stored).event {
+            case .transfer(.completed(let done)) where done.direction == .get:
+                completed[done.path] = max(completed[done.path] ?? 0, done.attempt)
+            case .transfer(.failed(let e)) where e.direction == .get:
+                failed[e.path] = MissingOutput(path: e.path, attempt: e.attempt, reason: "\(e.code): \(e.reason)")
+            case .transfer(.rejected(let e)) where e.direction == .get:
+                failed[e.path] = MissingOutput(path: e.path, attempt: e.attempt, reason: "\(e.code): \(e.reason)")
+            default:
+                break
+            }
+        }
+        return failed.values.filter { (completed[$0.path] ?? 0) < $0.attempt }.sorted { $0.path < $1.path }
+    }
 }
 
 /// Puts, gets and log reads with one server over its transfer channel, each recorded in the log as

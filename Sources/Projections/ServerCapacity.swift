@@ -42,6 +42,8 @@ public struct ServerRow: Codable, Sendable, Equatable {
     public var streamVersion: Int64 = 0
     /// Set by `server.detached`; cleared by the next attach.
     public var detached: Bool = false
+    /// When it was detached (backend clock); `nil` while attached, and in rows stored before this field existed.
+    public var detachedAt: Date?
     /// The backend's liveness verdict: false after missed heartbeats.
     public var reachable: Bool = true
     /// When it became unreachable (backend clock), `nil` while reachable.
@@ -131,7 +133,7 @@ public struct ServerCapacity: Projection {
         case .serverCapacityViolationRefused(let e): return [e.serverID.rawValue]
         case .serverHealthChanged(let e): return [e.serverID.rawValue]
         case .taskSubmitted, .requestSent, .responseRejected, .taskRequeued, .transportFailed, .channelDesyncDetected, .channelQueuesDrained,
-            .taskCancelRequested, .taskStartSending, .transfer, .backend: return []
+            .taskCancelRequested, .taskStartSending, .transfer, .backend, .garbageCollected: return []
         }
     }
 
@@ -155,6 +157,7 @@ public struct ServerCapacity: Projection {
             // An attach states the whole configuration: labels not given again are dropped.
             row.labels = e.labels
             row.detached = false
+            row.detachedAt = nil
             row.detachRequested = nil
             row.drain = nil
             update(row)
@@ -164,6 +167,7 @@ public struct ServerCapacity: Projection {
             if e.maxTasks > 0 {
                 row.drain = nil
                 row.detached = false
+                row.detachedAt = nil
                 row.detachRequested = nil
             }
             update(row)
@@ -182,6 +186,7 @@ public struct ServerCapacity: Projection {
         case .serverDetached(let e):
             guard var row = rows[e.serverID.rawValue] else { return }
             row.detached = true
+            row.detachedAt = recorded.recordedAt
             row.maxTasks = 0
             row.detachRequested = nil
             update(row)
@@ -236,7 +241,7 @@ public struct ServerCapacity: Projection {
         case .agentInstance(.fenced(let e)):
             rows[e.serverID.rawValue]?.fencedInstance = e.fenced
         case .taskSubmitted, .requestSent, .responseRejected, .taskRequeued, .transportFailed, .channelDesyncDetected, .channelQueuesDrained,
-            .unrecognisedTaskFound, .serverCapacityViolationRefused, .taskCancelRequested, .taskStartSending, .transfer, .backend:
+            .unrecognisedTaskFound, .serverCapacityViolationRefused, .taskCancelRequested, .taskStartSending, .transfer, .backend, .garbageCollected:
             break
         }
     }

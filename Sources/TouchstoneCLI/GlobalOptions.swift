@@ -3,6 +3,7 @@ import Domain
 import EventStore
 import Foundation
 import Logging
+import Operations
 import Projections
 import Transport
 
@@ -17,7 +18,7 @@ public struct GlobalOptions: ParsableArguments {
         name: .customLong("state-dir"),
         help: ArgumentHelp(
             "The directory holding the event log (touchstone.db) and the embedded queues (queues.db). "
-                + "Default: $TOUCHSTONE_STATE_DIR, else ./.touchstone"))
+                + "Default: $TOUCHSTONE_STATE_DIR, else the stateDir of $TOUCHSTONE_CONFIG, else ./.touchstone"))
     public var stateDir: String?
 
     @Option(help: "Output format: table or json.")
@@ -25,9 +26,16 @@ public struct GlobalOptions: ParsableArguments {
 
     public init() {}
 
-    /// The resolved state directory.
+    /// The state directory when nothing names one.
+    public static let defaultStateDirectory = ".touchstone"
+
+    /// The resolved state directory: `--state-dir`, else `TOUCHSTONE_STATE_DIR`, else the `stateDir` of the
+    /// configuration file named by `TOUCHSTONE_CONFIG`, else `.touchstone`.
     public var resolvedStateDir: String {
-        stateDir ?? ProcessInfo.processInfo.environment["TOUCHSTONE_STATE_DIR"] ?? ".touchstone"
+        let environment = ProcessInfo.processInfo.environment
+        return stateDir ?? environment["TOUCHSTONE_STATE_DIR"]
+            ?? environment["TOUCHSTONE_CONFIG"].flatMap { SettingsFile.text("stateDir", inFile: $0) }
+            ?? Self.defaultStateDirectory
     }
 
     public var logPath: String { resolvedStateDir + "/touchstone.db" }
@@ -87,38 +95,71 @@ public struct TransportOptions: ParsableArguments {
     /// An SQS endpoint URL overriding the region's; `nil` falls back to `TOUCHSTONE_SQS_ENDPOINT`.
     public var sqsEndpoint: String?
 
-    @Option(help: "The queue name prefix: queues are <prefix>-<server>-<n>-req.fifo / -resp.fifo.")
-    /// The queue name prefix: queues are `<prefix>-<server>-<n>-req.fifo` / `-resp.fifo`.
-    public var queuePrefix: String = "touchstone"
+    @Option(help: "The queue name prefix: queues are <prefix>-<server>-<n>-req.fifo / -resp.fifo. Default: touchstone.")
+    /// The queue name prefix given on the command line; the resolved one is the `queuePrefix` setting.
+    public var queuePrefix: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "The backend's YAML configuration file (docs/configuration.md): the command line, then the environment, "
+                + "then this file, then the defaults. Default: $TOUCHSTONE_CONFIG, else none."))
+    /// The configuration file given on the command line; `nil` falls back to `TOUCHSTONE_CONFIG`.
+    public var config: String?
 
     public init() {}
 
-    /// The configured transport (``transport``, ``sqsRegion``, ``sqsEndpoint``, with their environment fallbacks).
+    /// The transport and state options given on this command line, by configuration key.
+    func commandLineSettings(global: GlobalOptions) -> [String: String] {
+        let given: [(String, String?)] = [
+            ("stateDir", global.stateDir), ("transport", transport), ("sqs.region", sqsRegion),
+            ("sqs.endpoint", sqsEndpoint), ("queuePrefix", queuePrefix),
+        ]
+        return Dictionary(uniqueKeysWithValues: given.compactMap { key, value in value.map { (key, $0) } })
+    }
+
+    /// The backend's settings: `commandLine`, then the environment, then the configuration file (``config`` or
+    /// `TOUCHSTONE_CONFIG`), then the declared defaults (``BackendSettings/keys``).
     ///
-    /// - Throws: ``CLIError`` for an unknown transport, or SQS without a region or credentials.
-    public func queueTransport(queuePath: String) throws -> QueueTransport {
+    /// - Throws: ``CLIError``, one line naming the key, the value and what is allowed.
+    func resolveSettings(
+        commandLine: [String: String], environment: [String: String] = ProcessInfo.processInfo.environment
+    ) async throws -> ResolvedSettings {
+        let named = config ?? environment["TOUCHSTONE_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
+        do {
+            return try await SettingsResolver.resolve(
+                BackendSettings.keys, commandLine: commandLine, environment: environment, file: named,
+                fileRequired: named != nil)
+        } catch {
+            throw CLIError(error.description)
+        }
+    }
+
+    /// The transport of resolved settings; configured SQS credentials take the place of the environment's.
+    ///
+    /// - Throws: ``CLIError`` for SQS without a region or credentials.
+    func queueTransport(
+        settings: ResolvedSettings, queuePath: String,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> QueueTransport {
         do {
             return try QueueTransport.fromSettings(
-                transport: transport, queuePath: queuePath, region: sqsRegion, endpoint: sqsEndpoint)
+                transport: settings.text("transport"), queuePath: queuePath, region: settings.text("sqs.region"),
+                endpoint: settings.text("sqs.endpoint"), environment: settings.environmentWithCredentials(environment))
         } catch {
             throw CLIError("\(error)")
         }
     }
 
-    /// Opens the configured transport's queues.
+    /// Opens the queues of resolved settings' transport.
     ///
-    /// - Parameters:
-    ///   - queuePath: The embedded queue file (``GlobalOptions/queuePath``).
-    ///   - logger: The SQS client's logger.
     /// - Throws: ``CLIError`` when the transport is misconfigured or the embedded file cannot be opened.
-    public func openQueues(queuePath: String, logger: Logger = Logger(label: "touchstone.queues")) throws -> any QueueProvider {
+    func openQueues(settings: ResolvedSettings, queuePath: String, logger: Logger) throws -> any QueueProvider {
         do {
-            return try queueTransport(queuePath: queuePath).makeProvider(logger: logger)
+            return try queueTransport(settings: settings, queuePath: queuePath).makeProvider(logger: logger)
         } catch let error as CLIError {
             throw error
         } catch {
             throw CLIError("\(error)")
         }
     }
-
 }

@@ -72,13 +72,20 @@ enum Render {
     /// ``json(_:)`` on one line (`events --follow --format json`: one object per line).
     static func jsonLine(_ value: some Encodable) -> String { json(value, pretty: false) }
 
-    private static func json(_ value: some Encodable, pretty: Bool) -> String {
+    /// The encoder of everything the CLI prints as JSON: sorted keys, times in ISO 8601 with milliseconds.
+    static func displayEncoder() -> JSONEncoder {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .custom { date, encoder in
             var container = encoder.singleValueContainer()
             try container.encode(time(date))
         }
+        encoder.dataEncodingStrategy = .base64
+        return encoder
+    }
+
+    private static func json(_ value: some Encodable, pretty: Bool) -> String {
+        let encoder = displayEncoder()
         guard let data = try? encoder.encode(value) else { return "null" }
         var options: JSONSerialization.WritingOptions = [.sortedKeys, .withoutEscapingSlashes, .fragmentsAllowed]
         if pretty { options.insert(.prettyPrinted) }

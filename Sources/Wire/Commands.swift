@@ -388,12 +388,35 @@ public struct HeartbeatReply: Codable, Sendable, Equatable {
     /// The agent's task-state version this reply reflects: the next query's ``HeartbeatQuery/since``. `nil` from an
     /// agent that predates blocking queries.
     public var stateVersion: String?
+    /// The agent's own figures, exported by the backend labelled by server (the agent listens on no socket);
+    /// `nil` from an agent that predates them.
+    public var figures: AgentFigures?
 
-    public init(tasks: [TaskStatusReport], gpus: [GPUDevice], gpuProblem: String?, stateVersion: String? = nil) {
+    public init(
+        tasks: [TaskStatusReport], gpus: [GPUDevice], gpuProblem: String?, stateVersion: String? = nil,
+        figures: AgentFigures? = nil
+    ) {
         self.tasks = tasks
         self.gpus = gpus
         self.gpuProblem = gpuProblem
         self.stateVersion = stateVersion
+        self.figures = figures
+    }
+}
+
+/// What an agent reports of itself in each heartbeat reply (issue 15), for the backend's metrics.
+public struct AgentFigures: Codable, Sendable, Equatable {
+    /// The agent process's resident set size, in bytes (Linux `/proc/self/statm`); `nil` where unreadable.
+    public var residentBytes: Int64?
+    /// The attempts the agent knows, by ``TaskStatusReport/State`` raw value (`running`, `exited`, …).
+    public var tasksByState: [String: Int]
+    /// Starts the runtime could not carry out (`failedToStart` attempts the agent still knows).
+    public var runtimeErrors: Int
+
+    public init(residentBytes: Int64?, tasksByState: [String: Int], runtimeErrors: Int) {
+        self.residentBytes = residentBytes
+        self.tasksByState = tasksByState
+        self.runtimeErrors = runtimeErrors
     }
 }
 

@@ -3,6 +3,7 @@ import ArgumentParser
 import Domain
 import Foundation
 import Logging
+import Operations
 import ServiceLifecycle
 import UnixSignals
 import Transport
@@ -16,92 +17,81 @@ struct AgentCommand: AsyncParsableCommand {
         abstract: "Run tasks for a Touchstone backend on this server, polling its request queues.",
         version: TouchstoneVersion.current)
 
-    @Option(help: "This server's name, as attached in the backend.")
-    var server: String
-
-    @Option(help: "The queue transport: embedded or sqs. Default: $TOUCHSTONE_TRANSPORT, else embedded.")
-    var transport: String?
-
-    @Option(help: "The embedded queue file shared with the backend (its state dir's queues.db); embedded only.")
-    var queuePath: String?
-
-    @Option(help: "The SQS region (sqs transport). Default: $TOUCHSTONE_SQS_REGION, else $AWS_REGION.")
-    var sqsRegion: String?
-
-    @Option(help: "An SQS endpoint URL overriding the region's (sqs transport). Default: $TOUCHSTONE_SQS_ENDPOINT.")
-    var sqsEndpoint: String?
-
-    @Option(help: "The queue name prefix: queues are <prefix>-<server>-<n>-req.fifo / -resp.fifo.")
-    var queuePrefix: String = "touchstone"
-
-    @Option(help: "The workspace: the agent's journal and every task's directory.")
-    var workspace: String
-
-    @Option(help: "Queue pairs to poll; must match `server attach --channels`.")
-    var channels: Int = 3
-
-    @Option(help: "Seconds running tasks may finish after SIGTERM before they are stopped.")
-    var drainDeadline: Int = 600
-
-    @Option(help: "Long-poll wait per receive, in seconds (1–20).")
-    var pollWait: Int = 20
-
-    @Flag(help: "Do not put tasks in cgroups (process-group kill only).")
+    @Option(help: AgentSettings.help("server")) var server: String?
+    @Option(help: AgentSettings.help("transport")) var transport: String?
+    @Option(help: AgentSettings.help("queuePath")) var queuePath: String?
+    @Option(help: AgentSettings.help("sqs.region")) var sqsRegion: String?
+    @Option(help: AgentSettings.help("sqs.endpoint")) var sqsEndpoint: String?
+    @Option(help: AgentSettings.help("queuePrefix")) var queuePrefix: String?
+    @Option(help: AgentSettings.help("workspace")) var workspace: String?
+    @Option(help: AgentSettings.help("channels")) var channels: Int?
+    @Option(help: AgentSettings.help("drainDeadline")) var drainDeadline: Int?
+    @Option(help: AgentSettings.help("pollWait")) var pollWait: Int?
+    @Flag(help: "Do not put tasks in cgroups (process-group kill only): the `cgroups: false` setting.")
     var noCgroups = false
+    @Option(help: AgentSettings.help("nvidiaSmi")) var nvidiaSmi: String?
+    @Option(help: AgentSettings.help("runtime")) var runtime: String?
+    @Option(help: AgentSettings.help("docker.socket")) var dockerSocket: String?
+    @Option(help: AgentSettings.help("docker.imagePullPolicy")) var imagePullPolicy: String?
+    @Option(help: AgentSettings.help("docker.defaultImage")) var defaultImage: String?
+    @Option(help: AgentSettings.help("docker.memory")) var containerMemory: Int?
+    @Option(help: AgentSettings.help("docker.cpus")) var containerCpus: Double?
+    @Option(help: AgentSettings.help("log.format")) var logFormat: String?
+    @Option(help: AgentSettings.help("log.level")) var logLevel: String?
 
-    @Option(help: "The nvidia-smi to query for GPUs (a name on PATH or a path).")
-    var nvidiaSmi: String = "nvidia-smi"
+    @Option(
+        help: ArgumentHelp(
+            "The agent's YAML configuration file (docs/configuration.md): the command line, then the environment, "
+                + "then this file, then the defaults. Default: $TOUCHSTONE_AGENT_CONFIG, else none."))
+    var config: String?
 
-    @Option(help: "Where tasks run: process (child processes) or docker (containers; docs/runtimes.md).")
-    var runtime: String = "process"
+    @Flag(help: "Print the resolved configuration and each value's source (secrets as <secret>), then exit.")
+    var showConfig = false
 
-    @Option(help: "The Docker engine's unix socket (docker runtime).")
-    var dockerSocket: String = "/var/run/docker.sock"
+    @Flag(help: "Print every configuration key (type, unit, default, range) as a Markdown table, then exit.")
+    var configKeys = false
 
-    @Option(help: "Pull a task's image when it is not on the host: never or if-missing (docker runtime).")
-    var imagePullPolicy: String = "never"
-
-    @Option(help: "The image of tasks that name none (docker runtime); without it such tasks fail to start.")
-    var defaultImage: String?
-
-    @Option(help: "A memory limit per task container, in MiB (docker runtime).")
-    var containerMemory: Int?
-
-    @Option(help: "A CPU limit per task container, in CPUs, e.g. 1.5 (docker runtime).")
-    var containerCpus: Double?
-
-    func validate() throws {
-        guard ServerID.isValid(server) else { throw ValidationError("--server must be \(ServerID.shape)") }
-        guard (2...16).contains(channels) else { throw ValidationError("--channels must be 2–16") }
-        guard (1...20).contains(pollWait) else { throw ValidationError("--poll-wait must be 1–20 seconds") }
-        guard drainDeadline >= 0 else { throw ValidationError("--drain-deadline must be 0 or more") }
-        guard RuntimeKind(rawValue: runtime) != nil else { throw ValidationError("--runtime must be process or docker") }
-        guard RuntimeOptions.PullPolicy(rawValue: imagePullPolicy) != nil else {
-            throw ValidationError("--image-pull-policy must be never or if-missing")
-        }
-        if let containerMemory, containerMemory <= 0 { throw ValidationError("--container-memory must be positive") }
-        if let containerCpus, containerCpus <= 0 { throw ValidationError("--container-cpus must be positive") }
+    /// The options given on this command line, by configuration key.
+    var commandLineSettings: [String: String] {
+        let given: [(String, (any CustomStringConvertible)?)] = [
+            ("server", server), ("transport", transport), ("queuePath", queuePath), ("sqs.region", sqsRegion),
+            ("sqs.endpoint", sqsEndpoint), ("queuePrefix", queuePrefix), ("workspace", workspace),
+            ("channels", channels), ("drainDeadline", drainDeadline), ("pollWait", pollWait),
+            ("cgroups", noCgroups ? "false" : nil), ("nvidiaSmi", nvidiaSmi), ("runtime", runtime),
+            ("docker.socket", dockerSocket), ("docker.imagePullPolicy", imagePullPolicy),
+            ("docker.defaultImage", defaultImage), ("docker.memory", containerMemory), ("docker.cpus", containerCpus),
+            ("log.format", logFormat), ("log.level", logLevel),
+        ]
+        return Dictionary(uniqueKeysWithValues: given.compactMap { key, value in value.map { (key, "\($0)") } })
     }
 
     func run() async throws {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = .info
-            return handler
+        if configKeys {
+            print(SettingsRendering.markdownTable(AgentSettings.keys), terminator: "")
+            return
         }
-        let serverID = ServerID(rawValue: server)!
+        let environment = ProcessInfo.processInfo.environment
+        let file = config ?? environment["TOUCHSTONE_AGENT_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
+        let settings: ResolvedSettings
+        do {
+            settings = try await SettingsResolver.resolve(
+                AgentSettings.keys, commandLine: commandLineSettings, environment: environment, file: file,
+                fileRequired: file != nil, enforceRequired: !showConfig)
+        } catch {
+            throw AgentStartError(description: error.description)
+        }
+        if showConfig {
+            print(SettingsRendering.table(settings), terminator: "")
+            return
+        }
+        guard let server = settings.text("server"), let serverID = ServerID(rawValue: server) else {
+            throw AgentStartError(description: "server = \"\(settings.text("server") ?? "")\" is not allowed: server takes \(ServerID.shape)")
+        }
+        settings.bootstrapLogging()
         let logger = Logger(label: "touchstone.agent.\(server)")
-        var configuration = AgentConfiguration(
-            serverID: serverID, queuePath: queuePath ?? "", queuePrefix: queuePrefix, channels: channels,
-            workspace: Self.absolute(workspace), pollWait: .seconds(pollWait), drainDeadlineSeconds: drainDeadline,
-            useCgroups: !noCgroups)
-        configuration.nvidiaSMI = nvidiaSmi
-        configuration.runtime.kind = RuntimeKind(rawValue: runtime) ?? .process
-        configuration.runtime.dockerSocket = dockerSocket
-        configuration.runtime.pullPolicy = RuntimeOptions.PullPolicy(rawValue: imagePullPolicy) ?? .never
-        configuration.runtime.defaultImage = defaultImage
-        configuration.runtime.memoryBytes = containerMemory.map { Int64($0) << 20 }
-        configuration.runtime.nanoCPUs = containerCpus.map { Int64($0 * 1_000_000_000) }
+        let configuration = Self.configuration(settings, serverID: serverID)
+        let channels = configuration.channels
+        let queuePath = settings.text("queuePath")
         do {
             try WorkspaceLock.acquire(workspace: configuration.workspace)
         } catch {
@@ -110,7 +100,8 @@ struct AgentCommand: AsyncParsableCommand {
         let transport: QueueTransport
         do {
             transport = try QueueTransport.fromSettings(
-                transport: self.transport, queuePath: queuePath, region: sqsRegion, endpoint: sqsEndpoint)
+                transport: settings.text("transport"), queuePath: queuePath, region: settings.text("sqs.region"),
+                endpoint: settings.text("sqs.endpoint"), environment: settings.environmentWithCredentials(environment))
         } catch {
             throw AgentStartError(description: "\(error)")
         }
@@ -160,6 +151,29 @@ struct AgentStartError: Error, CustomStringConvertible {
 }
 
 extension AgentCommand {
+    /// The agent's configuration from resolved settings (every key is checked and has its default by then).
+    static func configuration(_ settings: ResolvedSettings, serverID: ServerID) -> AgentConfiguration {
+        let defaults = AgentSettings.defaults
+        var configuration = AgentConfiguration(
+            serverID: serverID, queuePath: settings.text("queuePath") ?? "",
+            queuePrefix: settings.text("queuePrefix") ?? defaults.queuePrefix,
+            channels: settings.integer("channels") ?? defaults.channels,
+            workspace: absolute(settings.text("workspace") ?? "."),
+            pollWait: settings.duration("pollWait") ?? defaults.pollWait,
+            drainDeadlineSeconds: settings.integer("drainDeadline") ?? defaults.drainDeadlineSeconds,
+            useCgroups: settings.flag("cgroups") ?? defaults.useCgroups)
+        configuration.nvidiaSMI = settings.text("nvidiaSmi") ?? defaults.nvidiaSMI
+        configuration.runtime.kind = settings.text("runtime").flatMap(RuntimeKind.init(rawValue:)) ?? defaults.runtime.kind
+        configuration.runtime.dockerSocket = settings.text("docker.socket") ?? defaults.runtime.dockerSocket
+        configuration.runtime.pullPolicy =
+            settings.text("docker.imagePullPolicy").flatMap(RuntimeOptions.PullPolicy.init(rawValue:))
+            ?? defaults.runtime.pullPolicy
+        configuration.runtime.defaultImage = settings.text("docker.defaultImage")
+        configuration.runtime.memoryBytes = settings.integer("docker.memory").map { Int64($0) << 20 }
+        configuration.runtime.nanoCPUs = settings.number("docker.cpus").map { Int64($0 * 1_000_000_000) }
+        return configuration
+    }
+
     /// The one-line refusal of an agent whose server has no queues on the transport.
     static func notAttached(_ server: ServerID, channels: Int, missing: String) -> String {
         "server \(server) is not attached (\(missing)): run `touchstone server attach \(server) --max-tasks N"

@@ -1,9 +1,5 @@
-import Logging
 import TouchstoneCLI
 
-LoggingSystem.bootstrap { label in
-    var handler = StreamLogHandler.standardError(label: label)
-    handler.logLevel = .info
-    return handler
-}
+// Logging is bootstrapped by the command that runs: `serve` with its --log-format and --log-level; the others keep
+// swift-log's default (standard error, info).
 await Touchstone.runFromCommandLine()

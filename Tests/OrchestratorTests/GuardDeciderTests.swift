@@ -89,8 +89,15 @@ import Wire
         var held = DeciderTests.serverRow(booked: 0)
         held.serverID = ServerID(rawValue: "gpu-03")!
         healthy.streamVersion = 4
-        let all = Set([healthy, skewed, held].map(\.serverID))
-        #expect(Backend.eligible([healthy, skewed, held], linked: all, held: [held.serverID]) == [healthy.serverID])
+        healthy.lastContact = Date(timeIntervalSince1970: 1_800_000_000)
+        skewed.lastContact = healthy.lastContact
+        held.lastContact = healthy.lastContact
+        var silent = DeciderTests.serverRow(booked: 0)
+        silent.serverID = ServerID(rawValue: "gpu-04")!
+        let all = Set([healthy, skewed, held, silent].map(\.serverID))
+        // A server whose agent never answered gets nothing: a start sent there would wait out its deadline.
+        #expect(silent.lastContact == nil)
+        #expect(Backend.eligible([healthy, skewed, held, silent], linked: all, held: [held.serverID]) == [healthy.serverID])
         #expect(Backend.eligible([healthy], linked: [], held: []).isEmpty)
     }
 

@@ -126,7 +126,11 @@ import Testing
         #expect(ids([], .name) == ["tsk-2", "tsk-1", "tsk-3", "tsk-4"])
         #expect(ids([], .priority) == ["tsk-3", "tsk-1", "tsk-2", "tsk-4"])
         #expect(ids([], .submitted, limit: 2) == ["tsk-3", "tsk-4"])
-        #expect(ids([], .submitted, reverse: true, limit: 2) == ["tsk-2", "tsk-1"])
+        // --limit keeps the newest by submission, in either direction, and the head of any other order.
+        #expect(ids([], .submitted, reverse: true, limit: 2) == ["tsk-4", "tsk-3"])
+        #expect(ids([], .priority, limit: 2) == ["tsk-3", "tsk-1"])
+        #expect(ids([], .priority, reverse: true, limit: 1) == ["tsk-4"])
+        #expect(ids([], .status, limit: 2) == ["tsk-2", "tsk-4"])
         #expect(ids([.lost], .submitted).isEmpty)
     }
 

@@ -188,8 +188,38 @@ struct FirstWeekTests {
         #expect((try json(incidents.stdout) as? [Any])?.isEmpty == true, "\(incidents.stdout)")
         let drains = try await touchstone("events", "--type", "channel.queues-drained", "--format", "json")
         #expect((try json(drains.stdout) as? [Any])?.isEmpty == true, "\(drains.stdout)")
+        // Times inside payloads are ISO 8601 too, as everywhere in the CLI's output.
+        let sent = try json(try await touchstone("events", "--type", "channel.request.sent", "--tail", "1", "--format", "json").stdout) as? [[String: Any]]
+        let expiresAt = (sent?.first?["payload"] as? [String: Any])?["expiresAt"] as? String
+        #expect(expiresAt.flatMap { ISO8601DateFormatter.withFraction.date(from: $0) } != nil, "\(String(describing: sent))")
         let lifecycle = try json(try await touchstone("events", "--type", "backend.", "--format", "json").stdout) as? [[String: Any]]
         #expect(lifecycle?.compactMap { $0["type"] as? String } == ["backend.started", "backend.stopped", "backend.started"])
+    }
+
+    @Test func aDetachedServerIsNoLongerPolled() async throws {
+        #expect(try await touchstone("server", "attach", "gpu-07", "--max-tasks", "1").status == 0)
+        let serve = try ChildProcess(
+            builtExecutable("touchstone"),
+            ["serve", "--state-dir", state, "--heartbeat-timeout", "0.3", "--missed-heartbeats", "1"],
+            logDirectory: directory.path, name: "serve")
+        defer { serve.signal(SIGTERM) }
+        func sent() async throws -> Int {
+            let result = try await touchstone("events", "--stream", "channel/gpu-07/0", "--type", "channel.request.sent", "--format", "json")
+            // The stream does not exist before the first request: an error, not an empty list.
+            guard result.status == 0 else { return 0 }
+            return (try json(result.stdout) as? [Any])?.count ?? 0
+        }
+        // No agent: the backend keeps asking.
+        try await eventually("the backend polls gpu-07") { try await sent() >= 2 }
+        #expect(try await touchstone("server", "detach", "gpu-07").status == 0)
+        try await eventually("the detach is recorded") {
+            try await touchstone("server", "show", "gpu-07").stdout.contains("detached since")
+        }
+        try await Task.sleep(for: .seconds(1))
+        let after = try await sent()
+        try await Task.sleep(for: .seconds(3))
+        #expect(try await sent() == after, "a detached server is still polled")
+        #expect(serve.stderr.contains("server unlinked: detached"), "\(serve.stderr)")
     }
 
     // MARK: 2. Refuse early
@@ -432,6 +462,19 @@ struct FirstWeekTests {
         let intoDirectory = try await touchstone("task", "fetch", good, "out.txt", "--to", directory.file("nowhere/x/y"))
         #expect(intoDirectory.status != 0)
         #expect(intoDirectory.stderr.contains("cannot write \(directory.file("nowhere/x/y")): No such file or directory"), "\(intoDirectory.stderr)")
+
+        // 10. A declared output the task did not write is named by task show and task artifacts.
+        let absent = try await submit("--output", "nothere.json", "--output", "out.txt", "--", "/bin/sh", "-c", "echo x > out.txt")
+        #expect(try await touchstone("task", "wait", absent).status == 0)
+        try await eventually("the missing output is known") {
+            let shown = try json(try await touchstone("task", "show", absent, "--format", "json").stdout) as? [String: Any]
+            return ((shown?["missingOutputs"] as? [[String: Any]])?.compactMap { $0["path"] as? String }) == ["nothere.json"]
+        }
+        let listed = try await touchstone("task", "artifacts", absent)
+        #expect(listed.stdout.contains("missing: nothere.json (attempt 1): notFound"), "\(listed.stdout)")
+        #expect(listed.stdout.contains("out.txt"))
+        let shownTable = try await touchstone("task", "show", absent)
+        #expect(shownTable.stdout.contains("missing     nothere.json"), "\(shownTable.stdout)")
 
         // 9. logs --attempt of an attempt that does not exist.
         let noAttempt = try await touchstone("task", "logs", good, "--attempt", "2")

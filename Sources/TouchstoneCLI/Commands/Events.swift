@@ -80,7 +80,17 @@ struct EventLine: Encodable {
         schema = event.schema
         actor = event.metadata.actor
         correlationID = event.metadata.correlationID
-        payload = JSONValue(payload: event.payload)
+        payload = JSONValue(payload: Self.displayPayload(event))
+    }
+
+    /// The payload as the CLI shows it: decoded as its event type and encoded again with times in ISO 8601 (the log
+    /// stores Unix milliseconds); the stored bytes when this build does not know the type.
+    static func displayPayload(_ event: StoredEvent) -> Data {
+        guard
+            let decoded = try? DomainEventCodec.decode(
+                type: event.type, schema: event.schema, payload: event.payload, position: event.position)
+        else { return event.payload }
+        return DomainEventCodec.encode(decoded, encoder: Render.displayEncoder()).payload
     }
 }
 
@@ -254,7 +264,7 @@ struct Events: AsyncParsableCommand {
     /// One event on one line: a JSON object (`--format json`, as `--follow` prints them) or the table's columns.
     func line(_ event: StoredEvent) -> String {
         if global.format == .json { return Render.jsonLine(EventLine(event)) }
-        let payload = String(decoding: event.payload, as: UTF8.self)
+        let payload = String(decoding: EventLine.displayPayload(event), as: UTF8.self)
         let short = payload.count > 160 ? String(payload.prefix(157)) + "..." : payload
         return "\(event.position)  \(Render.time(event.recordedAt))  \(event.stream)  \(event.type)  \(event.metadata.actor)  \(short)"
     }

@@ -9,6 +9,7 @@ import Logging
 import Orchestrator
 import ServiceLifecycle
 import UnixSignals
+import Operations
 
 /// `touchstone serve`: runs the backend until SIGTERM or SIGINT.
 struct Serve: AsyncParsableCommand {
@@ -37,47 +38,43 @@ struct Serve: AsyncParsableCommand {
         }
     }
 
-    func validate() throws {
-        guard PackingPolicy(rawValue: settings.packing) != nil else { throw ValidationError("--packing is pack or spread") }
-        guard settings.heartbeatTimeout > 0, settings.missedHeartbeats >= 1, settings.lostAfter >= 0, settings.maxAttempts >= 1 else {
-            throw ValidationError("--heartbeat-timeout, --missed-heartbeats, --lost-after and --max-attempts must be positive")
-        }
-        guard settings.statusInterval > 0, settings.statusInterval <= 3600 else {
-            throw ValidationError("--status-interval must be in (0, 3600] seconds")
-        }
-        guard settings.maxClockSkew > 0, settings.maxClockSkew <= 86_400 else {
-            throw ValidationError("--max-clock-skew must be in (0, 86400] seconds")
-        }
-        guard settings.maxTransferBytes >= 0 else { throw ValidationError("--max-transfer-bytes must be 0 or more") }
-        guard settings.requestTimeout >= 1, settings.requestTimeout <= 3600 else {
-            throw ValidationError("--request-timeout must be 1–3600 seconds")
-        }
-        guard settings.executionTimeout >= 1, settings.executionTimeout <= 3600 else {
-            throw ValidationError("--execution-timeout must be 1–3600 seconds")
-        }
+    /// The options given on this command line, by configuration key.
+    var commandLineSettings: [String: String] {
+        settings.commandLineSettings.merging(transportOptions.commandLineSettings(global: global)) { $1 }
     }
 
     func run() async throws {
+        let resolved = try await transportOptions.resolveSettings(commandLine: commandLineSettings)
+        resolved.bootstrapLogging()
+        var global = self.global
+        global.stateDir = resolved.text("stateDir")
         let log = try global.openLog(create: true)
         try Self.lockStateDirectory(global.resolvedStateDir)
         let logger = Logger(label: "touchstone.backend")
-        let queues = try transportOptions.openQueues(queuePath: global.queuePath, logger: logger)
-        var configuration = BackendConfiguration(
-            queuePrefix: transportOptions.queuePrefix, statusInterval: .milliseconds(Int(settings.statusInterval * 1000)),
-            requestTimeout: .seconds(settings.requestTimeout), heartbeatTimeout: .milliseconds(Int(settings.heartbeatTimeout * 1000)),
-            missedHeartbeatsForUnreachable: settings.missedHeartbeats, lostAfter: .seconds(settings.lostAfter), maxAttempts: settings.maxAttempts,
-            stopGraceSeconds: settings.stopGrace, packing: PackingPolicy(rawValue: settings.packing)!)
-        configuration.executionSeconds = settings.executionTimeout
-        configuration.maxClockSkew = .milliseconds(Int64(settings.maxClockSkew * 1000))
-        configuration.transfers = TransferSettings(
-            stateDirectory: global.resolvedStateDir, maxFileBytes: settings.maxTransferBytes,
-            requestTimeout: .seconds(settings.requestTimeout))
+        let queues = try transportOptions.openQueues(settings: resolved, queuePath: global.queuePath, logger: logger)
+        let configuration = BackendSettings.configuration(resolved, stateDirectory: global.resolvedStateDir)
         let backend = Backend(log: log, queues: queues, configuration: configuration, logger: logger)
+        var services: [any Service] = [backend]
+        if let hours = resolved.integer("gc.intervalHours"), hours > 0 {
+            services.append(
+                RetentionService(
+                    stateDirectory: global.resolvedStateDir, log: log,
+                    policy: RetentionPolicy(days: resolved.integer("gc.retentionDays") ?? RetentionPolicy().days),
+                    interval: .seconds(hours * 3600), clock: ContinuousClock(), logger: logger))
+        }
+        if let listen = resolved.text("metrics.listen"), let address = LoopbackAddress(listen) {
+            let endpoint = try MetricsEndpoint.bootstrap(address: address, log: log, logger: logger)
+            services.insert(contentsOf: [endpoint, LogMetrics(log: log, logger: logger)] as [any Service], at: 0)
+        }
         let group = ServiceGroup(
-            configuration: .init(services: [backend], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        let transport = try transportOptions.queueTransport(queuePath: global.queuePath).summary
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let transport = try transportOptions.queueTransport(settings: resolved, queuePath: global.queuePath).summary
         logger.info(
-            "backend starting", metadata: ["state": "\(global.resolvedStateDir)", "transport": "\(transport)"])
+            "backend starting",
+            metadata: [
+                "state": "\(global.resolvedStateDir)", "transport": "\(transport)",
+                "config": "\(resolved.file ?? "none")",
+            ])
         let pid = getpid()
         try await log.append(
             .backend(.started(BackendStarted(pid: pid, version: TouchstoneVersion.current))),
@@ -99,38 +96,33 @@ struct Serve: AsyncParsableCommand {
     }
 }
 
-/// `serve`'s own options, shown first in its `--help`.
+/// `serve`'s own options, shown first in its `--help`. None has a default here: every default is declared once,
+/// in ``BackendSettings/keys``, and applies after the environment and the configuration file.
 struct BackendOptions: ParsableArguments {
-    @Option(help: "Seconds an idle server's blocking heartbeat query is held before the agent answers (task starts and ends are answered at once); the longest an idle server goes without contact.")
-    var statusInterval: Double = 30
+    @Option(help: BackendSettings.help("statusInterval")) var statusInterval: Double?
+    @Option(help: BackendSettings.help("requestTimeout")) var requestTimeout: Int?
+    @Option(help: BackendSettings.help("executionTimeout")) var executionTimeout: Int?
+    @Option(help: BackendSettings.help("heartbeatTimeout")) var heartbeatTimeout: Double?
+    @Option(help: BackendSettings.help("missedHeartbeats")) var missedHeartbeats: Int?
+    @Option(help: BackendSettings.help("lostAfter")) var lostAfter: Int?
+    @Option(help: BackendSettings.help("maxAttempts")) var maxAttempts: Int?
+    @Option(help: BackendSettings.help("stopGrace")) var stopGrace: Int?
+    @Option(help: BackendSettings.help("packing")) var packing: String?
+    @Option(help: BackendSettings.help("maxTransferBytes")) var maxTransferBytes: Int64?
+    @Option(help: BackendSettings.help("maxClockSkew")) var maxClockSkew: Double?
+    @Option(help: BackendSettings.help("metrics.listen")) var metricsListen: String?
+    @Option(help: BackendSettings.help("log.format")) var logFormat: String?
+    @Option(help: BackendSettings.help("log.level")) var logLevel: String?
 
-    @Option(help: "Delivery deadline: seconds a request stays valid for the agent (it never executes an expired one).")
-    var requestTimeout: Int = 60
-
-    @Option(help: "Execution deadline: seconds a delivered start, listing or sync may take before its response is due; a stop adds its grace period. An unanswered request drains the channel.")
-    var executionTimeout: Int = 10
-
-    @Option(help: "Seconds of grace for an answer past a request's deadline, and the wait after each resend of it with the same request ID (a late answer is not a desync).")
-    var heartbeatTimeout: Double = 10
-
-    @Option(help: "Unanswered sends of one request (the first and its resends) after which the channel is drained and the server is unreachable.")
-    var missedHeartbeats: Int = 3
-
-    @Option(help: "Seconds a server may stay unreachable before its tasks are lost and requeued.")
-    var lostAfter: Int = 300
-
-    @Option(help: "Attempts a task gets before an infrastructure failure is final.")
-    var maxAttempts: Int = 3
-
-    @Option(help: "Seconds between SIGTERM and SIGKILL when a drain deadline stops a task.")
-    var stopGrace: Int = 10
-
-    @Option(help: "How to choose among servers that fit: pack (fill busy servers first) or spread.")
-    var packing: String = "pack"
-
-    @Option(help: "The largest file put to or got from an agent, in bytes (checked before sending).")
-    var maxTransferBytes: Int64 = 10 << 30
-
-    @Option(help: "Seconds an agent's clock may differ from the backend's; past it the server is unhealthy (clock skew) and gets no new tasks, its running tasks are left alone.")
-    var maxClockSkew: Double = 30
+    /// The options given, by configuration key, as text (checked by the resolver like any other source's).
+    var commandLineSettings: [String: String] {
+        let given: [(String, (any CustomStringConvertible)?)] = [
+            ("statusInterval", statusInterval), ("requestTimeout", requestTimeout),
+            ("executionTimeout", executionTimeout), ("heartbeatTimeout", heartbeatTimeout),
+            ("missedHeartbeats", missedHeartbeats), ("lostAfter", lostAfter), ("maxAttempts", maxAttempts),
+            ("stopGrace", stopGrace), ("packing", packing), ("maxTransferBytes", maxTransferBytes), ("maxClockSkew", maxClockSkew),
+            ("metrics.listen", metricsListen), ("log.format", logFormat), ("log.level", logLevel),
+        ]
+        return Dictionary(uniqueKeysWithValues: given.compactMap { key, value in value.map { (key, "\($0)") } })
+    }
 }

@@ -2,6 +2,8 @@ import ArgumentParser
 import Domain
 import EventStore
 import Foundation
+import Logging
+import Operations
 import Transport
 import Projections
 import Orchestrator
@@ -54,17 +56,23 @@ struct ServerAttach: AsyncParsableCommand {
 
     func run() async throws {
         let server = ServerID(rawValue: name)!
+        let settings = try await transportOptions.resolveSettings(
+            commandLine: transportOptions.commandLineSettings(global: global))
+        var global = self.global
+        global.stateDir = settings.text("stateDir")
         let log = try global.openLog(create: true)
-        let queues = try transportOptions.openQueues(queuePath: global.queuePath)
+        let queues = try transportOptions.openQueues(
+            settings: settings, queuePath: global.queuePath, logger: Logger(label: "touchstone.queues"))
+        let queuePrefix = settings.text("queuePrefix") ?? BackendSettings.defaults.queuePrefix
         do {
             // Queues first: if this fails nothing is recorded, and a second attach creates them idempotently.
             for index in 0..<attach.channels {
                 let channel = ChannelID(server: server, index: index)
                 try await queues.createQueueIfNeeded(
-                    named: ChannelQueues.requestQueue(prefix: transportOptions.queuePrefix, channel: channel),
+                    named: ChannelQueues.requestQueue(prefix: queuePrefix, channel: channel),
                     attributes: QueueAttributes())
                 try await queues.createQueueIfNeeded(
-                    named: ChannelQueues.responseQueue(prefix: transportOptions.queuePrefix, channel: channel),
+                    named: ChannelQueues.responseQueue(prefix: queuePrefix, channel: channel),
                     attributes: QueueAttributes())
             }
             try await log.append(

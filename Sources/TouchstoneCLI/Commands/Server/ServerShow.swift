@@ -76,7 +76,8 @@ struct ServerShow: AsyncParsableCommand {
             print(Render.json(Shown(server: row, freeGPUs: row.freeGPUs, tasks: booked, channels: channels)))
         case .table:
             print("server       \(row.serverID)")
-            print("state        \(Self.stateSummary(row))\(row.reachable ? "" : " since \(Render.time(row.unreachableSince))")")
+            let since = row.detached ? row.detachedAt : (row.reachable ? nil : row.unreachableSince)
+            print("state        \(Self.stateSummary(row))\(since.map { " since \(Render.time($0))" } ?? "")")
             print("capacity     \(row.booked.count) booked of max \(row.maxTasks) (\(row.running.count) running)")
             if let drain = row.drain {
                 print("drain        \(Self.drainSummary(row, tasks: snapshot.tasks)); by \(drain.requestedBy) at "

@@ -22,20 +22,32 @@ struct TaskArtifacts: AsyncParsableCommand {
             throw CLIError("unknown task \(id.debugDescription): see `touchstone task list`")
         }
         let artifacts = try await ArtifactStore.artifacts(of: taskID, in: log)
+        // Declared outputs that were not collected are listed too, with why: a script must not take an empty list
+        // for "nothing was declared".
+        let missing = try await ArtifactStore.missingOutputs(of: taskID, in: log)
         switch global.format {
         case .json:
             struct Line: Encodable {
                 var path: String
                 var attempt: Int
-                var size: Int64
-                var sha256: String
+                var status: String
+                var size: Int64?
+                var sha256: String?
+                var reason: String?
             }
-            print(Render.json(artifacts.map { Line(path: $0.path, attempt: $0.attempt, size: $0.size, sha256: $0.sha256) }))
+            let lines =
+                artifacts.map {
+                    Line(path: $0.path, attempt: $0.attempt, status: "collected", size: $0.size, sha256: $0.sha256)
+                } + missing.map { Line(path: $0.path, attempt: $0.attempt, status: "missing", reason: $0.reason) }
+            print(Render.json(lines.sorted { $0.path < $1.path }))
         case .table:
             print(
                 Render.table(
                     ["NAME", "ATTEMPT", "SIZE", "SHA256"],
                     artifacts.map { [$0.path, "\($0.attempt)", "\($0.size)", $0.sha256] }))
+            for output in missing {
+                print("missing: \(output.path) (attempt \(output.attempt)): \(output.reason)")
+            }
         }
     }
 }

@@ -44,6 +44,11 @@ struct TaskFetch: AsyncParsableCommand {
         } catch {
             throw CLIError("\(error)")
         }
+        if !FileManager.default.fileExists(atPath: source),
+            let notice = try await Retention.removalNotice("the artifacts of \(taskID) were", path: "artifacts/\(taskID)", in: log)
+        {
+            throw CLIError(notice)
+        }
         let name = URL(fileURLWithPath: path).lastPathComponent
         var target = to ?? name
         var isDirectory: ObjCBool = false

@@ -27,7 +27,7 @@ struct TaskList: AsyncParsableCommand {
     @Flag(help: "Reverse the order (e.g. newest first).")
     var reverse = false
 
-    @Option(help: "At most N tasks: the last N of the order (the newest, by default).")
+    @Option(help: "At most N tasks: the newest N when sorted by submission (the default), else the first N of the order (--sort priority --limit 5: the five of highest priority).")
     var limit: Int?
 
     @Flag(help: "Refresh when a task changes, until interrupted.")
@@ -48,7 +48,8 @@ struct TaskList: AsyncParsableCommand {
             + "; valid: \(TaskStatus.allCases.map(\.rawValue).joined(separator: ", "))"
     }
 
-    /// The rows to show: filtered by any of `statuses` (none: all), ordered, then the last `limit`.
+    /// The rows to show: filtered by any of `statuses` (none: all), ordered, then `limit` of them: the newest when the
+    /// order is by submission (in either direction), else the first of the order. Pure.
     static func select(
         _ rows: [TaskRow], statuses: Set<TaskStatus>, sort: SortKey, reverse: Bool, limit: Int?
     ) -> [TaskRow] {
@@ -69,7 +70,11 @@ struct TaskList: AsyncParsableCommand {
             }
         }
         if reverse { sorted.reverse() }
-        if let limit, sorted.count > limit { sorted = Array(sorted.suffix(limit)) }
+        if let limit, sorted.count > limit {
+            // By submission the interesting end is the newest (last, or first when reversed); by any other key it is
+            // the head of the order (highest priority, first status, …).
+            sorted = Array(sort == .submitted && !reverse ? sorted.suffix(limit) : sorted.prefix(limit))
+        }
         return sorted
     }
 

@@ -52,6 +52,11 @@ struct TaskLogs: AsyncParsableCommand {
         let store = ArtifactStore(stateDirectory: global.resolvedStateDir)
         let key = TaskAttempt(taskID: taskID, attempt: attempt ?? max(row.attempt, 1))
         let path = store.logPath(key, stderr ? .stderr : .stdout)
+        if row.status.isTerminal, !FileManager.default.fileExists(atPath: store.logDirectory(key)),
+            let notice = try await Retention.removalNotice("the log mirror of \(taskID) was", path: "logs/\(taskID)", in: log)
+        {
+            throw CLIError(notice)
+        }
         var offset: Int64 = 0
         if let tail {
             offset = Self.offsetOfLast(lines: tail, in: path)

@@ -38,14 +38,18 @@ struct TaskShow: AsyncParsableCommand {
             history.append(event)
         }
         history.sort { $0.position < $1.position }
+        let missing = try await ArtifactStore.missingOutputs(of: taskID, in: log)
         switch global.format {
         case .json:
             struct Shown: Encodable {
                 var task: TaskRow
                 var waiting: String?
+                var missingOutputs: [ArtifactStore.MissingOutput]
                 var events: [EventLine]
             }
-            print(Render.json(Shown(task: row, waiting: waiting, events: history.map(EventLine.init))))
+            print(
+                Render.json(
+                    Shown(task: row, waiting: waiting, missingOutputs: missing, events: history.map(EventLine.init))))
         case .table:
             print("task        \(row.taskID)\(row.name.map { " (\($0))" } ?? "")")
             print("status      \(row.status.rawValue)\(row.reason.map { ": \($0)" } ?? "")")
@@ -66,6 +70,9 @@ struct TaskShow: AsyncParsableCommand {
                 let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
                 let shown = trimmed.count > 200 ? trimmed.prefix(200) + "… (\(text.utf8.count) bytes; --format json has it all)" : trimmed
                 print("output      \(path): \(shown)")
+            }
+            for output in missing {
+                print("missing     \(output.path) (attempt \(output.attempt)): \(output.reason)")
             }
             print("")
             print(
