@@ -1,6 +1,10 @@
 import Domain
 import Foundation
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// This agent process's identity (issue 16: one agent per server).
 ///
 /// Each start of `touchstone-agent` is a new instance, with a UUIDv7 ID (later starts sort later) recorded in its
@@ -29,5 +33,28 @@ struct AgentIdentity: Sendable, Equatable {
 /// The agent stops because another agent serves its server (``AgentIdentity``): it answered nothing and leaves its
 /// queues to the other agent.
 struct AgentFenced: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// Where a workspace is: its path and the directory's device and inode. A copy of a workspace (with its journal) has
+/// another inode, so the copy's agent does not take the original agent's instances for earlier lives of its own.
+public struct WorkspaceIdentity: Codable, Sendable, Equatable {
+    public var path: String
+    public var device: UInt64
+    public var inode: UInt64
+
+    /// Reads the identity of the workspace directory at `path`.
+    ///
+    /// - Throws: An error naming the path when it cannot be read.
+    public static func current(_ path: String) throws -> WorkspaceIdentity {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            throw WorkspaceIdentityError(description: "cannot read the workspace \(path): \(String(cString: strerror(errno)))")
+        }
+        return WorkspaceIdentity(path: path, device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+    }
+}
+
+struct WorkspaceIdentityError: Error, CustomStringConvertible {
     var description: String
 }

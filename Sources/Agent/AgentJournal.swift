@@ -136,35 +136,42 @@ public struct AgentJournal: Sendable {
         }
     }
 
-    /// Records this agent process's instance ID (``ResponseEnvelope/instance``), so that a later life of the agent in
-    /// the same workspace answers requests still addressed to this one (issue 16).
+    /// Records this agent process's instance ID (``ResponseEnvelope/instance``) and the workspace it runs in, so that
+    /// a later life of the agent in the same workspace answers requests still addressed to this one (issue 16).
     ///
+    /// - Parameter workspace: Where this journal's workspace is, as ``WorkspaceIdentity/current(_:)`` reads it.
     /// - Throws: ``EventStoreError`` `.storage`.
-    public func recordInstance(_ instance: String) async throws(EventStoreError) {
-        let payload = Data(WireCoding.encode(["instance": instance]).utf8)
+    public func recordInstance(_ instance: String, workspace: WorkspaceIdentity) async throws(EventStoreError) {
+        let payload = Data(WireCoding.encode(RecordedInstance(instance: instance, workspace: workspace)).utf8)
         try await store.append(
             [ProposedEvent(type: "agent.instance-started", schema: 1, payload: payload, metadata: meta(nil))],
             to: "agent/instances")
     }
 
-    /// Every instance ID recorded in this workspace, oldest first.
+    /// The instance IDs recorded by agents that ran in this very workspace, oldest first. An instance recorded in
+    /// another place (the journal was copied along with its workspace) is not an earlier life of this agent: the
+    /// agent that recorded it may still run there.
     ///
     /// - Throws: ``EventStoreError`` `.storage`, `.corruptPayload`.
-    public func instances() async throws(EventStoreError) -> [String] {
-        struct Payload: Decodable { var instance: String }
+    public func instances(in workspace: WorkspaceIdentity) async throws(EventStoreError) -> [String] {
         var instances: [String] = []
         var after: Int64 = 0
         while true {
             let batch = try await store.read(after: after, limit: 1_000, types: ["agent.instance-started"])
             guard let last = batch.last else { return instances }
             for event in batch {
-                guard let payload = try? JSONDecoder().decode(Payload.self, from: event.payload) else {
+                guard let payload = try? JSONDecoder().decode(RecordedInstance.self, from: event.payload) else {
                     throw EventStoreError(.corruptPayload, "journal event at position \(event.position) is not an instance")
                 }
-                instances.append(payload.instance)
+                if payload.workspace == workspace { instances.append(payload.instance) }
             }
             after = last.position
         }
+    }
+
+    struct RecordedInstance: Codable {
+        var instance: String
+        var workspace: WorkspaceIdentity?
     }
 
     private func meta(_ requestID: RequestID?) -> EventMetadata {

@@ -44,8 +44,9 @@ public struct AgentService: Service {
             useCgroups: configuration.useCgroups, cgroupScope: configuration.cgroupScope, logger: logger)
         // 2. Take inventory before executing anything.
         // This process's instance, known to later lives of the agent in this workspace.
-        let identity = AgentIdentity(earlier: try await journal.instances())
-        try await journal.recordInstance(identity.instance)
+        let workspace = try WorkspaceIdentity.current(configuration.workspace)
+        let identity = AgentIdentity(earlier: try await journal.instances(in: workspace))
+        try await journal.recordInstance(identity.instance, workspace: workspace)
         let tasks = AgentTasks(
             journal: journal, runtime: runtime, configuration: configuration, instance: identity.instance)
         try await tasks.loadInventory()

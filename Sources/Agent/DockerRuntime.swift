@@ -204,7 +204,7 @@ public actor DockerRuntime: TaskRuntime {
                         attemptGroup.addTask { await self.supervise(item) }
                         if let limit = item.timeoutSeconds {
                             attemptGroup.addTask {
-                                try? await Task.sleep(for: .seconds(limit))
+                                try? await Task.sleep(for: .seconds(min(max(limit, 0), TaskSpec.maximumTimeoutSeconds)))
                                 if !Task.isCancelled { await self.timeOut(item.attempt) }
                                 return nil
                             }

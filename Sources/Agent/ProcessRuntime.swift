@@ -146,7 +146,7 @@ public actor ProcessRuntime: TaskRuntime {
                         attemptGroup.addTask { await self.execute(launch) }
                         if let limit = launch.spec.timeoutSeconds {
                             attemptGroup.addTask {
-                                try? await Task.sleep(for: .seconds(limit))
+                                try? await Task.sleep(for: .seconds(min(max(limit, 0), TaskSpec.maximumTimeoutSeconds)))
                                 if !Task.isCancelled { await self.timeOut(launch.attempt) }
                                 return nil
                             }

@@ -23,8 +23,11 @@ public struct TaskSpec: Codable, Sendable, Equatable {
     public var outputs: [String]
     /// GPUs the task needs (0 for CPU-only); recorded now, enforced by the scheduler once servers report GPUs.
     public var gpus: Int
-    /// Wall-clock limit in seconds, `nil` for none.
+    /// Wall-clock limit in seconds, `nil` for none; 1 to ``maximumTimeoutSeconds`` (submit refuses others, and an
+    /// agent holds a larger one from an older client to that maximum).
     public var timeoutSeconds: Int?
+    /// The longest `--timeout`: 366 days, in seconds.
+    public static let maximumTimeoutSeconds = 366 * 86_400
     /// Higher runs first; FIFO within a priority. Default 0.
     public var priority: Int
     /// The one server the task may run on (`task submit --server`); `nil`: any. Absent from payloads written before

@@ -48,10 +48,15 @@ extension Decide {
         }
     }
 
-    /// Which instance a server's requests are addressed to: the known one while it answers; any (`nil`) once it
-    /// stopped answering (unreachable), so that a replacement agent can be adopted. Pure.
-    public static func address(known: String?, reachable: Bool) -> String? {
-        reachable ? known : nil
+    /// Which instance a server's requests are addressed to: the known one, until it has been silent (unreachable)
+    /// for `lostAfter`; then any (`nil`), so that a replacement agent can be adopted. Not sooner: the known agent may
+    /// only be frozen, and a replacement's inventory would declare its running tasks lost and run them a second time
+    /// while they still run (the same limit as ``BackendConfiguration/lostAfter`` for declaring them lost). Pure.
+    ///
+    /// - Parameter silentFor: How long the known instance has been unreachable; `nil` while it answers.
+    public static func address(known: String?, silentFor: Duration?, lostAfter: Duration) -> String? {
+        guard let silentFor, silentFor >= lostAfter else { return known }
+        return nil
     }
 }
 
@@ -60,27 +65,52 @@ extension Decide {
 final class AgentAddress: Sendable {
     private struct State {
         var known: String?
-        var reachable: Bool
+        /// When the known instance became unreachable (monotonic), `nil` while it answers.
+        var silentSince: ContinuousClock.Instant?
     }
 
     private let state: Mutex<State>
+    let lostAfter: Duration
 
     /// - Parameters:
     ///   - known: The instance from the server's row (``ServerRow/agentInstance``).
-    ///   - reachable: The row's liveness verdict.
-    init(known: String?, reachable: Bool) {
-        state = Mutex(State(known: known, reachable: reachable))
+    ///   - reachable: The row's liveness verdict (an unreachable row counts as silent from now).
+    ///   - lostAfter: ``BackendConfiguration/lostAfter``.
+    init(known: String?, reachable: Bool, lostAfter: Duration = .seconds(300)) {
+        state = Mutex(State(known: known, silentSince: reachable ? nil : .now))
+        self.lostAfter = lostAfter
     }
 
     /// The instance the backend knows.
     var known: String? { state.withLock { $0.known } }
 
-    /// The instance to address a request to (``Decide/address(known:reachable:)``).
-    var current: String? { state.withLock { Decide.address(known: $0.known, reachable: $0.reachable) } }
+    /// The instance to address a request to (``Decide/address(known:silentFor:lostAfter:)``).
+    var current: String? {
+        state.withLock { state in
+            Decide.address(
+                known: state.known, silentFor: state.silentSince.map { ContinuousClock.now - $0 }, lostAfter: lostAfter)
+        }
+    }
 
-    /// An instance was adopted.
-    func adopt(_ instance: String) { state.withLock { $0.known = instance } }
+    /// Adopts `instance` if the known one is still `expected`: two channels deciding on the same answer at once
+    /// adopt (and record) it once. Returns whether this call adopted it.
+    func adopt(_ instance: String, replacing expected: String?) -> Bool {
+        state.withLock { state in
+            guard state.known == expected else { return false }
+            state.known = instance
+            state.silentSince = nil
+            return true
+        }
+    }
 
     /// The server's liveness changed.
-    func setReachable(_ reachable: Bool) { state.withLock { $0.reachable = reachable } }
+    func setReachable(_ reachable: Bool) {
+        state.withLock { state in
+            if reachable {
+                state.silentSince = nil
+            } else if state.silentSince == nil {
+                state.silentSince = .now
+            }
+        }
+    }
 }

@@ -180,7 +180,8 @@ public struct Backend: Service {
         let channels = try await log.channelRows(of: row)
         let skew = ClockSkewEstimate(row.clockSkewMilliseconds)
         var clients: [ChannelClient] = []
-        let address = AgentAddress(known: row.agentInstance, reachable: row.reachable)
+        let address = AgentAddress(
+            known: row.agentInstance, reachable: row.reachable, lostAfter: configuration.lostAfter)
         for index in 0..<row.channels {
             let id = ChannelID(server: row.serverID, index: index)
             let requestName = ChannelQueues.requestQueue(prefix: configuration.queuePrefix, channel: id)

@@ -377,13 +377,14 @@ actor ChannelClient {
             case .accept:
                 break
             case .adopt(let instance, let reason):
+                let previous = address.known
+                // Once, whichever channel decides first; the others then see the instance as known.
+                guard address.adopt(instance, replacing: previous) else { break }
                 try await log.append(
                     .agentInstance(
                         .changed(
-                            AgentInstanceChanged(
-                                serverID: channel.server, instance: instance, previous: address.known, reason: reason))),
+                            AgentInstanceChanged(serverID: channel.server, instance: instance, previous: previous, reason: reason))),
                     metadata: meta)
-                address.adopt(instance)
                 logger.notice(
                     "the server's agent is a new instance",
                     metadata: ["server": "\(channel.server)", "instance": "\(instance)", "reason": "\(reason)"])
@@ -405,14 +406,16 @@ actor ChannelClient {
         if matches {
             // Only the answer awaited now: a leftover may have waited in the queue, and would read as skew.
             skew.observe(agentTime: response.agentTime, receivedAt: configuration.clock.now())
-            try await log.append(
-                .responseReceived(
-                    ResponseReceived(
-                        channel: channel, requestID: requestID, epoch: epoch, status: response.body.status,
-                        message: Self.errorMessage(response.body), agentTime: response.agentTime,
-                        messageID: message.messageID)),
-                metadata: meta)
-            try await responses.delete(receiptHandle: message.receiptHandle)
+            // Recorded and deleted together, whatever cancels the caller (a backend stopping): a response recorded but
+            // left on the queue would come back after its visibility timeout and block the message group meanwhile.
+            let received = ResponseReceived(
+                channel: channel, requestID: requestID, epoch: epoch, status: response.body.status,
+                message: Self.errorMessage(response.body), agentTime: response.agentTime, messageID: message.messageID)
+            let (log, responses) = (self.log, self.responses)
+            try await Task {
+                try await log.append(.responseReceived(received), metadata: meta)
+                try await responses.delete(receiptHandle: message.receiptHandle)
+            }.value
             if case .error(let refusal) = response.body, refusal.code == .staleEpoch {
                 // The agent's channel is at a newer epoch than ours (our state was restored from an older log, or a
                 // message claimed a newer epoch): resynchronise above it.

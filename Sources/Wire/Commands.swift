@@ -491,10 +491,36 @@ public struct TaskStatusReport: Codable, Sendable, Equatable {
 
 /// Queue names of one server's channels: `<prefix>-<server>-<n>-req.fifo` and `-resp.fifo`.
 public enum ChannelQueues {
+    /// `<prefix>-<server>-<n>-req.fifo`.
     public static func requestQueue(prefix: String, channel: ChannelID) -> String {
-        "\(prefix)-\(channel.server.queueNameComponent)-\(channel.index)-req.fifo"
+        name(prefix: prefix, channel: channel, kind: "req")
     }
+
+    /// `<prefix>-<server>-<n>-resp.fifo`.
     public static func responseQueue(prefix: String, channel: ChannelID) -> String {
-        "\(prefix)-\(channel.server.queueNameComponent)-\(channel.index)-resp.fifo"
+        name(prefix: prefix, channel: channel, kind: "resp")
+    }
+
+    /// SQS's longest queue name, in characters (`CreateQueue`: 1–80, `.fifo` included).
+    public static let maximumQueueNameLength = 80
+
+    /// The queue name, its server part shortened when the whole would not fit in
+    /// ``maximumQueueNameLength`` with the dead-letter queue's `-dlq` added: a server name of up to 63 characters
+    /// is then its first characters, `-`, and 16 hexadecimal digits of a 64-bit FNV-1a hash of the whole name (so
+    /// two long names that share their beginning still get two queues). Names that fit are unchanged. Pure.
+    static func name(prefix: String, channel: ChannelID, kind: String) -> String {
+        let suffix = "-\(channel.index)-\(kind)"
+        let budget = maximumQueueNameLength - prefix.count - 1 - suffix.count - "-dlq.fifo".count
+        var component = channel.server.queueNameComponent
+        if component.count > budget {
+            var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+            for byte in channel.server.rawValue.utf8 {
+                hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
+            }
+            let digits = String(hash, radix: 16)
+            let hex = String(repeating: "0", count: 16 - digits.count) + digits
+            component = String(component.prefix(max(1, budget - 17))) + "-" + hex
+        }
+        return "\(prefix)-\(component)\(suffix).fifo"
     }
 }

@@ -55,7 +55,7 @@ enum AgentSettings {
             "docker.defaultImage", option: "default-image",
             summary: "The image of tasks that name none (docker runtime); without it such tasks fail to start."),
         SettingKey(
-            "docker.memory", option: "container-memory", kind: .integer(1...Int.max), unit: "MiB",
+            "docker.memory", option: "container-memory", kind: .integer(1...(1 << 30)), unit: "MiB",
             summary: "A memory limit per task container (docker runtime); none by default."),
         SettingKey(
             "docker.cpus", option: "container-cpus", kind: .number(above: 0, atMost: 4096), unit: "CPUs",

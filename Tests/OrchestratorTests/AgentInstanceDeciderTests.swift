@@ -49,15 +49,21 @@ import Testing
         #expect(reason.contains("B") && reason.contains("X") && reason.contains("A"))
     }
 
-    @Test func requestsGoToTheKnownInstanceOnlyWhileItAnswers() {
-        #expect(Decide.address(known: "A", reachable: true) == "A")
-        #expect(Decide.address(known: "A", reachable: false) == nil)
-        #expect(Decide.address(known: nil, reachable: true) == nil)
-        let address = AgentAddress(known: "A", reachable: false)
+    @Test func requestsGoToTheKnownInstanceUntilItWasSilentForLostAfter() {
+        let lostAfter = Duration.seconds(300)
+        #expect(Decide.address(known: "A", silentFor: nil, lostAfter: lostAfter) == "A")
+        // Frozen, not gone: a replacement now would run its tasks a second time.
+        #expect(Decide.address(known: "A", silentFor: .seconds(299), lostAfter: lostAfter) == "A")
+        #expect(Decide.address(known: "A", silentFor: .seconds(300), lostAfter: lostAfter) == nil)
+        #expect(Decide.address(known: nil, silentFor: nil, lostAfter: lostAfter) == nil)
+        let address = AgentAddress(known: "A", reachable: false, lostAfter: .zero)
         #expect(address.current == nil)
         address.setReachable(true)
         #expect(address.current == "A")
-        address.adopt("B")
+        #expect(address.adopt("B", replacing: "A"))
+        #expect(!address.adopt("C", replacing: "A"), "a second channel deciding on a stale view adopts nothing")
         #expect(address.current == "B" && address.known == "B")
+        let patient = AgentAddress(known: "A", reachable: false, lostAfter: .seconds(300))
+        #expect(patient.current == "A")
     }
 }

@@ -62,4 +62,28 @@ import Wire
         #expect(ChannelQueues.requestQueue(prefix: "touchstone", channel: channel) == "touchstone-gpu-01-2-req.fifo")
         #expect(ChannelQueues.responseQueue(prefix: "touchstone", channel: channel) == "touchstone-gpu-01-2-resp.fifo")
     }
+
+    @Test func everyValidServerNameGetsQueueNamesSQSAccepts() throws {
+        let longest = String(repeating: "a", count: 62) + "b"
+        let sibling = String(repeating: "a", count: 62) + "c"
+        var names: Set<String> = []
+        for server in [longest, sibling, "dgx2.lab.example.com", String(repeating: "x", count: 52)] {
+            let id = try #require(ServerID(rawValue: server))
+            for index in [0, 15] {
+                let channel = ChannelID(server: id, index: index)
+                for name in [
+                    ChannelQueues.requestQueue(prefix: "touchstone", channel: channel),
+                    ChannelQueues.responseQueue(prefix: "touchstone", channel: channel),
+                ] {
+                    let dlq = String(name.dropLast(5)) + "-dlq.fifo"
+                    #expect(dlq.count <= ChannelQueues.maximumQueueNameLength, "\(dlq)")
+                    #expect(name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) })
+                    #expect(names.insert(name).inserted, "two servers share \(name)")
+                }
+            }
+        }
+        // Names that fit are kept as they are.
+        let fits = ChannelID(server: ServerID(rawValue: String(repeating: "x", count: 52))!, index: 15)
+        #expect(ChannelQueues.requestQueue(prefix: "touchstone", channel: fits).contains(String(repeating: "x", count: 52)))
+    }
 }

@@ -44,7 +44,7 @@ struct TaskLogs: AsyncParsableCommand {
         guard let row = try await log.readModel(TaskBoard.self)[taskID] else {
             throw CLIError("unknown task \(id.debugDescription): see `touchstone task list`")
         }
-        if let attempt, !(1...max(row.attempt, 0)).contains(attempt) {
+        if let attempt, row.attempt < 1 || !(1...row.attempt).contains(attempt) {
             throw CLIError(
                 "task \(taskID) has no attempt \(attempt)"
                     + (row.attempt == 0 ? ": it has not run yet" : ": its attempts are 1–\(row.attempt)"))

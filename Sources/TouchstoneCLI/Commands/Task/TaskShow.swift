@@ -51,8 +51,9 @@ struct TaskShow: AsyncParsableCommand {
                 Render.json(
                     Shown(task: row, waiting: waiting, missingOutputs: missing, events: history.map(EventLine.init))))
         case .table:
-            print("task        \(row.taskID)\(row.name.map { " (\($0))" } ?? "")")
-            print("status      \(row.status.rawValue)\(row.reason.map { ": \($0)" } ?? "")")
+            // What a submitter typed (a name, a reason from a report) is printed with its control characters escaped.
+            print("task        \(row.taskID)\(row.name.map { " (\(Render.printable($0)))" } ?? "")")
+            print("status      \(row.status.rawValue)\(row.reason.map { ": \(Render.printable($0))" } ?? "")")
             if let waiting { print("why         \(waiting)") }
             print("command     \(ShellQuoting.join(row.command))")
             print("needs       \(row.gpus) GPU(s), priority \(row.priority)\(row.gpuIndices.isEmpty ? "" : ", booked GPUs \(row.gpuIndices.map(String.init).joined(separator: ","))")")

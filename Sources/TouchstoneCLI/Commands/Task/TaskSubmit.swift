@@ -131,6 +131,17 @@ struct TaskSubmit: AsyncParsableCommand {
                     "--input \(local) is a directory: inputs are single files; send an archive "
                         + "(tar -cf data.tar -C \(local) .) and unpack it in the command")
             }
+            // A device or a FIFO has no size to check against the limit and may never end (/dev/zero).
+            var info = stat()
+            if stat(local, &info) == 0, info.st_mode & S_IFMT != S_IFREG {
+                throw CLIError("--input \(local) is not a regular file (a device, a FIFO or a socket): inputs are regular files")
+            }
+        }
+        if let name, name.count > 200 {
+            throw CLIError("--name is \(name.count) characters long: at most 200")
+        }
+        if let timeout, !(1...TaskSpec.maximumTimeoutSeconds).contains(timeout) {
+            throw CLIError("--timeout \(timeout) is out of range: 1 to \(TaskSpec.maximumTimeoutSeconds) seconds (366 days)")
         }
         if let server, !ServerID.isValid(server) {
             throw CLIError("--server \(server.debugDescription) is not a server name (\(ServerID.shape))")
