@@ -222,6 +222,28 @@ struct FirstWeekTests {
         #expect(serve.stderr.contains("server unlinked: detached"), "\(serve.stderr)")
     }
 
+    @Test func submitRefusesWhatWouldCrashOrNeverEnd() async throws {
+        #expect(try await touchstone("server", "attach", "gpu-01", "--max-tasks", "1").status == 0)
+        for (arguments, message) in [
+            (["--timeout", "9223372036854775807"], "--timeout 9223372036854775807 is out of range: 1 to 31622400 seconds"),
+            (["--timeout", "0"], "--timeout 0 is out of range"),
+            (["--input", "/dev/zero:d"], "--input /dev/zero is not a regular file"),
+            (["--name", String(repeating: "n", count: 201)], "--name is 201 characters long: at most 200"),
+        ] {
+            let result = try await touchstone(["task", "submit"] + arguments + ["--", "true"])
+            #expect(result.status != 0, "\(arguments)")
+            #expect(result.stderr.contains(message), "\(arguments): \(result.stderr)")
+        }
+        // Nothing was written for them: no task, no imported input.
+        let listed = try json(try await touchstone("task", "list", "--format", "json").stdout) as? [Any]
+        #expect(listed?.isEmpty == true)
+        // logs --attempt of a task that never ran is an error, not a crash.
+        let queued = try await submit("--", "true")
+        let logs = try await touchstone("task", "logs", queued, "--attempt", "1")
+        #expect(logs.status == 1, "\(logs.stderr)")
+        #expect(logs.stderr.contains("has no attempt 1: it has not run yet"), "\(logs.stderr)")
+    }
+
     // MARK: 2. Refuse early
 
     @Test func anAgentStartedBeforeItsServerIsAttachedSaysHowToAttachIt() async throws {
