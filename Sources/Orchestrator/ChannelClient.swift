@@ -159,9 +159,12 @@ actor ChannelClient {
     /// - Throws: ``BackendError`` `.timeout` when no response arrives by the execution deadline (the channel is then
     ///   drained), `.desync` when a mismatched response made the channel drain (the caller may resend with the same
     ///   request ID: the agent answers a request it executed from its journal); a queue or log error when those fail.
+    ///   - drainOnSilence: Whether silence past every resend drains the channel (a desync). `false` for a report
+    ///     request to a server already unreachable: silence again is no news, and a drain each time would fill the
+    ///     log (about 14,000 events a day for one server without an agent); a late answer is then a duplicate.
     func call(
         _ command: Command, taskID: TaskID? = nil, requestID: RequestID = .make(), delivery: Duration? = nil,
-        deliverBy: Date? = nil, executionSeconds: Int? = nil
+        deliverBy: Date? = nil, executionSeconds: Int? = nil, drainOnSilence: Bool = true
     ) async throws -> ResponseEnvelope {
         // One outstanding request per channel: an actor is reentrant across awaits, so two callers (a task worker and
         // the transfer loop sharing a channel) would otherwise each receive the other's response.
@@ -182,12 +185,13 @@ actor ChannelClient {
         }
         return try await exchange(
             command, taskID: taskID, requestID: requestID, delivery: delivery ?? configuration.requestTimeout,
-            deliverBy: deliverBy, executionSeconds: executionSeconds ?? configuration.executionSeconds, syncing: false)
+            deliverBy: deliverBy, executionSeconds: executionSeconds ?? configuration.executionSeconds, syncing: false,
+            drainOnSilence: drainOnSilence || !command.isReadOnly)
     }
 
     private func exchange(
         _ command: Command, taskID: TaskID?, requestID: RequestID, delivery: Duration, deliverBy: Date? = nil,
-        executionSeconds: Int, syncing: Bool
+        executionSeconds: Int, syncing: Bool, drainOnSilence: Bool = true
     ) async throws -> ResponseEnvelope {
         sequence += 1
         let started = ContinuousClock.now
@@ -227,6 +231,14 @@ actor ChannelClient {
                 return response
             } catch let error as BackendError where error.code == .timeout {
                 guard let decision = Self.onSilence(resendsSoFar: resends, policy: silencePolicy) else {
+                    guard drainOnSilence else {
+                        // Its answer, should it come, is a duplicate rather than a desync.
+                        remember(requestID)
+                        throw BackendError(
+                            .timeout,
+                            "no response to \(command.name) \(requestID) on channel \(channel) from an unreachable "
+                                + "server; not drained")
+                    }
                     try await drain(
                         ChannelDesyncDetected(
                             channel: channel, epoch: epoch, reason: "unanswered", expectedRequestID: requestID))

@@ -125,13 +125,14 @@ struct ServerLink: Sendable {
         var reachable = true
         var since: String?
         var backoff = Duration.milliseconds(200)
+        var silentPause = Duration.seconds(1)
         let wait = max(1, Int(configuration.statusInterval.seconds.rounded(.up)))
         while !Task.isCancelled {
             do {
                 let askedAt = Date()
                 if !greeted {
                     let response = try await control.call(
-                        .hello, delivery: configuration.heartbeatTimeout, executionSeconds: 0)
+                        .hello, delivery: configuration.heartbeatTimeout, executionSeconds: 0, drainOnSilence: reachable)
                     if case .hello(let hello) = response.body {
                         let skew = Int64((response.agentTime.timeIntervalSinceNow) * 1000)
                         try await log.append(
@@ -151,7 +152,8 @@ struct ServerLink: Sendable {
                     let response = try await control.call(
                         .heartbeat(HeartbeatQuery(since: since, waitSeconds: since == nil ? 0 : wait)),
                         delivery: configuration.heartbeatTimeout,
-                        executionSeconds: (since == nil ? 0 : wait) + Int(configuration.heartbeatTimeout.seconds.rounded(.up)))
+                        executionSeconds: (since == nil ? 0 : wait) + Int(configuration.heartbeatTimeout.seconds.rounded(.up)),
+                        drainOnSilence: reachable)
                     if case .heartbeat(let beat) = response.body {
                         if let figures = beat.figures { BackendMetrics.recordAgent(serverID, figures) }
                         try await observeGPUs(beat.gpus, problem: beat.gpuProblem)
@@ -181,10 +183,16 @@ struct ServerLink: Sendable {
                 // Silent past the liveness threshold, resends included: the channel was drained.
                 if Task.isCancelled { return }
                 since = nil
-                logger.warning("agent silent past the liveness threshold", metadata: ["server": "\(serverID)"])
                 if reachable {
+                    logger.warning("agent silent past the liveness threshold", metadata: ["server": "\(serverID)"])
                     reachable = false
+                    silentPause = .seconds(1)
                     try? await recordLiveness(reachable: false, missed: configuration.missedHeartbeatsForUnreachable)
+                } else {
+                    // Still silent: ask again after a pause that grows to a minute (nothing to await: the agent is
+                    // not there to answer), so a server without its agent costs a few requests a minute.
+                    try? await Task.sleep(for: silentPause)
+                    silentPause = min(silentPause * 2, .seconds(60))
                 }
             } catch {
                 if Task.isCancelled { return }

@@ -220,6 +220,9 @@ struct FirstWeekTests {
         try await Task.sleep(for: .seconds(3))
         #expect(try await sent() == after, "a detached server is still polled")
         #expect(serve.stderr.contains("server unlinked: detached"), "\(serve.stderr)")
+        // While it had no agent, silence was a desync once (when it went unreachable), not at every poll.
+        let desyncs = try json(try await touchstone("events", "--type", "channel.desync", "--format", "json").stdout) as? [Any]
+        #expect(desyncs?.count == 1, "\(String(describing: desyncs))")
     }
 
     @Test func submitRefusesWhatWouldCrashOrNeverEnd() async throws {
