@@ -34,7 +34,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .target(name: "Domain", swiftSettings: strict),
+        .target(name: "Domain", dependencies: ["InputLimits"], swiftSettings: strict),
+        .target(name: "InputLimits", swiftSettings: strict),
         .target(name: "FileSignals", swiftSettings: strict),
         .target(
             name: "Projections",
@@ -47,7 +48,7 @@ let package = Package(
         .target(
             name: "Transport",
             dependencies: [
-                "FileSignals",
+                "FileSignals", "InputLimits",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -135,6 +136,7 @@ let package = Package(
             dependencies: ["EventStore", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict
         ),
+        .testTarget(name: "InputLimitsTests", dependencies: ["InputLimits", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "DomainTests", dependencies: ["Domain", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "ProjectionsTests",
