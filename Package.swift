@@ -43,7 +43,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
-            name: "Wire", dependencies: ["Domain", .product(name: "Crypto", package: "swift-crypto")],
+            name: "Wire", dependencies: ["Domain", "InputLimits", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict),
         .target(
             name: "Transport",
@@ -71,7 +71,7 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
-                "Domain", "EventStore", "FileSignals", "Wire", "Transport",
+                "Domain", "EventStore", "FileSignals", "InputLimits", "Wire", "Transport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
@@ -84,7 +84,7 @@ let package = Package(
         .target(
             name: "TouchstoneCLI",
             dependencies: [
-                "Domain", "EventStore", "Projections", "Orchestrator", "Transport", "Wire", "FileSignals",
+                "Domain", "EventStore", "Projections", "Orchestrator", "Transport", "Wire", "FileSignals", "InputLimits",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
