@@ -179,3 +179,17 @@ let package = Package(
         ),
     ]
 )
+
+// The libFuzzer harness (issue 12), declared only for `tools/fuzz`, which sets TOUCHSTONE_FUZZ=1 and builds with
+// `-sanitize=fuzzer` into its own scratch path `.build-fuzz`; an ordinary `swift build` never sees it.
+if Context.environment["TOUCHSTONE_FUZZ"] == "1" {
+    package.targets += [
+        .target(name: "CFuzzerDriver", path: "fuzz/Sources/CFuzzerDriver"),
+        .executableTarget(
+            name: "touchstone-fuzz",
+            dependencies: ["CFuzzerDriver", "Domain", "Wire", "Transport", "Agent"],
+            path: "fuzz/Sources/touchstone-fuzz",
+            swiftSettings: strict
+        ),
+    ]
+}
