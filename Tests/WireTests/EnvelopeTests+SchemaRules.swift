@@ -6,15 +6,7 @@ import Wire
 
 /// The envelope's input rules (docs/input-limits.md): limits before decoding; in version 1, unknown fields are
 /// ignored and never acted on, while an unknown command or response kind and any other version are refused.
-@Suite struct SchemaRulesTests {
-    let start = StartTask(taskID: Fixtures.taskA, attempt: 1, spec: Fixtures.spec(["python3", "t.py"]), backend: "touchstone")
-
-    func request(_ command: Command) -> RequestEnvelope {
-        RequestEnvelope(
-            requestID: Fixtures.request(1), server: Fixtures.gpu1, channel: 1, epoch: 2, sequence: 3,
-            sentAt: Fixtures.epoch0, expiresAt: Fixtures.epoch0.addingTimeInterval(60), command: command)
-    }
-
+extension EnvelopeTests {
     /// Adds `"zz…":…` members at the top level and inside the command's body.
     func withUnknownFields(_ text: String) -> String {
         text.replacingOccurrences(of: #""command":{"#, with: #""zzFuture":{"nested":[1,2]},"command":{"zzNew":true,"#)
