@@ -35,6 +35,23 @@ public struct JSONLimits: Sendable, Equatable, CustomStringConvertible {
         guard bytes.count <= maxBytes else {
             throw JSONLimitError(limit: .bytes, maximum: maxBytes, found: bytes.count, offset: nil)
         }
+        // Fast path: a document with no more `[` and `{` bytes in all than maxDepth cannot nest deeper; the log's
+        // payloads take it (issue 11's rebuild rate counts every byte). `[` is 0x5B and `{` 0x7B, and no other byte
+        // ORed with 0x20 gives 0x7B; eight bytes at a time, a zero-byte test counts them. It may count a `z`/`Z` right
+        // after one as well (the test's borrow), which only sends a document to the full scan below.
+        var openers = 0
+        var index = 0
+        while index + 8 <= bytes.count {
+            let word = bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            let y = (word | 0x2020_2020_2020_2020) ^ 0x7B7B_7B7B_7B7B_7B7B
+            openers &+= ((y &- 0x0101_0101_0101_0101) & ~y & 0x8080_8080_8080_8080).nonzeroBitCount
+            index += 8
+        }
+        while index < bytes.count {
+            openers &+= (bytes[index] | 0x20) == 0x7B ? 1 : 0
+            index += 1
+        }
+        if openers <= maxDepth { return }
         var depth = 0
         var inString = false
         var escaped = false

@@ -81,6 +81,46 @@ import Testing
         }
     }
 
+    /// Random bytes rich in the scan's special bytes (and in `z`/`Z`, which the eight-byte count may take for an
+    /// opener), at every alignment: the check agrees with a byte-at-a-time reference, so the fast path never lets a
+    /// deep document through.
+    @Test func agreesWithAByteAtATimeReferenceOnRandomBytes() {
+        var g = SeededGenerator(seed: 1212)
+        let alphabet = Array("[{]}\"\\zZa ".utf8)
+        for _ in 0..<5_000 {
+            let bytes = (0..<Int.random(in: 0...40, using: &g)).map { _ in alphabet.randomElement(using: &g)! }
+            let limit = Int.random(in: 0...6, using: &g)
+            let expected = Self.referenceDepthError(bytes, maxDepth: limit)
+            let found = Result { () throws(JSONLimitError) in try JSONLimits(maxBytes: 100, maxDepth: limit).check(bytes) }
+            switch found {
+            case .success: #expect(expected == nil, "\(String(decoding: bytes, as: UTF8.self)) limit \(limit)")
+            case .failure(let error): #expect(expected == error, "\(String(decoding: bytes, as: UTF8.self)) limit \(limit)")
+            }
+        }
+    }
+
+    /// The rule, spelled out one byte at a time.
+    static func referenceDepthError(_ bytes: [UInt8], maxDepth: Int) -> JSONLimitError? {
+        var depth = 0
+        var inString = false
+        var escaped = false
+        for (offset, byte) in bytes.enumerated() {
+            switch (inString, escaped, Character(UnicodeScalar(byte))) {
+            case (true, true, _): escaped = false
+            case (true, false, "\\"): escaped = true
+            case (true, false, "\""): inString = false
+            case (true, false, _): break
+            case (false, _, "\""): inString = true
+            case (false, _, "["), (false, _, "{"):
+                depth += 1
+                if depth > maxDepth { return JSONLimitError(limit: .depth, maximum: maxDepth, found: depth, offset: offset) }
+            case (false, _, "]"), (false, _, "}"): depth = max(0, depth - 1)
+            default: break
+            }
+        }
+        return nil
+    }
+
     indirect enum Value: Encodable {
         case text(String), number(Int), array([Value]), object([String: Value])
         func encode(to encoder: any Encoder) throws {
