@@ -40,7 +40,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .target(name: "Domain", swiftSettings: strict),
+        .target(name: "Domain", dependencies: ["InputLimits"], swiftSettings: strict),
+        .target(name: "InputLimits", swiftSettings: strict),
         .target(
             name: "Operations",
             dependencies: [
@@ -57,12 +58,12 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
-            name: "Wire", dependencies: ["Domain", .product(name: "Crypto", package: "swift-crypto")],
+            name: "Wire", dependencies: ["Domain", "InputLimits", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict),
         .target(
             name: "Transport",
             dependencies: [
-                "FileSignals",
+                "FileSignals", "InputLimits",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -86,7 +87,7 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
-                "Domain", "EventStore", "FileSignals", "Wire", "Transport",
+                "Domain", "EventStore", "FileSignals", "InputLimits", "Wire", "Transport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
@@ -99,7 +100,7 @@ let package = Package(
         .target(
             name: "TouchstoneCLI",
             dependencies: [
-                "Domain", "EventStore", "Projections", "Orchestrator", "Transport", "Wire", "FileSignals", "Operations",
+                "Domain", "EventStore", "Projections", "Orchestrator", "Transport", "Wire", "FileSignals", "Operations", "InputLimits",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -156,6 +157,7 @@ let package = Package(
             dependencies: ["EventStore", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict
         ),
+        .testTarget(name: "InputLimitsTests", dependencies: ["InputLimits", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "DomainTests", dependencies: ["Domain", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "ProjectionsTests",
@@ -200,3 +202,17 @@ let package = Package(
         ),
     ]
 )
+
+// The libFuzzer harness (issue 12), declared only for `tools/fuzz`, which sets TOUCHSTONE_FUZZ=1 and builds with
+// `-sanitize=fuzzer` into its own scratch path `.build-fuzz`; an ordinary `swift build` never sees it.
+if Context.environment["TOUCHSTONE_FUZZ"] == "1" {
+    package.targets += [
+        .target(name: "CFuzzerDriver", path: "fuzz/Sources/CFuzzerDriver"),
+        .executableTarget(
+            name: "touchstone-fuzz",
+            dependencies: ["CFuzzerDriver", "Domain", "Wire", "Transport", "Agent"],
+            path: "fuzz/Sources/touchstone-fuzz",
+            swiftSettings: strict
+        ),
+    ]
+}

@@ -76,12 +76,8 @@ public struct DockerClient: Sendable {
             throw RuntimeError(.imageMissing, "cannot pull \(image): \(engineError.message)")
         }
         _ = status
-        for line in body.split(separator: UInt8(ascii: "\n")) {
-            if let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
-                let message = object["error"] as? String
-            {
-                throw RuntimeError(.imageMissing, "cannot pull \(image): \(message)")
-            }
+        if let message = DockerAnswers.pullError(body) {
+            throw RuntimeError(.imageMissing, "cannot pull \(image): \(message)")
         }
     }
 
@@ -278,22 +274,11 @@ public struct DockerClient: Sendable {
     }
 
     private func decode<T: Decodable>(_ type: T.Type, _ data: Data) throws -> T {
-        do {
-            return try JSONDecoder().decode(type, from: data)
-        } catch {
-            throw RuntimeError(.engine, "cannot decode the engine's answer as \(type)", underlying: error)
-        }
+        try DockerAnswers.decode(type, data)
     }
 
-    /// The `message` of an engine error body, else the body as text.
-    static func message(_ data: Data) -> String {
-        if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-            let message = object["message"] as? String
-        {
-            return message
-        }
-        return String(decoding: data.prefix(500), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-    }
+    /// The `message` of an engine error body, else the body as text: ``DockerAnswers/message(_:)``.
+    static func message(_ data: Data) -> String { DockerAnswers.message(data) }
 
     private func escape(_ component: String) -> String {
         var allowed = CharacterSet.alphanumerics

@@ -100,7 +100,9 @@ public struct GPUInventory: Sendable {
             guard fields.count == 6, let index = Int(fields[0]), index >= 0, !fields[1].isEmpty else {
                 throw GPUParseError(line: number + 1, text: String(line.prefix(120)))
             }
-            func value(_ field: String) -> Int? { Int(field) ?? Double(field).map { Int($0) } }
+            // A number out of Int's range, NaN or infinite reads as absent: `Int(_: Double)` would trap on it (the
+            // `nvidia-smi` fuzz target found `1444…4473`, fuzz/crashes/nvidia-smi/).
+            func value(_ field: String) -> Int? { Int(field) ?? Double(field).flatMap { Int(exactly: $0.rounded(.towardZero)) } }
             gpus.append(
                 GPUDevice(
                     index: index, uuid: fields[1], name: fields[2], memoryTotalMiB: value(fields[3]),

@@ -1,5 +1,6 @@
 import Domain
 import Foundation
+import InputLimits
 import Wire
 
 #if canImport(Glibc)
@@ -35,7 +36,7 @@ extension ProcessRuntime {
             if let workspace, !directory.hasPrefix(workspace.hasSuffix("/") ? workspace : workspace + "/") { continue }
             var labels =
                 (try? Data(contentsOf: URL(fileURLWithPath: directory + "/labels.json")))
-                .flatMap { try? JSONDecoder().decode([String: String].self, from: $0) } ?? [:]
+                .flatMap { (try? Self.labelFileLimits.check($0)) == nil ? nil : try? JSONDecoder().decode([String: String].self, from: $0) } ?? [:]
             labels["touchstone.task"] = task
             labels["touchstone.attempt"] = String(attempt)
             labels["touchstone.directory"] = directory
@@ -111,6 +112,10 @@ extension ProcessRuntime {
     }
 
     /// A process's environment from `/proc/<pid>/environ` (readable by root or the process's owner).
+    /// The limits of a task directory's `labels.json` (a flat map the agent wrote, but in a directory the task can
+    /// write to): 64 KiB, depth 1.
+    static let labelFileLimits = JSONLimits(maxBytes: 64 << 10, maxDepth: 1)
+
     static func environment(of pid: Int32, proc: String = "/proc") -> [String: String]? {
         guard let data = FileManager.default.contents(atPath: "\(proc)/\(pid)/environ") else { return nil }
         var environment: [String: String] = [:]

@@ -1,4 +1,5 @@
 import Foundation
+import InputLimits
 
 /// Encodes domain events to `(type, schema, JSON)` and back, upcasting old schemas.
 public enum DomainEventCodec {
@@ -83,7 +84,7 @@ public enum DomainEventCodec {
     ///
     /// - Parameter position: Named in the error, so an operator can find the event.
     /// - Throws: ``DecodeError`` `.unknownEventType` for a `(type, schema)` this build does not know;
-    ///   `.corruptPayload` when the JSON does not match the schema.
+    ///   `.corruptPayload` when the JSON is over ``payloadLimits`` or does not match the schema.
     public static func decode(type: String, schema: Int, payload: Data, position: Int64) throws(DecodeError)
         -> DomainEvent
     {
@@ -215,10 +216,16 @@ private protocol PayloadSource {
 
 private struct FastPayload: PayloadSource {
     let bytes: UnsafeRawBufferPointer
-    func decode<P: Decodable>(_ type: P.Type) throws -> P { try FastJSONDecoder().decode(P.self, from: bytes) }
+    func decode<P: Decodable>(_ type: P.Type) throws -> P {
+        try DomainEventCodec.payloadLimits.check(bytes)
+        return try FastJSONDecoder().decode(P.self, from: bytes)
+    }
 }
 
 private struct FoundationPayload: PayloadSource {
     let data: Data
-    func decode<P: Decodable>(_ type: P.Type) throws -> P { try DomainEventCodec.makeDecoder().decode(P.self, from: data) }
+    func decode<P: Decodable>(_ type: P.Type) throws -> P {
+        try DomainEventCodec.payloadLimits.check(data)
+        return try DomainEventCodec.makeDecoder().decode(P.self, from: data)
+    }
 }

@@ -480,16 +480,16 @@ struct TapeKeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
         return keys
     }
 
-    /// The value node of `key`, or `nil` when absent (the last occurrence wins, as in `JSONDecoder`).
+    /// The value node of `key`, or `nil` when absent. Of duplicate keys the first wins, as in Foundation's
+    /// `JSONDecoder` (the `events` fuzz target found the two paths disagreeing when the last won).
     func find(_ key: Key) -> Int? {
         let name = key.stringValue
         var child = object + 1
-        var found: Int?
         for _ in 0..<tape.nodes[object].count {
-            if tape.keyMatches(child, name) { found = child + 1 }
+            if tape.keyMatches(child, name) { return child + 1 }
             child = Int(tape.nodes[child + 1].next)
         }
-        return found
+        return nil
     }
 
     func value(_ key: Key) throws -> Int {

@@ -124,9 +124,7 @@ public struct TaskSpec: Codable, Sendable, Equatable {
         var seen = Set<String>()
         let paths = files.map(\.path) + inputs.map(\.path)
         for input in inputs {
-            guard RelativePath.isConfined(input.path) else {
-                throw TaskSpecError("input path \(input.path) must be relative and stay inside the task's directory")
-            }
+            if let problem = RelativePath.problem(input.path) { throw TaskSpecError("input: " + problem) }
             guard input.size >= 0, input.sha256.utf8.count == 64 else {
                 throw TaskSpecError("input \(input.path) has no valid size and SHA-256")
             }
@@ -140,22 +138,18 @@ public struct TaskSpec: Codable, Sendable, Equatable {
                 throw TaskSpecError("working file paths \(other) and \(normalized) collide")
             }
             seen.insert(normalized)
-            guard RelativePath.isConfined(path) else {
-                throw TaskSpecError("working file path \(path) must be relative and stay inside the task's directory")
-            }
+            if let problem = RelativePath.problem(path) { throw TaskSpecError("working file: " + problem) }
         }
         for file in files { total += file.contents.count }
         guard total <= Self.maxInlineFileBytes else {
             throw TaskSpecError(
                 "working files total \(total) bytes; at most \(Self.maxInlineFileBytes) bytes travel inline")
         }
-        for output in outputs where !RelativePath.isConfined(output) {
-            throw TaskSpecError("output path \(output) must be relative and stay inside the task's directory")
+        for output in outputs {
+            if let problem = RelativePath.problem(output) { throw TaskSpecError("output: " + problem) }
         }
         for (key, value) in environment {
-            guard !key.isEmpty, !key.contains("="), !key.contains("\0") else {
-                throw TaskSpecError("environment variable name \(key.debugDescription) is not valid")
-            }
+            if let problem = EnvironmentName.problem(key) { throw TaskSpecError(problem) }
             guard !value.contains("\0") else {
                 throw TaskSpecError("environment variable \(key) holds a NUL byte")
             }
@@ -246,9 +240,7 @@ public struct TaskSpecError: Error, Sendable, Equatable, CustomStringConvertible
 
 /// Checks on relative paths that must stay inside a directory.
 public enum RelativePath {
-    /// True when `path` is non-empty, relative, has no `..` component and no NUL byte.
-    public static func isConfined(_ path: String) -> Bool {
-        guard !path.isEmpty, !path.hasPrefix("/"), !path.contains("\0") else { return false }
-        return !path.split(separator: "/", omittingEmptySubsequences: true).contains("..")
-    }
+    /// True when `path` is non-empty, relative, has no `..` component, no NUL byte, and fits Linux's name and path
+    /// lengths; ``problem(_:)`` says which rule a path breaks.
+    public static func isConfined(_ path: String) -> Bool { problem(path) == nil }
 }

@@ -297,13 +297,7 @@ public struct SQSClient: Sendable {
             }
             throw error
         }
-        do {
-            return try JSONDecoder().decode(Response.self, from: bytes.isEmpty ? Data("{}".utf8) : Data(bytes))
-        } catch {
-            throw QueueError(
-                .unexpectedResponse, "SQS \(operation) answered HTTP \(status) with a body that does not decode",
-                underlying: error)
-        }
+        return try SQSResponseDecoder.decode(Response.self, body: bytes, status: status, operation: operation)
     }
 
     private static func describe(_ error: any Error) -> String {

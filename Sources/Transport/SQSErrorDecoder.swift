@@ -1,4 +1,5 @@
 import Foundation
+import InputLimits
 
 /// Turns an SQS error response into a ``QueueError``.
 ///
@@ -68,7 +69,9 @@ enum SQSErrorDecoder {
     static func decode(status: Int, queryError: String?, contentType: String?, body: [UInt8], operation: String)
         -> QueueError
     {
-        let parsed = try? JSONDecoder().decode(Body.self, from: Data(body))
+        // A body over the limits reads as "not JSON" (issue 12: untrusted JSON is limited before it is decoded).
+        let parsed =
+            (try? SQSResponseDecoder.limits.check(body)) == nil ? nil : try? JSONDecoder().decode(Body.self, from: Data(body))
         let shape = parsed?.type.map { String($0.split(separator: "#", omittingEmptySubsequences: false).last ?? "") }
         let legacy = queryError.map { String($0.split(separator: ";").first ?? "") }
         let text = parsed?.message ?? parsed?.capitalMessage ?? ""

@@ -144,21 +144,7 @@ public final class SQSQueue: MessageQueue {
             ReceiveRequestAttemptId: UUID().uuidString)
         let response: ReceiveMessageResponse = try await client.call(
             "ReceiveMessage", request, extraTime: .seconds(SQSClient.wholeSeconds(waitTime)))
-        return try (response.Messages ?? []).map { message in
-            let attributes = message.Attributes ?? [:]
-            guard let groupID = attributes["MessageGroupId"], let sequence = attributes["SequenceNumber"] else {
-                throw QueueError(
-                    .unexpectedResponse,
-                    "SQS ReceiveMessage on \(name) returned message \(message.MessageId) without MessageGroupId or "
-                        + "SequenceNumber; is the queue FIFO?")
-            }
-            let sentMs = attributes["SentTimestamp"].flatMap(Double.init) ?? 0
-            return ReceivedMessage(
-                messageID: message.MessageId, receiptHandle: message.ReceiptHandle, body: message.Body ?? "",
-                groupID: groupID, deduplicationID: attributes["MessageDeduplicationId"] ?? "",
-                sequenceNumber: sequence, receiveCount: attributes["ApproximateReceiveCount"].flatMap(Int.init) ?? 1,
-                sentAt: Date(timeIntervalSince1970: sentMs / 1_000))
-        }
+        return try response.received(queue: name)
     }
 
     /// Deletes a received message (`DeleteMessage`).

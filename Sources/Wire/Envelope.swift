@@ -112,9 +112,10 @@ public enum WireCoding {
 
     /// Decodes a request.
     ///
-    /// - Throws: ``WireError`` `.badRequest` with a one-line reason for malformed JSON, a missing field, an unknown
-    ///   command or another protocol version.
+    /// - Throws: ``WireError`` `.badRequest` with a one-line reason for a message over ``envelopeLimits``, malformed
+    ///   JSON, a missing field, an unknown command or another protocol version.
     public static func decodeRequest(_ text: String) throws(WireError) -> RequestEnvelope {
+        try checkLimits(text, code: .badRequest)
         let envelope: RequestEnvelope
         do {
             envelope = try decoder().decode(RequestEnvelope.self, from: Data(text.utf8))
@@ -129,8 +130,10 @@ public enum WireCoding {
 
     /// Decodes a response.
     ///
-    /// - Throws: ``WireError`` `.badResponse` for malformed JSON, a missing field or another protocol version.
+    /// - Throws: ``WireError`` `.badResponse` for a message over ``envelopeLimits``, malformed JSON, a missing field or
+    ///   another protocol version.
     public static func decodeResponse(_ text: String) throws(WireError) -> ResponseEnvelope {
+        try checkLimits(text, code: .badResponse)
         let envelope: ResponseEnvelope
         do {
             envelope = try decoder().decode(ResponseEnvelope.self, from: Data(text.utf8))
@@ -146,6 +149,7 @@ public enum WireCoding {
     /// Best effort: the request ID of a message that did not decode, so its error response can still name it.
     public static func salvageRequestID(_ text: String) -> RequestID? {
         struct Partial: Decodable { var requestID: RequestID? }
+        guard (try? checkLimits(text, code: .badRequest)) != nil else { return nil }
         return (try? JSONDecoder().decode(Partial.self, from: Data(text.utf8)))?.requestID
     }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Domain
 import EventStore
 import Foundation
+import InputLimits
 import Transport
 import Projections
 
@@ -47,9 +48,13 @@ enum JSONValue: Codable, Equatable {
         }
     }
 
-    /// The stored payload bytes as a value; a payload that is not JSON becomes its text.
+    /// The stored payload bytes as a value; a payload that is not JSON, or over the log's
+    /// ``DomainEventCodec/payloadLimits``, becomes its text.
     init(payload: Data) {
-        self = (try? JSONDecoder().decode(JSONValue.self, from: payload)) ?? .string(String(decoding: payload, as: UTF8.self))
+        let fits = (try? DomainEventCodec.payloadLimits.check(payload)) != nil
+        self =
+            (fits ? try? JSONDecoder().decode(JSONValue.self, from: payload) : nil)
+            ?? .string(String(decoding: payload, as: UTF8.self))
     }
 
     /// The string under `key` of an object.
