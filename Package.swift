@@ -60,7 +60,7 @@ let package = Package(
         .target(
             name: "Orchestrator",
             dependencies: [
-                "Domain", "EventStore", "FileSignals", "Projections", "Wire", "Transport",
+                "Domain", "EventStore", "FileSignals", "Projections", "Wire", "Transport", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -70,7 +70,7 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
-                "Domain", "EventStore", "FileSignals", "Wire", "Transport",
+                "Domain", "EventStore", "FileSignals", "Wire", "Transport", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
@@ -83,7 +83,7 @@ let package = Package(
         .target(
             name: "TouchstoneCLI",
             dependencies: [
-                "Domain", "EventStore", "Projections", "Orchestrator", "Transport", "Wire", "FileSignals",
+                "Domain", "EventStore", "Projections", "Orchestrator", "Transport", "Wire", "FileSignals", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -99,7 +99,7 @@ let package = Package(
         .executableTarget(
             name: "touchstone-agent",
             dependencies: [
-                "Agent", "Transport", "Domain", "Wire",
+                "Agent", "Transport", "Domain", "Wire", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -127,7 +127,7 @@ let package = Package(
         .executableTarget(name: "touchstone-queue-bench", dependencies: ["Transport"], swiftSettings: strict),
         .target(
             name: "TestSupport",
-            dependencies: ["Domain", "EventStore", "Transport", "Wire"],
+            dependencies: ["Domain", "EventStore", "Transport", "Wire", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
         .testTarget(
@@ -157,13 +157,13 @@ let package = Package(
         ),
         .testTarget(
             name: "AgentTests",
-            dependencies: ["Agent", "Wire", "Transport", "Domain", "TestSupport"],
+            dependencies: ["Agent", "Wire", "Transport", "Domain", "TestSupport", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
         .testTarget(
             name: "OrchestratorTests",
             dependencies: [
-                "Orchestrator", "Agent", "Wire", "Transport", "Domain", "Projections", "EventStore", "TestSupport",
+                "Orchestrator", "Agent", "Wire", "Transport", "Domain", "Projections", "EventStore", "TestSupport", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -172,7 +172,7 @@ let package = Package(
         .testTarget(name: "TouchstoneBenchTests", dependencies: ["touchstone-bench"], swiftSettings: strict),
         .testTarget(
             name: "TouchstoneCLITests",
-            dependencies: ["TouchstoneCLI", "TestSupport"],
+            dependencies: ["TouchstoneCLI", "TestSupport", "Wire", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
     ]

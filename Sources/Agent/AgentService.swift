@@ -36,7 +36,9 @@ public struct AgentService: Service {
     }
 
     public func run() async throws {
-        try FileManager.default.createDirectory(atPath: configuration.workspace, withIntermediateDirectories: true)
+        // Only the agent's user may use its workspace: its key, its journal and the tasks' files are in it.
+        try FileManager.default.createDirectory(
+            atPath: configuration.workspace, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         // 1. Open the journal.
         let journal = try AgentJournal(path: configuration.journalPath, serverID: configuration.serverID)
         let runtime = configuration.runtime.makeRuntime(
@@ -54,7 +56,8 @@ public struct AgentService: Service {
             ])
         let handler = RequestHandler(
             configuration: configuration, journal: journal, tasks: tasks, runtime: runtime,
-            epochs: try await ChannelEpochs(journal: journal), logger: logger)
+            epochs: try await ChannelEpochs(journal: journal), requestGuard: try RequestGuard(source: configuration.backendKeys),
+            logger: logger)
         let deadline = Duration.seconds(configuration.drainDeadlineSeconds)
         /// Which child task ended: only the end of polling (graceful shutdown) starts the drain.
         enum Child { case runtime, polling }
@@ -148,7 +151,7 @@ public struct AgentService: Service {
                     extender.cancel()
                     if let response {
                         Failpoint.crash(at: "agent.before-respond")
-                        let body = WireCoding.encode(response)
+                        let body = WireCoding.encodeSigned(response, with: handler.configuration.signingKey)
                         // Per delivered message: a redelivery of the same message (the agent died before deleting
                         // it) dedups to the response already sent; a resend (a new message with the same request
                         // ID) gets the recorded response again.

@@ -62,6 +62,8 @@ public enum DomainEventCodec {
         case .transfer(.completed(let p)): return pack(p)
         case .transfer(.failed(let p)): return pack(p)
         case .transfer(.rejected(let p)): return pack(p)
+        case .keys(.agentKeyPinned(let p)): return pack(p)
+        case .keys(.backendKeyRotated(let p)): return pack(p)
         }
     }
 
@@ -144,6 +146,8 @@ public enum DomainEventCodec {
         case (TransferCompleted.eventType, 1): return .transfer(.completed(try unpack(TransferCompleted.self)))
         case (TransferFailed.eventType, 1): return .transfer(.failed(try unpack(TransferFailed.self)))
         case (TransferRejected.eventType, 1): return .transfer(.rejected(try unpack(TransferRejected.self)))
+        case (AgentKeyPinned.eventType, 1): return .keys(.agentKeyPinned(try unpack(AgentKeyPinned.self)))
+        case (BackendKeyRotated.eventType, 1): return .keys(.backendKeyRotated(try unpack(BackendKeyRotated.self)))
         default:
             throw DecodeError(
                 kind: .unknownEventType,
@@ -178,6 +182,7 @@ public enum DomainEventCodec {
         case .taskCancelRequested(let p): return StreamName.task(p.taskID)
         case .taskStartSending(let p): return StreamName.task(p.taskID)
         case .transfer(let t): return StreamName.transfer(t.taskID)
+        case .keys(let k): return k.stream
         }
     }
 }

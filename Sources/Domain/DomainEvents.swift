@@ -35,6 +35,7 @@ public enum DomainEvent: Sendable, Equatable {
     case taskCancelRequested(TaskCancelRequested)  // "task.cancel-requested" v1
     case taskStartSending(TaskStartSending)  // "task.start-sending" v1
     case transfer(TransferEvent)  // "transfer.started" | "transfer.completed" | "transfer.failed" | "transfer.rejected" v1
+    case keys(KeyEvent)  // "server.agent-key-pinned" | "keys.backend-rotated" v1
 }
 
 // MARK: Server lifecycle
@@ -167,9 +168,10 @@ public enum TaskOutcome: String, Codable, Sendable, Equatable, CaseIterable {
     case succeeded, failed, cancelled, lost
 }
 
-/// Whose fault a failure was: the task's own (`user`) or the platform's (`infrastructure`, retried).
+/// Whose fault a failure was: the task's own (`user`), the platform's (`infrastructure`, retried), or the task asked
+/// for what the agent's own policy forbids (`policy`: an image, the process runtime, root; not retried).
 public enum FailureClass: String, Codable, Sendable, Equatable {
-    case user, infrastructure
+    case user, infrastructure, policy
 }
 
 /// An attempt ended (observed by the agent, or decided by the backend for `lost`).
@@ -280,8 +282,9 @@ public struct ResponseRejected: EventPayload {
     public static let schemaVersion = 1
     public var channel: ChannelID
     public var messageID: String
-    /// Why: `malformed`, `unexpectedRequestID`, `staleEpoch`, or `duplicate` (a second answer to a request already
-    /// answered in this epoch: recorded, never a desync).
+    /// Why: `malformed`, `unexpectedRequestID`, `staleEpoch`, `duplicate` (a second answer to a request already
+    /// answered in this epoch: recorded, never a desync), `badSignature` (not signed by the agent's pinned key), or
+    /// `refused:unauthenticated` / `refused:replayed` (the agent's signed refusal of a forged or replayed request).
     public var reason: String
     /// The request ID the message named, if it could be read.
     public var requestID: RequestID?

@@ -33,6 +33,9 @@ public struct BackendConfiguration: Sendable {
     public var packing: PackingPolicy
     /// Inputs, artifacts, log mirrors and the transfer limit (docs/files.md).
     public var transfers = TransferSettings()
+    /// The key requests are signed with and the agent keys responses are checked against (docs/security.md);
+    /// `nil`: no request can be sent (`touchstone serve` loads them from its state directory).
+    public var keys: BackendKeys?
 
     public init(
         backendID: String = "touchstone", queuePrefix: String = "touchstone",

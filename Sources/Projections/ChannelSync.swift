@@ -98,7 +98,7 @@ public struct ChannelSync: Projection {
         case .channelQueuesDrained(let e): return [e.channel.description]
         case .serverHelloReceived, .taskSubmitted, .taskDispatched, .taskStarted, .taskFinished, .serverCapacitySet,
             .serverDrainRequested, .serverDetachRequested, .serverDetached, .serverLivenessChanged, .serverGPUsObserved,
-            .taskDispatchWithdrawn, .taskRequeued, .unrecognisedTaskFound, .taskCancelRequested, .taskStartSending, .transfer:
+            .taskDispatchWithdrawn, .taskRequeued, .unrecognisedTaskFound, .taskCancelRequested, .taskStartSending, .transfer, .keys:
             return []
         }
     }
@@ -146,7 +146,7 @@ public struct ChannelSync: Projection {
             rows[e.channel.description] = row
         case .serverHelloReceived, .taskSubmitted, .taskDispatched, .taskStarted, .taskFinished, .serverCapacitySet,
             .serverDrainRequested, .serverDetachRequested, .serverDetached, .serverLivenessChanged, .serverGPUsObserved,
-            .taskDispatchWithdrawn, .taskRequeued, .unrecognisedTaskFound, .taskCancelRequested, .taskStartSending, .transfer:
+            .taskDispatchWithdrawn, .taskRequeued, .unrecognisedTaskFound, .taskCancelRequested, .taskStartSending, .transfer, .keys:
             break
         }
     }

@@ -121,7 +121,7 @@ public struct ServerCapacity: Projection {
         // On the server's stream: its row's stream version must follow, or every booking conditioned on it fails.
         case .unrecognisedTaskFound(let e): return [e.serverID.rawValue]
         case .taskSubmitted, .requestSent, .responseRejected, .taskRequeued, .transportFailed, .channelDesyncDetected, .channelQueuesDrained,
-            .taskCancelRequested, .taskStartSending, .transfer: return []
+            .taskCancelRequested, .taskStartSending, .transfer, .keys: return []
         }
     }
 
@@ -218,7 +218,7 @@ public struct ServerCapacity: Projection {
             rows[e.channel.server.rawValue]?.clockSkewMilliseconds =
                 Int64((e.agentTime.timeIntervalSince(recorded.recordedAt) * 1000).rounded())
         case .taskSubmitted, .requestSent, .responseRejected, .taskRequeued, .transportFailed, .channelDesyncDetected, .channelQueuesDrained,
-            .unrecognisedTaskFound, .taskCancelRequested, .taskStartSending, .transfer:
+            .unrecognisedTaskFound, .taskCancelRequested, .taskStartSending, .transfer, .keys:
             break
         }
     }

@@ -90,7 +90,7 @@ public struct TaskBoard: Projection {
         case .taskStartSending(let e): return [e.taskID.rawValue]
         case .serverAttached, .serverHelloReceived, .responseReceived, .responseRejected, .serverCapacitySet,
             .serverDrainRequested, .serverDetachRequested, .serverDetached, .serverLivenessChanged, .serverGPUsObserved, .transportFailed, .channelDesyncDetected, .channelQueuesDrained,
-            .unrecognisedTaskFound, .transfer:
+            .unrecognisedTaskFound, .transfer, .keys:
             return []
         }
     }
@@ -202,7 +202,7 @@ public struct TaskBoard: Projection {
             rows[e.taskID.rawValue] = row
         case .serverAttached, .serverHelloReceived, .responseReceived, .responseRejected, .serverCapacitySet,
             .serverDrainRequested, .serverDetachRequested, .serverDetached, .serverLivenessChanged, .serverGPUsObserved, .transportFailed, .channelDesyncDetected, .channelQueuesDrained,
-            .unrecognisedTaskFound, .transfer:
+            .unrecognisedTaskFound, .transfer, .keys:
             break
         }
     }

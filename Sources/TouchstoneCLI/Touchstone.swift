@@ -8,7 +8,7 @@ public struct Touchstone: AsyncParsableCommand {
         abstract: "Dispatch containerised training tasks to in-house GPU servers, from one event-sourced backend.",
         version: TouchstoneVersion.current,
         subcommands: [
-            Serve.self, ServerCommand.self, TaskCommand.self, Events.self, Replay.self, Debug.self, Audit.self,
+            Serve.self, ServerCommand.self, TaskCommand.self, Events.self, Replay.self, Debug.self, Audit.self, KeysCommand.self,
         ]
     )
 

@@ -1,5 +1,6 @@
 import Agent
 import ArgumentParser
+@preconcurrency import Crypto
 import Domain
 import Foundation
 import Logging
@@ -14,7 +15,7 @@ struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "touchstone-agent",
         abstract: "Run tasks for a Touchstone backend on this server, polling its request queues.",
-        version: TouchstoneVersion.current)
+        version: TouchstoneVersion.current, subcommands: [AgentInit.self])
 
     @Option(help: "This server's name, as attached in the backend.")
     var server: String
@@ -70,6 +71,24 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "A CPU limit per task container, in CPUs, e.g. 1.5 (docker runtime).")
     var containerCpus: Double?
 
+    @Option(
+        help: ArgumentHelp(
+            "A backend public key to trust (base64), or @FILE of them, one a line, re-read when it changes "
+                + "(repeatable). Default with the embedded queue: @<state dir>/keys/backend-trusted.pub next to "
+                + "--queue-path."))
+    var backendKey: [String] = []
+
+    @Option(
+        name: .customLong("allow-image"),
+        help: "An image tasks may run in (docker runtime): an exact name, or a prefix ending in * (repeatable). Without it, only --default-image.")
+    var allowedImages: [String] = []
+
+    @Flag(help: "Let tasks run as processes (process runtime); without it a process-runtime agent runs nothing.")
+    var allowProcessRuntime = false
+
+    @Flag(help: "Let tasks run as root (the agent's user when it is root; a container's image user, which may be root).")
+    var allowRoot = false
+
     func validate() throws {
         guard ServerID.isValid(server) else { throw ValidationError("--server must be \(ServerID.shape)") }
         guard (2...16).contains(channels) else { throw ValidationError("--channels must be 2–16") }
@@ -102,6 +121,8 @@ struct AgentCommand: AsyncParsableCommand {
         configuration.runtime.defaultImage = defaultImage
         configuration.runtime.memoryBytes = containerMemory.map { Int64($0) << 20 }
         configuration.runtime.nanoCPUs = containerCpus.map { Int64($0 * 1_000_000_000) }
+        configuration.policy = RunPolicy(
+            allowedImages: allowedImages, allowProcessRuntime: allowProcessRuntime, allowRoot: allowRoot)
         do {
             try WorkspaceLock.acquire(workspace: configuration.workspace)
         } catch {
@@ -147,6 +168,17 @@ struct AgentCommand: AsyncParsableCommand {
         } catch {
             throw AgentStartError(description: "cannot open the queues (\(transport.summary)): \(error)")
         }
+        do {
+            configuration.signingKey = try KeyFiles.loadOrCreate(configuration.keyPath)
+            configuration.backendKeys = try Self.backendKeys(backendKey, queuePath: queuePath)
+            _ = try configuration.backendKeys.load()
+            if let keys = Self.coLocatedKeys(configuration.backendKeys) {
+                // On the backend's host: publish this agent's public key where the backend pins it on first use.
+                try Self.publish(configuration.signingKey.publicKey, server: serverID, keys: keys)
+            }
+        } catch {
+            throw AgentStartError(description: "\(error)")
+        }
         logger.info("agent starting", metadata: ["transport": "\(transport.summary)"])
         let service = AgentService(configuration: configuration, queues: queues, logger: logger)
         let group = ServiceGroup(
@@ -160,6 +192,61 @@ struct AgentStartError: Error, CustomStringConvertible {
 }
 
 extension AgentCommand {
+    /// The trusted backend keys: `--backend-key` values, else the state directory's `backend-trusted.pub` next to the
+    /// embedded queue file.
+    ///
+    /// - Throws: ``KeyError`` for a bad value, or when there is neither a value nor a co-located key file.
+    static func backendKeys(_ values: [String], queuePath: String?) throws(KeyError) -> BackendKeySource {
+        guard values.isEmpty else {
+            var source = BackendKeySource()
+            for value in values {
+                if value.hasPrefix("@") {
+                    source.files.append(absolute(String(value.dropFirst())))
+                } else {
+                    source.keys.append(try KeyFiles.publicKey(value, source: "--backend-key"))
+                }
+            }
+            return source
+        }
+        guard let queuePath else {
+            throw KeyError("no backend key: pass --backend-key KEY or @FILE (`touchstone keys show` prints the key)")
+        }
+        let trusted = KeyDirectory(stateDirectory: (absolute(queuePath) as NSString).deletingLastPathComponent).trusted
+        guard FileManager.default.fileExists(atPath: trusted) else {
+            throw KeyError(
+                "no backend key: \(trusted) does not exist; run `touchstone keys init` with the backend's state "
+                    + "directory, or pass --backend-key KEY or @FILE")
+        }
+        return BackendKeySource(files: [trusted])
+    }
+
+    /// The backend's key directory when this agent reads its trusted keys straight from it (a `backend-trusted.pub`
+    /// in a `keys` directory: the backend is on this host).
+    static func coLocatedKeys(_ source: BackendKeySource) -> KeyDirectory? {
+        for file in source.files {
+            let url = URL(fileURLWithPath: file)
+            guard url.lastPathComponent == "backend-trusted.pub", url.deletingLastPathComponent().lastPathComponent == "keys"
+            else { continue }
+            return KeyDirectory(stateDirectory: url.deletingLastPathComponent().deletingLastPathComponent().path)
+        }
+        return nil
+    }
+
+    /// Writes the agent's public key to `keys/agents/<server>.pub` in a co-located backend's state directory.
+    static func publish(_ key: Curve25519.Signing.PublicKey, server: ServerID, keys: KeyDirectory) throws(KeyError) {
+        let path = keys.agent(server)
+        let directory = (path as NSString).deletingLastPathComponent
+        do {
+            try FileManager.default.createDirectory(
+                atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw KeyError("cannot create \(directory): \(error.localizedDescription)")
+        }
+        let aside = path + ".\(getpid()).tmp"
+        try KeyFiles.write(KeyFiles.text(of: key) + "\n", to: aside, mode: 0o644, exclusive: false)
+        guard rename(aside, path) == 0 else { throw KeyError("cannot write \(path)") }
+    }
+
     /// The one-line refusal of an agent whose server has no queues on the transport.
     static func notAttached(_ server: ServerID, channels: Int, missing: String) -> String {
         "server \(server) is not attached (\(missing)): run `touchstone server attach \(server) --max-tasks N"

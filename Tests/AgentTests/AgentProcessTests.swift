@@ -1,3 +1,4 @@
+@preconcurrency import Crypto
 import Domain
 import Foundation
 import TestSupport
@@ -16,10 +17,13 @@ struct AgentProcessTests {
         let agent: ChildProcess
         let requests: [EmbeddedQueue]
         let responses: [EmbeddedQueue]
+        /// The backend key of the queue file's directory, which the agent trusts by default; `send` signs with it.
+        let backendKey: Curve25519.Signing.PrivateKey
         var sequence: Int64 = 0
 
         init(server: ServerID) async throws {
             directory = TemporaryDirectory("agent")
+            backendKey = try TestKeys.backend(stateDirectory: directory.path)
             store = try EmbeddedQueueStore(path: directory.file("queues.db"))
             var requests: [EmbeddedQueue] = []
             var responses: [EmbeddedQueue] = []
@@ -38,7 +42,7 @@ struct AgentProcessTests {
                 builtExecutable("touchstone-agent"),
                 [
                     "--server", server.rawValue, "--queue-path", directory.file("queues.db"), "--workspace",
-                    directory.file("workspace"), "--poll-wait", "1", "--drain-deadline", "0",
+                    directory.file("workspace"), "--poll-wait", "1", "--allow-process-runtime", "--allow-root", "--drain-deadline", "0",
                 ],
                 logDirectory: directory.path, name: "agent")
         }
@@ -50,7 +54,13 @@ struct AgentProcessTests {
                 expiresAt: Date().addingTimeInterval(expiresIn), command: command)
         }
 
+        /// Signs `text` with the backend key and puts it on a channel's request queue.
         func send(_ text: String, channel: Int = 1, dedup: String = UUID().uuidString) async throws {
+            try await sendRaw(TestKeys.sign(text, with: backendKey), channel: channel, dedup: dedup)
+        }
+
+        /// Puts `text` on a channel's request queue as it is (a forgery, a copy).
+        func sendRaw(_ text: String, channel: Int = 1, dedup: String = UUID().uuidString) async throws {
             _ = try await requests[channel].send(text, groupID: "channel-\(channel)", deduplicationID: dedup)
         }
 
@@ -120,7 +130,12 @@ struct AgentProcessTests {
 
     @Test func aCorruptMessageGetsAnErrorResponseAndTheAgentKeepsPolling() async throws {
         var harness = try await Harness(server: server)
-        try await harness.send("this is not a request {", channel: 1)
+        // Unsigned garbage is refused before it is read; signed garbage (a backend's bug) is a bad request.
+        try await harness.sendRaw("this is not a request {", channel: 1)
+        let refused = try await harness.response(channel: 1)
+        guard case .error(let refusal) = refused.body else { Issue.record("\(refused.body)"); return }
+        #expect(refusal.code == .unauthenticated)
+        try await harness.send(#"{"this is":"not a request"}"#, channel: 1)
         let error = try await harness.response(channel: 1)
         guard case .error(let wireError) = error.body else { Issue.record("\(error.body)"); return }
         #expect(wireError.code == .badRequest)
@@ -234,7 +249,7 @@ struct AgentProcessTests {
         let restarted = try ChildProcess(
             builtExecutable("touchstone-agent"),
             ["--server", server.rawValue, "--queue-path", harness.directory.file("queues.db"), "--workspace",
-             harness.directory.file("workspace"), "--poll-wait", "1", "--drain-deadline", "0"],
+             harness.directory.file("workspace"), "--poll-wait", "1", "--allow-process-runtime", "--allow-root", "--drain-deadline", "0"],
             logDirectory: harness.directory.path, name: "agent-restarted")
         let ended = try #require(try await waitForReport(&harness, Fixtures.taskA) { $0.state != .running })
         #expect(ended.state == .exited)

@@ -21,7 +21,7 @@ struct FirstWeekTests {
     func agentArguments(server: String = "gpu-01", workspace: String = "workspace") -> [String] {
         [
             "--server", server, "--queue-path", state + "/queues.db", "--workspace", directory.file(workspace),
-            "--poll-wait", "1", "--drain-deadline", "0", "--no-cgroups",
+            "--poll-wait", "1", "--allow-process-runtime", "--allow-root", "--drain-deadline", "0", "--no-cgroups",
         ]
     }
 

@@ -68,6 +68,12 @@ struct Serve: AsyncParsableCommand {
         configuration.transfers = TransferSettings(
             stateDirectory: global.resolvedStateDir, maxFileBytes: settings.maxTransferBytes,
             requestTimeout: .seconds(settings.requestTimeout))
+        try await KeysSupport.initialize(global: global, log: log)
+        do {
+            configuration.keys = try BackendKeys(stateDirectory: global.resolvedStateDir, log: log)
+        } catch {
+            throw CLIError("\(error)")
+        }
         let backend = Backend(log: log, queues: queues, configuration: configuration, logger: logger)
         let group = ServiceGroup(
             configuration: .init(services: [backend], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

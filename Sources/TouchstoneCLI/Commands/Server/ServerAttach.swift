@@ -55,6 +55,9 @@ struct ServerAttach: AsyncParsableCommand {
     func run() async throws {
         let server = ServerID(rawValue: name)!
         let log = try global.openLog(create: true)
+        let agentKey = try attach.agentKey.map { try ServerRekey.parse($0) }
+        // The backend key agents on this host trust by default (keys/backend-trusted.pub), made on first attach.
+        try await KeysSupport.initialize(global: global, log: log)
         let queues = try transportOptions.openQueues(queuePath: global.queuePath)
         do {
             // Queues first: if this fails nothing is recorded, and a second attach creates them idempotently.
@@ -73,6 +76,11 @@ struct ServerAttach: AsyncParsableCommand {
                         serverID: server, maxTasks: attach.maxTasks, channels: attach.channels,
                         labels: attach.labels.isEmpty ? nil : try parsedLabels())),
                 metadata: .init(actor: global.operatorActor))
+            if let agentKey {
+                try await log.append(
+                    .keys(.agentKeyPinned(AgentKeyPinned(serverID: server, publicKey: agentKey, source: "operator"))),
+                    metadata: .init(actor: global.operatorActor))
+            }
         } catch {
             throw CLIError("\(error)")
         }
@@ -100,4 +108,11 @@ struct AttachOptions: ParsableArguments {
         name: .customLong("label"),
         help: "A label tasks can require with `task submit --constraint`, LABEL=VALUE (repeatable; an attach replaces the labels).")
     var labels: [String] = []
+
+    @Option(
+        help: ArgumentHelp(
+            "The agent's public key (base64, as `touchstone-agent init` prints it) or @FILE; the backend accepts only "
+                + "responses it signed. Without it, an agent on this host is pinned on first contact from the key it "
+                + "publishes in the state directory."))
+    var agentKey: String?
 }
