@@ -7,13 +7,18 @@ public enum KeyEvent: Sendable, Equatable {
     case agentKeyPinned(AgentKeyPinned)  // "server.agent-key-pinned" v1
     case backendKeyRotated(BackendKeyRotated)  // "keys.backend-rotated" v1
 
-    /// The stream: `server/<name>` for an agent key, `keys/backend` for the backend's.
+    /// The stream: `keys/agent/<name>` for an agent key, `keys/backend` for the backend's. Never `server/<name>`:
+    /// the deciders append to a server's stream at the version its read model row holds, which these events do not
+    /// move.
     public var stream: String {
         switch self {
-        case .agentKeyPinned(let e): return StreamName.server(e.serverID)
+        case .agentKeyPinned(let e): return Self.agentStream(e.serverID)
         case .backendKeyRotated: return "keys/backend"
         }
     }
+
+    /// The stream of a server's agent key pins.
+    public static func agentStream(_ server: ServerID) -> String { "keys/agent/\(server)" }
 }
 
 /// The backend pinned the public key whose signatures it accepts on a server's responses. A later pin replaces it;

@@ -70,7 +70,7 @@ public final class BackendKeys: Sendable {
     {
         if !refresh, let cached = state.withLock({ $0.agents[server] }) { return cached }
         var pins: [AgentKeyPinned] = []
-        for event in try await log.store.read(stream: StreamName.server(server)) {
+        for event in try await log.store.read(stream: KeyEvent.agentStream(server)) {
             if case .keys(.agentKeyPinned(let pin)) = try ReadModels.decode(event).event { pins.append(pin) }
         }
         if pins.isEmpty, let published = Self.coLocatedKey(at: directory.agent(server)) {

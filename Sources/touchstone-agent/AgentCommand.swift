@@ -15,7 +15,13 @@ struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "touchstone-agent",
         abstract: "Run tasks for a Touchstone backend on this server, polling its request queues.",
-        version: TouchstoneVersion.current, subcommands: [AgentInit.self])
+        version: TouchstoneVersion.current)
+
+    @Argument(
+        help: ArgumentHelp(
+            "init: create this agent's key pair in the workspace (<workspace>/agent.key, mode 0600), print its public "
+                + "key (base64, one line) and exit. Without it: run the agent."))
+    var action: String?
 
     @Option(help: "This server's name, as attached in the backend.")
     var server: String
@@ -90,6 +96,7 @@ struct AgentCommand: AsyncParsableCommand {
     var allowRoot = false
 
     func validate() throws {
+        if let action, action != "init" { throw ValidationError("unknown action \(action.debugDescription): init, or none") }
         guard ServerID.isValid(server) else { throw ValidationError("--server must be \(ServerID.shape)") }
         guard (2...16).contains(channels) else { throw ValidationError("--channels must be 2–16") }
         guard (1...20).contains(pollWait) else { throw ValidationError("--poll-wait must be 1–20 seconds") }
@@ -103,6 +110,10 @@ struct AgentCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if action == "init" {
+            try AgentInit.run(server: ServerID(rawValue: server)!, workspace: Self.absolute(workspace))
+            return
+        }
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = .info

@@ -4,6 +4,7 @@ import EventStore
 import Foundation
 import Logging
 import Orchestrator
+import Projections
 import Transport
 import Wire
 

@@ -170,8 +170,11 @@ struct AgentProcessTests {
         let text = WireCoding.encode(start)
         try await harness.send(text, dedup: "first")
         let first = try await harness.response()
-        // The same request ID again, with a new deduplication ID (a resend after a backend restart).
-        try await harness.send(text, dedup: "second")
+        // The same request ID again, with a new deduplication ID (a resend after a backend restart: a new message, with
+        // a new sentAt; the very same bytes would be a replay, refused: AgentSigningTests).
+        var resend = start
+        resend.sentAt = Date()
+        try await harness.send(WireCoding.encode(resend), dedup: "second")
         let second = try await harness.response()
         #expect(second == first)
         // Another request for the same (task, attempt) adopts it.

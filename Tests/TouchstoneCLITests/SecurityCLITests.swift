@@ -93,6 +93,7 @@ struct SecurityCLITests {
             "--overlap", "5m")
         #expect(rekeyed.status == 0 && rekeyed.stdout.contains("previous one is trusted until"), "\(rekeyed.stderr)")
         let still = try await touchstone("task", "submit", "--", "true")
-        #expect(try await touchstone("task", "wait", still.stdout.trimmingCharacters(in: .whitespacesAndNewlines)).status == 0)
+        let stillDone = try await touchstone("task", "wait", still.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        #expect(stillDone.status == 0, "\(stillDone.stdout)\(stillDone.stderr)\nserve: \(serve.stderr)\nagent: \(allowed.stderr)")
     }
 }

@@ -28,7 +28,7 @@ struct KeysInit: AsyncParsableCommand {
 
     func run() async throws {
         let log = try global.openLog(create: true)
-        let (key, created) = try await KeysSupport.initialize(global: global, log: log)
+        let (key, created) = try await KeysSupport.initialize(global: global, log: log, record: true)
         print(key)
         if !created { FileHandle.standardError.write(Data("the backend key exists; kept\n".utf8)) }
     }
@@ -93,12 +93,13 @@ struct KeysRotate: AsyncParsableCommand {
 
 /// Shared by `keys init`, `serve` and `server attach`.
 enum KeysSupport {
-    /// Creates the backend key when missing, recording its creation as a ``BackendKeyRotated`` with no previous key.
+    /// Creates the backend key when missing; `record` (`keys init`) records its creation as a ``BackendKeyRotated``
+    /// with no previous key (a key made implicitly by `server attach` or `serve` is not an event: rotations are).
     ///
     /// - Returns: The public key and whether it was created now.
     /// - Throws: ``CLIError`` naming the key file when it is refused (mode, contents) or cannot be written.
     @discardableResult
-    static func initialize(global: GlobalOptions, log: TouchstoneLog) async throws -> (String, Bool) {
+    static func initialize(global: GlobalOptions, log: TouchstoneLog, record: Bool = false) async throws -> (String, Bool) {
         let keys = KeyDirectory(stateDirectory: global.resolvedStateDir)
         let result: (publicKey: String, created: Bool)
         do {
@@ -106,7 +107,7 @@ enum KeysSupport {
         } catch {
             throw CLIError("\(error)")
         }
-        if result.created {
+        if result.created && record {
             try await log.append(
                 .keys(.backendKeyRotated(BackendKeyRotated(publicKey: result.publicKey, previousKey: nil, activeFrom: Date()))),
                 metadata: .init(actor: global.operatorActor))
