@@ -1,5 +1,9 @@
 import Foundation
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Finds the sockets a process listens on, from `/proc` (Linux): its file descriptors that are sockets (their
 /// inodes, from `/proc/<pid>/fd/*` → `socket:[inode]`), matched against its network namespace's socket tables
 /// (`/proc/<pid>/net/{tcp,tcp6,udp,udp6,unix}`, proc(5)).
@@ -51,6 +55,22 @@ public enum ListeningSockets {
         return found
     }
 
+    /// A /proc file's whole text: read until end of file (its size is reported as 0, and a reader that trusts the
+    /// size, or stops at one page, misses sockets on a busy host).
+    static func readAll(_ path: String) -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return "" }
+        defer { close(fd) }
+        var data = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count <= 0 { break }
+            data += buffer[0..<count]
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
     /// The socket inodes among a process's open file descriptors.
     public static func socketInodes(pid: Int32) -> Set<UInt64> {
         let directory = "/proc/\(pid)/fd"
@@ -71,8 +91,7 @@ public enum ListeningSockets {
         let inodes = socketInodes(pid: pid)
         var found: [Found] = []
         for table in ["tcp", "tcp6", "udp", "udp6", "unix"] {
-            let text = (try? String(contentsOfFile: "/proc/\(pid)/net/\(table)", encoding: .utf8)) ?? ""
-            found += listening(table: table, text: text, inodes: inodes)
+            found += listening(table: table, text: readAll("/proc/\(pid)/net/\(table)"), inodes: inodes)
         }
         return (found, inodes.count)
     }

@@ -47,7 +47,8 @@ struct NoListeningSocketTests {
             """
         let listener = try ChildProcess("/usr/bin/python3", ["-c", script, directory.file("l.sock")], logDirectory: directory.path, name: "listener")
         defer { listener.signal(SIGKILL) }
-        for _ in 0..<100 where !listener.stdout.contains("ready") { try await Task.sleep(for: .milliseconds(50)) }
+        for _ in 0..<400 where !listener.stdout.contains("ready") { try await Task.sleep(for: .milliseconds(50)) }
+        try #require(listener.stdout.contains("ready"), "\(listener.stderr)")
         let found = ListeningSockets.of(pid: listener.pid).listening
         #expect(Set(found.map(\.table)) == ["tcp", "udp", "unix"], "\(found)")
     }
