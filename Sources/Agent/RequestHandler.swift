@@ -242,6 +242,16 @@ struct RequestHandler: Sendable {
                 TaskStatusReport(
                     taskID: start.taskID, attempt: start.attempt, state: .failedToStart, endedAt: Date(), reason: refusal))
         }
+        // Sealed secrets open here, to the task's environment only (never journaled, never in a report).
+        let secrets: [String: String]
+        switch SecretEnvironment.open(start.spec.secrets, server: configuration.serverID, key: configuration.sealingKey) {
+        case .success(let opened): secrets = opened
+        case .failure(let error):
+            return .taskStarted(
+                TaskStatusReport(
+                    taskID: start.taskID, attempt: start.attempt, state: .failedToStart, endedAt: Date(),
+                    reason: error.message))
+        }
         if await tasks.report(for: key) == nil,
             let missing = TransferHandler.missingInput(start, directory: configuration.taskDirectory(key))
         {
@@ -260,6 +270,8 @@ struct RequestHandler: Sendable {
             "touchstone.outputs": start.spec.outputs.joined(separator: "\n"),
         ]
         var spec = start.spec
+        spec.secrets = []
+        spec.environment.merge(secrets) { _, secret in secret }
         if !start.gpuIndices.isEmpty {
             // The task sees exactly the GPUs booked for it.
             let visible = start.gpuIndices.map(String.init).joined(separator: ",")

@@ -74,7 +74,8 @@ public final class BackendKeys: Sendable {
             if case .keys(.agentKeyPinned(let pin)) = try ReadModels.decode(event).event { pins.append(pin) }
         }
         if pins.isEmpty, let published = Self.coLocatedKey(at: directory.agent(server)) {
-            let pin = AgentKeyPinned(serverID: server, publicKey: published, source: "co-located")
+            let sealing = Self.coLocatedKey(at: directory.agentSealing(server), sealing: true)
+            let pin = AgentKeyPinned(serverID: server, publicKey: published, sealingKey: sealing, source: "co-located")
             try await log.append(.keys(.agentKeyPinned(pin)), metadata: EventMetadata(actor: "backend"))
             pins.append(pin)
         }
@@ -95,12 +96,13 @@ public final class BackendKeys: Sendable {
     }
 
     /// A key an agent on this host published, when the file is a regular file only its owner may write.
-    static func coLocatedKey(at path: String) -> String? {
+    static func coLocatedKey(at path: String, sealing: Bool = false) -> String? {
         var info = stat()
         guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_mode & 0o022 == 0,
             let text = try? String(contentsOfFile: path, encoding: .utf8)
         else { return nil }
         let key = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        if sealing { return (try? SecretSealing.publicKey(key)) == nil ? nil : key }
         return (try? KeyFiles.publicKey(key)) == nil ? nil : key
     }
 }

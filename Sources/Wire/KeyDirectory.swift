@@ -13,7 +13,7 @@ import Glibc
 ///   the rotation's `activeFrom`;
 /// - `backend-trusted.pub`: the public keys an agent must trust now (the current one, and the next one during an
 ///   overlap), one a line: what `touchstone-agent --backend-key @FILE` reads, re-read when it changes;
-/// - `agents/<server>.pub`: the public key an agent on the same host published (the co-located default, pinned by the
+/// - `agents/<server>.pub` (and `.seal.pub`, its X25519 sealing key): the public key an agent on the same host published (the co-located default, pinned by the
 ///   backend on first use with the source `co-located`).
 public struct KeyDirectory: Sendable {
     public var path: String
@@ -24,6 +24,8 @@ public struct KeyDirectory: Sendable {
     public var next: String { path + "/backend.next.key" }
     public var trusted: String { path + "/backend-trusted.pub" }
     public func agent(_ server: ServerID) -> String { path + "/agents/\(server).pub" }
+    /// The sealing (X25519) public key a co-located agent published.
+    public func agentSealing(_ server: ServerID) -> String { path + "/agents/\(server).seal.pub" }
 
     /// Creates the backend's first key pair when there is none.
     ///

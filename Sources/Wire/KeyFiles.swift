@@ -50,6 +50,17 @@ public enum KeyFiles {
     /// - Throws: ``KeyError``: the file is missing, has a mode other than owner-only (the message names the file and
     ///   its mode), or does not hold a base64 32-byte seed.
     public static func loadPrivate(_ path: String) throws(KeyError) -> Curve25519.Signing.PrivateKey {
+        let seed = try loadSecretBytes(path)
+        guard let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: seed) else {
+            throw KeyError("key file \(path) does not hold a base64 Ed25519 seed of 32 bytes")
+        }
+        return key
+    }
+
+    /// The 32 bytes of a private key file, refusing a file its group or others may use.
+    ///
+    /// - Throws: ``KeyError`` as ``loadPrivate(_:)``.
+    public static func loadSecretBytes(_ path: String) throws(KeyError) -> Data {
         var info = stat()
         guard stat(path, &info) == 0 else { throw KeyError("no key file at \(path)") }
         let mode = info.st_mode & 0o777
@@ -59,10 +70,9 @@ public enum KeyFiles {
                     + "read it; run chmod 600 \(path) (or make a new key)")
         }
         guard let text = try? String(contentsOfFile: path, encoding: .utf8),
-            let seed = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)),
-            let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: seed)
-        else { throw KeyError("key file \(path) does not hold a base64 Ed25519 seed of 32 bytes") }
-        return key
+            let seed = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)), seed.count == 32
+        else { throw KeyError("key file \(path) does not hold a base64 key of 32 bytes") }
+        return seed
     }
 
     /// Loads a private key, creating the pair first when the file does not exist.

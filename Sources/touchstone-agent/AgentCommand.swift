@@ -181,11 +181,16 @@ struct AgentCommand: AsyncParsableCommand {
         }
         do {
             configuration.signingKey = try KeyFiles.loadOrCreate(configuration.keyPath)
+            configuration.sealingKey = try SecretSealing.loadOrCreateKey(configuration.sealingKeyPath)
             configuration.backendKeys = try Self.backendKeys(backendKey, queuePath: queuePath)
             _ = try configuration.backendKeys.load()
             if let keys = Self.coLocatedKeys(configuration.backendKeys) {
                 // On the backend's host: publish this agent's public key where the backend pins it on first use.
-                try Self.publish(configuration.signingKey.publicKey, server: serverID, keys: keys)
+                try Self.publish(
+                    KeyFiles.text(of: configuration.signingKey.publicKey), at: keys.agent(serverID))
+                if let sealing = configuration.sealingKey {
+                    try Self.publish(SecretSealing.text(of: sealing.publicKey), at: keys.agentSealing(serverID))
+                }
             }
         } catch {
             throw AgentStartError(description: "\(error)")
@@ -244,8 +249,7 @@ extension AgentCommand {
     }
 
     /// Writes the agent's public key to `keys/agents/<server>.pub` in a co-located backend's state directory.
-    static func publish(_ key: Curve25519.Signing.PublicKey, server: ServerID, keys: KeyDirectory) throws(KeyError) {
-        let path = keys.agent(server)
+    static func publish(_ key: String, at path: String) throws(KeyError) {
         let directory = (path as NSString).deletingLastPathComponent
         do {
             try FileManager.default.createDirectory(
@@ -254,7 +258,7 @@ extension AgentCommand {
             throw KeyError("cannot create \(directory): \(error.localizedDescription)")
         }
         let aside = path + ".\(getpid()).tmp"
-        try KeyFiles.write(KeyFiles.text(of: key) + "\n", to: aside, mode: 0o644, exclusive: false)
+        try KeyFiles.write(key + "\n", to: aside, mode: 0o644, exclusive: false)
         guard rename(aside, path) == 0 else { throw KeyError("cannot write \(path)") }
     }
 

@@ -21,6 +21,9 @@ enum AgentInit {
         do {
             let existed = FileManager.default.fileExists(atPath: configuration.keyPath)
             let key = try KeyFiles.loadOrCreate(configuration.keyPath)
+            // The sealing key for secrets, next to it: <workspace>/agent.seal.key.pub is what
+            // `server attach --agent-sealing-key @FILE` pins.
+            _ = try SecretSealing.loadOrCreateKey(configuration.sealingKeyPath)
             print(KeyFiles.text(of: key.publicKey))
             if existed {
                 FileHandle.standardError.write(Data("the key at \(configuration.keyPath) exists; kept\n".utf8))

@@ -96,4 +96,64 @@ struct SecurityCLITests {
         let stillDone = try await touchstone("task", "wait", still.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
         #expect(stillDone.status == 0, "\(stillDone.stdout)\(stillDone.stderr)\nserve: \(serve.stderr)\nagent: \(allowed.stderr)")
     }
+
+    /// Every regular file under a directory whose bytes contain `needle`.
+    static func files(under root: String, containing needle: String) -> [String] {
+        var found: [String] = []
+        let enumerator = FileManager.default.enumerator(atPath: root)
+        while let relative = enumerator?.nextObject() as? String {
+            let path = root + "/" + relative
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
+                let data = FileManager.default.contents(atPath: path)
+            else { continue }
+            if data.range(of: Data(needle.utf8)) != nil { found.append(relative) }
+        }
+        return found
+    }
+
+    @Test func aSecretEnvValueReachesOnlyTheTaskAndNoByteOfTheStateDirectory() async throws {
+        #expect(try await touchstone("server", "attach", "gpu-01", "--max-tasks", "1").status == 0)
+        let serve = try ChildProcess(
+            builtExecutable("touchstone"), ["serve", "--state-dir", state, "--status-interval", "0.2"],
+            logDirectory: directory.path, name: "serve")
+        defer { serve.signal(SIGTERM) }
+        let agentProcess = try ChildProcess(
+            builtExecutable("touchstone-agent"),
+            ["--server", "gpu-01", "--queue-path", state + "/queues.db", "--workspace", directory.file("workspace"),
+             "--poll-wait", "1", "--drain-deadline", "0", "--allow-process-runtime", "--allow-root"],
+            logDirectory: directory.path, name: "agent")
+        defer { agentProcess.signal(SIGTERM) }
+        // The co-located agent's keys (signing and sealing) are pinned at its first answer.
+        var pinned = false
+        for _ in 0..<200 where !pinned {
+            pinned = try await touchstone("events", "--type", "server.agent-key-pinned", "--format", "json").stdout
+                .contains("sealingKey")
+            if !pinned { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(pinned, "serve: \(serve.stderr)\nagent: \(agentProcess.stderr)")
+        let secret = "s3cr3t-\(UInt64.random(in: 0...UInt64.max))"
+        let seen = directory.file("seen")
+        let submitted = try await runToCompletion(
+            builtExecutable("touchstone"),
+            ["task", "submit", "--secret-env", "TOP_SECRET", "--", "/bin/sh", "-c", "printf %s \"$TOP_SECRET\" > \(seen)"],
+            environment: ["TOUCHSTONE_STATE_DIR": state, "TOP_SECRET": secret], directory: directory.path)
+        #expect(submitted.status == 0, "\(submitted.stderr)")
+        let id = submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let waited = try await touchstone("task", "wait", id)
+        #expect(waited.status == 0, "\(waited.stdout)\nagent: \(agentProcess.stderr)")
+        // The task saw it.
+        #expect((try? String(contentsOfFile: seen, encoding: .utf8)) == secret)
+        // Nowhere else: not in `events`, not in `task show`, not in any byte of the state directory or the agent's
+        // workspace (log, queues, keys, logs/, artifacts/, journal).
+        let events = try await touchstone("events", "--tail", "0", "--format", "json")
+        #expect(events.status == 0 && events.stdout.contains("secrets"), "the sealed form is in the log")
+        #expect(!events.stdout.contains(secret))
+        #expect(!(try await touchstone("task", "show", id, "--format", "json")).stdout.contains(secret))
+        #expect(Self.files(under: state, containing: secret).isEmpty, "\(Self.files(under: state, containing: secret))")
+        #expect(Self.files(under: directory.file("workspace"), containing: secret).isEmpty)
+        // A variable that is not set is a one-line error, and nothing is submitted.
+        let unset = try await touchstone("task", "submit", "--secret-env", "NOT_SET_ANYWHERE_12", "--", "true")
+        #expect(unset.status != 0 && unset.stderr.contains("NOT_SET_ANYWHERE_12: the variable is not set"), "\(unset.stderr)")
+    }
 }

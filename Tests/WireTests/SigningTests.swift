@@ -98,3 +98,21 @@ import Wire
         #expect(throws: KeyError.self) { try KeyFiles.publicKeys(from: "AAAA") }
     }
 }
+
+/// `task submit --secret-env`: HPKE to the agent's X25519 key, bound to the server and the variable's name.
+@Suite struct SecretSealingTests {
+    @Test func aSealedValueOpensOnlyWithTheKeyForItsServerAndName() throws {
+        let key = Curve25519.KeyAgreement.PrivateKey()
+        let sealed = try SecretSealing.seal("hunter2", name: "TOKEN", server: Fixtures.gpu1, to: key.publicKey)
+        #expect(sealed.encapsulatedKey.count == 32)
+        #expect(sealed.ciphertext.range(of: Data("hunter2".utf8)) == nil)
+        #expect(try SecretSealing.open(sealed, with: key) == "hunter2")
+        #expect(throws: (any Error).self) { try SecretSealing.open(sealed, with: Curve25519.KeyAgreement.PrivateKey()) }
+        var moved = sealed
+        moved.server = Fixtures.gpu2
+        #expect(throws: (any Error).self) { try SecretSealing.open(moved, with: key) }
+        var renamed = sealed
+        renamed.name = "PATH"
+        #expect(throws: (any Error).self) { try SecretSealing.open(renamed, with: key) }
+    }
+}

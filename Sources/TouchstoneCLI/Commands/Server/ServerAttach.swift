@@ -56,6 +56,8 @@ struct ServerAttach: AsyncParsableCommand {
         let server = ServerID(rawValue: name)!
         let log = try global.openLog(create: true)
         let agentKey = try attach.agentKey.map { try ServerRekey.parse($0) }
+        let sealingKey = try attach.agentSealingKey.map { try ServerRekey.parseSealing($0) }
+        if sealingKey != nil, agentKey == nil { throw CLIError("--agent-sealing-key needs --agent-key") }
         // The backend key agents on this host trust by default (keys/backend-trusted.pub), made on first attach.
         try await KeysSupport.initialize(global: global, log: log)
         let queues = try transportOptions.openQueues(queuePath: global.queuePath)
@@ -78,7 +80,9 @@ struct ServerAttach: AsyncParsableCommand {
                 metadata: .init(actor: global.operatorActor))
             if let agentKey {
                 try await log.append(
-                    .keys(.agentKeyPinned(AgentKeyPinned(serverID: server, publicKey: agentKey, source: "operator"))),
+                    .keys(
+                        .agentKeyPinned(
+                            AgentKeyPinned(serverID: server, publicKey: agentKey, sealingKey: sealingKey, source: "operator"))),
                     metadata: .init(actor: global.operatorActor))
             }
         } catch {
@@ -115,4 +119,10 @@ struct AttachOptions: ParsableArguments {
                 + "responses it signed. Without it, an agent on this host is pinned on first contact from the key it "
                 + "publishes in the state directory."))
     var agentKey: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "The agent's X25519 sealing key for --secret-env values (base64, or @FILE: <workspace>/agent.seal.key.pub "
+                + "after `touchstone-agent init`)."))
+    var agentSealingKey: String?
 }

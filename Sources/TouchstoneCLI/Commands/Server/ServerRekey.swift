@@ -1,4 +1,5 @@
 import ArgumentParser
+@preconcurrency import Crypto
 import Domain
 import EventStore
 import Foundation
@@ -21,6 +22,9 @@ struct ServerRekey: AsyncParsableCommand {
 
     @Option(help: "The agent's new public key (base64) or @FILE holding it.")
     var agentKey: String
+
+    @Option(help: "The agent's new X25519 sealing key for --secret-env values (base64 or @FILE).")
+    var agentSealingKey: String?
 
     @Option(help: "How long the previous key stays trusted: 90s, 10m, 2h.")
     var overlap: String = "10m"
@@ -47,16 +51,30 @@ struct ServerRekey: AsyncParsableCommand {
         }
     }
 
+    /// Reads one sealing key from `KEY` or `@FILE`.
+    ///
+    /// - Throws: ``CLIError`` naming the value.
+    static func parseSealing(_ value: String) throws -> String {
+        do {
+            return SecretSealing.text(of: try SecretSealing.publicKey(value))
+        } catch {
+            throw CLIError("--agent-sealing-key: \(error)")
+        }
+    }
+
     func run() async throws {
         let server = ServerID(rawValue: name)!
         let key = try Self.parse(agentKey)
+        let sealing = try agentSealingKey.map { try Self.parseSealing($0) }
         let log = try global.openLog()
         guard try await log.readModel(ServerCapacity.self)[server] != nil else {
             throw CLIError("unknown server \(server): attach it first")
         }
         let until = Date().addingTimeInterval(Double(ServerLifecycleSupport.seconds(overlap) ?? 600))
         try await log.append(
-            .keys(.agentKeyPinned(AgentKeyPinned(serverID: server, publicKey: key, source: "operator", previousValidUntil: until))),
+            .keys(.agentKeyPinned(AgentKeyPinned(
+                        serverID: server, publicKey: key, sealingKey: sealing, source: "operator",
+                        previousValidUntil: until))),
             metadata: .init(actor: global.operatorActor))
         print("pinned a new agent key for \(server); the previous one is trusted until \(Render.time(until))")
     }
