@@ -235,7 +235,7 @@ struct RequestHandler: Sendable {
         if await tasks.report(for: key) == nil,
             let refusal = configuration.policy.refusal(
                 for: start.spec, runtime: configuration.runtime.kind, defaultImage: configuration.runtime.defaultImage,
-                runAsUID: nil, agentUID: geteuid())
+                runAsUID: configuration.runtime.runAs?.uid, agentUID: geteuid())
         {
             logger.warning("task refused by the agent's policy", metadata: ["task.id": "\(start.taskID)", "reason": "\(refusal)"])
             return .taskStarted(

@@ -1,6 +1,10 @@
 import Domain
 import Foundation
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// What this agent agrees to run, set by its own flags (`--allow-image`, `--allow-process-runtime`, `--run-as`,
 /// `--allow-root`); nothing in a request can widen it (docs/security.md, "What an agent will run").
 ///
@@ -12,8 +16,8 @@ public struct RunPolicy: Sendable, Equatable {
     public var allowedImages: [String] = []
     /// Whether the process runtime may run tasks at all (a process runs with the agent's own access to the host).
     public var allowProcessRuntime = false
-    /// The user tasks run as (a name or a numeric uid); `nil`: the agent's own user (process runtime) or the image's
-    /// (docker runtime, which Touchstone cannot know and counts as root).
+    /// The user tasks run as (a name or a numeric uid; process runtime only, ``RunAsUser``); `nil`: the agent's own
+    /// user (process runtime) or the image's (docker runtime, which Touchstone cannot know and counts as root).
     public var runAs: String?
     /// Whether tasks may run as root (uid 0).
     public var allowRoot = false
@@ -72,5 +76,45 @@ public struct RunPolicy: Sendable, Equatable {
         return allowedImages.contains { entry in
             entry.hasSuffix("*") ? image.hasPrefix(entry.dropLast()) : image == entry
         }
+    }
+}
+
+/// The user tasks run as on the process runtime (`touchstone-agent --run-as USER`).
+public struct RunAsUser: Sendable, Equatable {
+    public var uid: UInt32
+    public var gid: UInt32
+
+    public init(uid: UInt32, gid: UInt32) {
+        self.uid = uid
+        self.gid = gid
+    }
+
+    /// A user name or a numeric uid, from the password database.
+    ///
+    /// - Returns: `nil` when no such user exists.
+    public static func resolve(_ user: String) -> RunAsUser? {
+        let entry = UInt32(user).map { getpwuid($0) } ?? getpwnam(user)
+        guard let entry else { return nil }
+        return RunAsUser(uid: entry.pointee.pw_uid, gid: entry.pointee.pw_gid)
+    }
+
+    /// What the wrapper runs the command through: `setpriv` (util-linux) drops to the user and group, clears the
+    /// supplementary groups, and forbids regaining privileges.
+    var commandPrefix: [String] {
+        ["setpriv", "--reuid=\(uid)", "--regid=\(gid)", "--clear-groups", "--no-new-privs", "--"]
+    }
+
+    /// Gives the working directory and everything in it to the user.
+    ///
+    /// - Returns: Why it could not, or `nil`.
+    func own(_ directory: String) -> String? {
+        var paths = [directory]
+        if let enumerator = FileManager.default.enumerator(atPath: directory) {
+            while let relative = enumerator.nextObject() as? String { paths.append(directory + "/" + relative) }
+        }
+        for path in paths where lchown(path, uid, gid) != 0 {
+            return "cannot give \(path) to uid \(uid): \(String(cString: strerror(errno)))"
+        }
+        return nil
     }
 }

@@ -95,6 +95,9 @@ struct AgentCommand: AsyncParsableCommand {
     @Flag(help: "Let tasks run as root (the agent's user when it is root; a container's image user, which may be root).")
     var allowRoot = false
 
+    @Option(help: "The user process-runtime tasks run as (a name or uid); their working directory is given to it.")
+    var runAs: String?
+
     func validate() throws {
         if let action, action != "init" { throw ValidationError("unknown action \(action.debugDescription): init, or none") }
         guard ServerID.isValid(server) else { throw ValidationError("--server must be \(ServerID.shape)") }
@@ -104,6 +107,13 @@ struct AgentCommand: AsyncParsableCommand {
         guard RuntimeKind(rawValue: runtime) != nil else { throw ValidationError("--runtime must be process or docker") }
         guard RuntimeOptions.PullPolicy(rawValue: imagePullPolicy) != nil else {
             throw ValidationError("--image-pull-policy must be never or if-missing")
+        }
+        if let runAs {
+            guard RunAsUser.resolve(runAs) != nil else { throw ValidationError("--run-as \(runAs): no such user") }
+            guard runtime == "process" else {
+                throw ValidationError(
+                    "--run-as is for the process runtime; a container runs as its image's user (allow it with --allow-root)")
+            }
         }
         if let containerMemory, containerMemory <= 0 { throw ValidationError("--container-memory must be positive") }
         if let containerCpus, containerCpus <= 0 { throw ValidationError("--container-cpus must be positive") }
@@ -132,8 +142,9 @@ struct AgentCommand: AsyncParsableCommand {
         configuration.runtime.defaultImage = defaultImage
         configuration.runtime.memoryBytes = containerMemory.map { Int64($0) << 20 }
         configuration.runtime.nanoCPUs = containerCpus.map { Int64($0 * 1_000_000_000) }
+        configuration.runtime.runAs = runAs.flatMap(RunAsUser.resolve)
         configuration.policy = RunPolicy(
-            allowedImages: allowedImages, allowProcessRuntime: allowProcessRuntime, allowRoot: allowRoot)
+            allowedImages: allowedImages, allowProcessRuntime: allowProcessRuntime, runAs: runAs, allowRoot: allowRoot)
         do {
             try WorkspaceLock.acquire(workspace: configuration.workspace)
         } catch {

@@ -21,7 +21,8 @@ struct AgentProcessTests {
         let backendKey: Curve25519.Signing.PrivateKey
         var sequence: Int64 = 0
 
-        init(server: ServerID) async throws {
+        /// - Parameter policy: The agent's policy flags (docs/security.md); the default lets it run tasks as root.
+        init(server: ServerID, policy: [String] = ["--allow-process-runtime", "--allow-root"]) async throws {
             directory = TemporaryDirectory("agent")
             backendKey = try TestKeys.backend(stateDirectory: directory.path)
             store = try EmbeddedQueueStore(path: directory.file("queues.db"))
@@ -42,8 +43,8 @@ struct AgentProcessTests {
                 builtExecutable("touchstone-agent"),
                 [
                     "--server", server.rawValue, "--queue-path", directory.file("queues.db"), "--workspace",
-                    directory.file("workspace"), "--poll-wait", "1", "--allow-process-runtime", "--allow-root", "--drain-deadline", "0",
-                ],
+                    directory.file("workspace"), "--poll-wait", "1", "--drain-deadline", "0",
+                ] + policy,
                 logDirectory: directory.path, name: "agent")
         }
 

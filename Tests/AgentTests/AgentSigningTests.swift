@@ -1,4 +1,5 @@
 @preconcurrency import Crypto
+import Agent
 import Domain
 import Foundation
 import TestSupport
@@ -126,6 +127,42 @@ struct AgentSigningTests {
         for file in try FileManager.default.contentsOfDirectory(atPath: queues) where file.hasSuffix(".sqlite") || file.hasSuffix(".db") {
             #expect(stat(queues + "/" + file, &info) == 0 && info.st_mode & 0o077 == 0, "\(file)")
         }
+        #expect(await harness.stop() == 0)
+    }
+}
+
+/// Issue 12 part 3 with a real agent: its own flags decide what runs, whatever the request asks.
+@Suite(.serialized, .timeLimit(.minutes(2)))
+struct AgentPolicyTests {
+    typealias Harness = AgentProcessTests.Harness
+
+    @Test func anAgentWithoutThePolicyFlagsRefusesATaskSayingWhyAndRunsNothing() async throws {
+        var harness = try await Harness(server: Fixtures.gpu1, policy: [])
+        let marker = harness.directory.file("ran")
+        let spec = TaskSpec(command: ["/bin/sh", "-c", "echo ran > \(marker)"])
+        let start = harness.request(.startTask(StartTask(taskID: Fixtures.taskA, attempt: 1, spec: spec, backend: "t")))
+        try await harness.send(WireCoding.encode(start))
+        guard case .taskStarted(let report) = try await harness.response().body else { Issue.record("no report"); return }
+        #expect(report.state == .failedToStart)
+        #expect(report.reason?.hasPrefix(RunPolicy.refusalPrefix) == true)
+        #expect(report.reason?.contains("--allow-process-runtime") == true, "\(report.reason ?? "")")
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(!FileManager.default.fileExists(atPath: marker))
+        #expect(await harness.stop() == 0)
+    }
+
+    @Test func runAsRunsTheTaskAsThatUserInADirectoryItOwns() async throws {
+        try #require(getuid() == 0, "the agent must be root to run tasks as another user")
+        var harness = try await Harness(server: Fixtures.gpu1, policy: ["--allow-process-runtime", "--run-as", "nobody"])
+        let spec = TaskSpec(command: ["/bin/sh", "-c", "id -u > out.txt; id -G >> out.txt"], outputs: ["out.txt"])
+        let start = harness.request(.startTask(StartTask(taskID: Fixtures.taskA, attempt: 1, spec: spec, backend: "t")))
+        try await harness.send(WireCoding.encode(start))
+        guard case .taskStarted(let started) = try await harness.response().body else { Issue.record("no report"); return }
+        #expect(started.state != .failedToStart, "\(started.reason ?? "")")
+        let nobody = try #require(getpwnam("nobody")).pointee
+        let ended = try #require(try await AgentProcessTests().waitForReport(&harness, Fixtures.taskA) { $0.state == .exited })
+        #expect(ended.exitCode == 0, "\(ended.reason ?? "")")
+        #expect(ended.outputs["out.txt"] == "\(nobody.pw_uid)\n\(nobody.pw_gid)\n")
         #expect(await harness.stop() == 0)
     }
 }
