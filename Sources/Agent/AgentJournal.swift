@@ -136,6 +136,37 @@ public struct AgentJournal: Sendable {
         }
     }
 
+    /// Records this agent process's instance ID (``ResponseEnvelope/instance``), so that a later life of the agent in
+    /// the same workspace answers requests still addressed to this one (issue 16).
+    ///
+    /// - Throws: ``EventStoreError`` `.storage`.
+    public func recordInstance(_ instance: String) async throws(EventStoreError) {
+        let payload = Data(WireCoding.encode(["instance": instance]).utf8)
+        try await store.append(
+            [ProposedEvent(type: "agent.instance-started", schema: 1, payload: payload, metadata: meta(nil))],
+            to: "agent/instances")
+    }
+
+    /// Every instance ID recorded in this workspace, oldest first.
+    ///
+    /// - Throws: ``EventStoreError`` `.storage`, `.corruptPayload`.
+    public func instances() async throws(EventStoreError) -> [String] {
+        struct Payload: Decodable { var instance: String }
+        var instances: [String] = []
+        var after: Int64 = 0
+        while true {
+            let batch = try await store.read(after: after, limit: 1_000, types: ["agent.instance-started"])
+            guard let last = batch.last else { return instances }
+            for event in batch {
+                guard let payload = try? JSONDecoder().decode(Payload.self, from: event.payload) else {
+                    throw EventStoreError(.corruptPayload, "journal event at position \(event.position) is not an instance")
+                }
+                instances.append(payload.instance)
+            }
+            after = last.position
+        }
+    }
+
     private func meta(_ requestID: RequestID?) -> EventMetadata {
         EventMetadata(actor: actor, correlationID: requestID?.rawValue)
     }

@@ -45,19 +45,23 @@ public struct AgentService: Service {
             scope: configuration.serverID.rawValue, workspace: configuration.workspace,
             useCgroups: configuration.useCgroups, cgroupScope: configuration.cgroupScope, logger: logger)
         // 2. Take inventory before executing anything.
-        let tasks = AgentTasks(journal: journal, runtime: runtime, configuration: configuration)
+        // This process's instance, known to later lives of the agent in this workspace.
+        let identity = AgentIdentity(earlier: try await journal.instances())
+        try await journal.recordInstance(identity.instance)
+        let tasks = AgentTasks(
+            journal: journal, runtime: runtime, configuration: configuration, instance: identity.instance)
         try await tasks.loadInventory()
         let known = await tasks.count
         logger.info(
             "agent ready",
             metadata: [
-                "server": "\(configuration.serverID)", "channels": "\(queues.count)",
+                "server": "\(configuration.serverID)", "channels": "\(queues.count)", "instance": "\(identity.instance)",
                 "runtime": "\(runtime.summary)", "tasks.known": "\(known)",
             ])
         let handler = RequestHandler(
             configuration: configuration, journal: journal, tasks: tasks, runtime: runtime,
             epochs: try await ChannelEpochs(journal: journal), requestGuard: try RequestGuard(source: configuration.backendKeys),
-            logger: logger)
+            identity: identity, logger: logger)
         let deadline = Duration.seconds(configuration.drainDeadlineSeconds)
         /// Which child task ended: only the end of polling (graceful shutdown) starts the drain.
         enum Child { case runtime, polling }
@@ -74,7 +78,7 @@ public struct AgentService: Service {
                     try await withThrowingDiscardingTaskGroup { channels in
                         for (index, pair) in queues.enumerated() {
                             channels.addTask {
-                                await Self.poll(
+                                try await Self.poll(
                                     channel: index, pair: pair, handler: handler, wait: configuration.pollWait,
                                     logger: logger)
                             }
@@ -120,7 +124,7 @@ public struct AgentService: Service {
     static func poll(
         channel: Int, pair: (requests: any MessageQueue, responses: any MessageQueue), handler: RequestHandler,
         wait: Duration, logger: Logger
-    ) async {
+    ) async throws(AgentFenced) {
         let visibility = Self.visibility
         var backoff = Duration.milliseconds(200)
         while !Task.isCancelled {
@@ -149,6 +153,16 @@ public struct AgentService: Service {
                         }
                     }
                     extender.cancel()
+                    if let response, case .error(let refusal) = response.body, refusal.code == .fenced {
+                        // Released at once for the agent it is addressed to, and a notice for the backend under a
+                        // deduplication ID of its own: the other agent's answer, sent for the same (redelivered)
+                        // message, must not be taken for a duplicate of this notice.
+                        try? await pair.requests.changeVisibility(receiptHandle: message.receiptHandle, timeout: .zero)
+                        _ = try? await pair.responses.send(
+                            WireCoding.encodeSigned(response, with: handler.configuration.signingKey), groupID: "channel-\(channel)",
+                            deduplicationID: "fenced-" + message.messageID)
+                        throw AgentFenced(description: refusal.message)
+                    }
                     if let response {
                         Failpoint.crash(at: "agent.before-respond")
                         let body = WireCoding.encodeSigned(response, with: handler.configuration.signingKey)
@@ -167,6 +181,8 @@ public struct AgentService: Service {
                 backoff = .milliseconds(200)
             } catch is CancellationError {
                 return
+            } catch let fenced as AgentFenced {
+                throw fenced
             } catch {
                 if Task.isCancelled { return }
                 logger.error("channel poll failed", metadata: ["channel": "\(channel)", "error": "\(error)"])
@@ -311,12 +327,17 @@ actor AgentTasks {
     /// Gives up a reservation whose launch was not attempted.
     func release(_ key: TaskAttempt) {
         starting.remove(key)
+        startingGPUs[key] = nil
         changes.bump()
     }
 
     func report(for key: TaskAttempt) -> TaskStatusReport? { reports[key] }
 
     private var starting: Set<TaskAttempt> = []
+    /// The GPU indices of each attempt being started, held from its reservation.
+    private var startingGPUs: [TaskAttempt: [Int]] = [:]
+    /// The capacity of the newest booking seen (``CapacityGuard/newest(_:_:)``); in memory: every start carries one.
+    private var knownCapacity: CapacityView?
 
     /// A stop of an attempt this agent neither has nor is starting: a tombstone is recorded (state `stopped`, never
     /// started), so a start of it arriving later is answered with the tombstone and never runs (issue 17 part 2; the
@@ -335,11 +356,31 @@ actor AgentTasks {
     /// Whether a request is starting the attempt now (reserved, not yet recorded).
     func isStarting(_ key: TaskAttempt) -> Bool { starting.contains(key) }
 
-    /// Claims the right to start an attempt. Returns `false` when it is known or another request is starting it.
-    func reserve(_ key: TaskAttempt) -> Bool {
-        guard reports[key] == nil, !starting.contains(key) else { return false }
+    /// The outcome of ``reserve(_:gpus:capacity:)``.
+    enum Reservation: Equatable {
+        /// This request may launch the attempt.
+        case reserved
+        /// The attempt is known, or another request is starting it.
+        case taken
+        /// The capacity guard refused it (``CapacityGuard``): the message says why.
+        case refused(String)
+    }
+
+    /// Claims the right to start an attempt, atomically with the capacity guard: the attempts that run or are being
+    /// launched, and the GPUs they hold, are counted against the last known capacity (issue 17 part 1).
+    func reserve(_ key: TaskAttempt, gpus: [Int] = [], capacity: CapacityView? = nil) -> Reservation {
+        guard reports[key] == nil, !starting.contains(key) else { return .taken }
+        knownCapacity = CapacityGuard.newest(knownCapacity, capacity)
+        var held = startingGPUs
+        for report in reports.values where report.state == .running {
+            held[report.key] = CapacityGuard.gpus(inLabels: report.labels)
+        }
+        if case .refuse(let message) = CapacityGuard.admit(gpus: gpus, known: knownCapacity, held: held) {
+            return .refused(message)
+        }
         starting.insert(key)
-        return true
+        startingGPUs[key] = gpus
+        return .reserved
     }
 
     /// Waits until an attempt another request is starting has a report (woken by the change that records it).
@@ -357,6 +398,7 @@ actor AgentTasks {
     func started(_ report: TaskStatusReport) async throws {
         defer {
             starting.remove(report.key)
+            startingGPUs[report.key] = nil
             changes.bump()
         }
         if let existing = reports[report.key], existing.state != .running, report.state == .running {

@@ -295,13 +295,28 @@ public actor DockerRuntime: TaskRuntime {
             logger.info("container adopted", metadata: ["task.id": "\(attempt.taskID)", "container": "\(inspected.id)"])
             return adopted
         }
-        let ended = await finalReport(
+        var ended = await finalReport(
             Supervised(
                 attempt: attempt, containerID: inspected.id, labels: labels, directory: directory, outputs: outputs,
                 startedAt: report.startedAt, pid: report.pid, timeoutSeconds: nil),
             exitCode: inspected.state.exitCode, inspected: inspected)
+        if Self.diedWithTheHost(exitCode: inspected.state.exitCode, oomKilled: inspected.state.oomKilled ?? false) {
+            // Not the task's exit: reported without an exit code, which the backend takes as lost (infrastructure,
+            // retried; issue 17 part 4).
+            ended.exitCode = nil
+            ended.reason = "the container's process died with the Docker daemon or the host while the agent was down "
+                + "(Docker recorded exit code 255); no exit code of the task was recorded"
+        }
         try await client.removeContainer(inspected.id)
         return ended
+    }
+
+    /// Whether a container found ended at adoption died with its daemon or host rather than by its own exit: Docker
+    /// marks a container whose process it lost across a daemon restart or a reboot with exit code 255 (moby's
+    /// `daemon.restore`). A task's own `exit 255` while the agent was down reads the same and is retried: retrying a
+    /// user's failure once is the lesser error than failing a task for a reboot. Pure.
+    static func diedWithTheHost(exitCode: Int32?, oomKilled: Bool) -> Bool {
+        exitCode == 255 && !oomKilled
     }
 
     /// A process is a task's when it is in the same cgroup as a task container's PID 1 (`/proc/<pid>/cgroup`), that

@@ -18,6 +18,8 @@ struct RequestHandler: Sendable {
     let epochs: ChannelEpochs
     /// Signature and replay checks, before a message is read.
     let requestGuard: RequestGuard
+    /// This agent process's instance; every response carries it.
+    let identity: AgentIdentity
     let logger: Logger
     /// The GPU inventory, re-read when a task starts or ends and at most once a minute otherwise.
     let gpuCache = GPUReadingCache()
@@ -33,6 +35,13 @@ struct RequestHandler: Sendable {
     /// - Parameter accept: Called once a blocking query (a heartbeat with a wait) is admitted, before it waits: the
     ///   poller deletes its message then, since answering it again is harmless.
     func handle(_ body: String, channel: Int, accept: @Sendable () async -> Void = {}) async -> ResponseEnvelope? {
+        guard var response = await answer(body, channel: channel, accept: accept) else { return nil }
+        // Recorded responses of an earlier life of this agent are answered as this instance's.
+        response.instance = identity.instance
+        return response
+    }
+
+    private func answer(_ body: String, channel: Int, accept: @Sendable () async -> Void) async -> ResponseEnvelope? {
         // Nothing reads a message before its signature is checked; a refusal names only the message's hash.
         let digest: SHA256.Digest
         switch await requestGuard.check(body) {
@@ -48,7 +57,7 @@ struct RequestHandler: Sendable {
             logger.warning("malformed request", metadata: ["channel": "\(channel)", "error": "\(error)"])
             return ResponseEnvelope(
                 requestID: WireCoding.salvageRequestID(body), server: configuration.serverID, channel: channel,
-                epoch: -1, sequence: -1, agentTime: Date(), body: .error(error))
+                epoch: -1, sequence: -1, agentTime: FaultClock.now(), body: .error(error))
         }
         if let replayed = await requestGuard.admit(digest, text: body, expiresAt: request.expiresAt) {
             return refuse(replayed, channel: channel)
@@ -63,7 +72,8 @@ struct RequestHandler: Sendable {
     private func refuse(_ error: WireError, channel: Int) -> ResponseEnvelope {
         logger.warning("request refused", metadata: ["channel": "\(channel)", "code": "\(error.code)", "reason": "\(error.message)"])
         return ResponseEnvelope(
-            requestID: nil, server: configuration.serverID, channel: channel, epoch: -1, sequence: -1, agentTime: Date(),
+            requestID: nil, server: configuration.serverID, channel: channel, epoch: -1, sequence: -1,
+            agentTime: FaultClock.now(),
             body: .error(error))
     }
 
@@ -72,6 +82,17 @@ struct RequestHandler: Sendable {
     {
         var metadata: Logger.Metadata = ["request.id": "\(request.requestID)", "command": "\(request.command.name)"]
         metadata["channel"] = "\(channel)"
+        guard identity.accepts(request.instance) else {
+            // Another agent serves this server: nothing is executed or journaled, and the answer is a notice only.
+            let message =
+                "this agent (instance \(identity.instance)) is fenced: server \(configuration.serverID)'s requests are "
+                + "addressed to agent instance \(request.instance ?? "?"), which runs elsewhere; two agents must not "
+                + "serve one server"
+            logger.critical("fenced", metadata: metadata.merging(["addressed": "\(request.instance ?? "")"]) { $1 })
+            return ResponseEnvelope(
+                requestID: request.requestID, server: configuration.serverID, channel: channel, epoch: request.epoch,
+                sequence: request.sequence, agentTime: Date(), body: .error(WireError(.fenced, message)))
+        }
         do {
             // Epoch fencing: a request sent before the backend drained this channel is refused, not executed, and not
             // journaled (the same request ID may come again in the new epoch).
@@ -79,7 +100,7 @@ struct RequestHandler: Sendable {
                 logger.warning("request of an old epoch refused", metadata: metadata.merging(["epoch": "\(current)"]) { $1 })
                 return ResponseEnvelope(
                     requestID: request.requestID, server: configuration.serverID, channel: channel,
-                    epoch: request.epoch, sequence: request.sequence, agentTime: Date(),
+                    epoch: request.epoch, sequence: request.sequence, agentTime: FaultClock.now(),
                     body: .error(
                         WireError(
                             .staleEpoch,
@@ -90,7 +111,7 @@ struct RequestHandler: Sendable {
                 // Not journaled: idempotent, and their responses hold file data (see `Command.isTransfer`).
                 return ResponseEnvelope(
                     requestID: request.requestID, server: configuration.serverID, channel: request.channel,
-                    epoch: request.epoch, sequence: request.sequence, agentTime: Date(), body: await execute(request))
+                    epoch: request.epoch, sequence: request.sequence, agentTime: FaultClock.now(), body: await execute(request))
             }
             if var recorded = try await journal.recordedResponse(for: request.requestID) {
                 logger.info("request answered from the journal", metadata: metadata)
@@ -99,12 +120,14 @@ struct RequestHandler: Sendable {
                 recorded.epoch = request.epoch
                 recorded.sequence = request.sequence
                 recorded.channel = request.channel
+                // Now, not when it was first answered: the backend measures clock skew from every response.
+                recorded.agentTime = FaultClock.now()
                 return recorded
             }
             let body = await execute(request, accept: accept)
             let response = ResponseEnvelope(
                 requestID: request.requestID, server: configuration.serverID, channel: request.channel,
-                epoch: request.epoch, sequence: request.sequence, agentTime: Date(), body: body)
+                epoch: request.epoch, sequence: request.sequence, agentTime: FaultClock.now(), body: body)
             return try await journal.record(response, for: request.requestID)
         } catch {
             logger.error("cannot journal the request's outcome", metadata: metadata.merging(["error": "\(error)"]) { $1 })
@@ -126,7 +149,7 @@ struct RequestHandler: Sendable {
         }
         // A batch of starts checks each item (a known attempt is answered whatever the deadline).
         if case .startTasks = request.command {} else {
-            guard request.expiresAt > Date() else {
+            guard request.expiresAt > FaultClock.now() else {
                 return .error(WireError(.expired, "the request expired at \(request.expiresAt); it was not executed"))
             }
         }
@@ -198,13 +221,13 @@ struct RequestHandler: Sendable {
         if let known = await tasks.report(for: TaskAttempt(taskID: item.start.taskID, attempt: item.start.attempt)) {
             return .taskStarted(known)
         }
-        guard request.expiresAt > Date() else {
+        guard request.expiresAt > FaultClock.now() else {
             return .error(WireError(.expired, "the request expired at \(request.expiresAt); it was not executed"))
         }
         let body = await startTask(item.start, requestID: item.requestID, expiresAt: request.expiresAt)
         let response = ResponseEnvelope(
             requestID: item.requestID, server: configuration.serverID, channel: request.channel, epoch: request.epoch,
-            sequence: request.sequence, agentTime: Date(), body: body)
+            sequence: request.sequence, agentTime: FaultClock.now(), body: body)
         do {
             return try await journal.record(response, for: item.requestID).body
         } catch {
@@ -257,10 +280,15 @@ struct RequestHandler: Sendable {
         {
             return .error(WireError(.executionFailed, missing))
         }
-        guard await tasks.reserve(key) else {
+        switch await tasks.reserve(key, gpus: start.gpuIndices, capacity: start.capacity) {
+        case .reserved: break
+        case .taken:
             // Idempotent per (task, attempt): adopt what runs or ran, never start a second process.
             if let existing = await tasks.awaitReport(key) { return .taskStarted(existing) }
             return .error(WireError(.executionFailed, "attempt \(key) could not be started"))
+        case .refused(let message):
+            logger.warning("start refused by the capacity guard", metadata: ["task.id": "\(start.taskID)", "reason": "\(message)"])
+            return .error(WireError(.capacityExceeded, message))
         }
         let directory = configuration.taskDirectory(key)
         let labels = [
@@ -268,6 +296,7 @@ struct RequestHandler: Sendable {
             "touchstone.attempt": String(start.attempt), "touchstone.request": requestID.rawValue,
             "touchstone.directory": directory,
             "touchstone.outputs": start.spec.outputs.joined(separator: "\n"),
+            CapacityGuard.label: start.gpuIndices.map(String.init).joined(separator: ","),
         ]
         var spec = start.spec
         spec.secrets = []
@@ -289,7 +318,7 @@ struct RequestHandler: Sendable {
             await tasks.release(key)
             return .error(WireError(.executionFailed, "cannot journal the launch, so it was not started: \(error)"))
         }
-        guard expiresAt > Date() else {
+        guard expiresAt > FaultClock.now() else {
             // Checked again right before the launch: time passed since the request was admitted (a slow journal, a
             // busy CPU), and the backend withdraws a start the agent lacks once its deadline passed
             // (verification/channel.pml, counterexample 2).

@@ -56,6 +56,8 @@ public enum DomainEventCodec {
         case .channelDesyncDetected(let p): return pack(p)
         case .channelQueuesDrained(let p): return pack(p)
         case .unrecognisedTaskFound(let p): return pack(p)
+        case .serverCapacityViolationRefused(let p): return pack(p)
+        case .serverHealthChanged(let p): return pack(p)
         case .taskCancelRequested(let p): return pack(p)
         case .taskStartSending(let p): return pack(p)
         case .transfer(.started(let p)): return pack(p)
@@ -64,6 +66,10 @@ public enum DomainEventCodec {
         case .transfer(.rejected(let p)): return pack(p)
         case .keys(.agentKeyPinned(let p)): return pack(p)
         case .keys(.backendKeyRotated(let p)): return pack(p)
+        case .agentInstance(.changed(let p)): return pack(p)
+        case .agentInstance(.fenced(let p)): return pack(p)
+        case .backend(.started(let p)): return pack(p)
+        case .backend(.stopped(let p)): return pack(p)
         }
     }
 
@@ -140,6 +146,9 @@ public enum DomainEventCodec {
         case (ChannelQueuesDrained.eventType, 1): return .channelQueuesDrained(try unpack(ChannelQueuesDrained.self))
         case (UnrecognisedTaskFound.eventType, 1):
             return .unrecognisedTaskFound(try unpack(UnrecognisedTaskFound.self))
+        case (ServerCapacityViolationRefused.eventType, 1):
+            return .serverCapacityViolationRefused(try unpack(ServerCapacityViolationRefused.self))
+        case (ServerHealthChanged.eventType, 1): return .serverHealthChanged(try unpack(ServerHealthChanged.self))
         case (TaskCancelRequested.eventType, 1): return .taskCancelRequested(try unpack(TaskCancelRequested.self))
         case (TaskStartSending.eventType, 1): return .taskStartSending(try unpack(TaskStartSending.self))
         case (TransferStarted.eventType, 1): return .transfer(.started(try unpack(TransferStarted.self)))
@@ -148,6 +157,11 @@ public enum DomainEventCodec {
         case (TransferRejected.eventType, 1): return .transfer(.rejected(try unpack(TransferRejected.self)))
         case (AgentKeyPinned.eventType, 1): return .keys(.agentKeyPinned(try unpack(AgentKeyPinned.self)))
         case (BackendKeyRotated.eventType, 1): return .keys(.backendKeyRotated(try unpack(BackendKeyRotated.self)))
+        case (AgentInstanceChanged.eventType, 1):
+            return .agentInstance(.changed(try unpack(AgentInstanceChanged.self)))
+        case (AgentInstanceFenced.eventType, 1): return .agentInstance(.fenced(try unpack(AgentInstanceFenced.self)))
+        case (BackendStarted.eventType, 1): return .backend(.started(try unpack(BackendStarted.self)))
+        case (BackendStopped.eventType, 1): return .backend(.stopped(try unpack(BackendStopped.self)))
         default:
             throw DecodeError(
                 kind: .unknownEventType,
@@ -179,10 +193,14 @@ public enum DomainEventCodec {
         case .channelDesyncDetected(let p): return StreamName.channel(p.channel)
         case .channelQueuesDrained(let p): return StreamName.channel(p.channel)
         case .unrecognisedTaskFound(let p): return StreamName.server(p.serverID)
+        case .serverCapacityViolationRefused(let p): return StreamName.server(p.serverID)
+        case .serverHealthChanged(let p): return StreamName.server(p.serverID)
         case .taskCancelRequested(let p): return StreamName.task(p.taskID)
         case .taskStartSending(let p): return StreamName.task(p.taskID)
         case .transfer(let t): return StreamName.transfer(t.taskID)
         case .keys(let k): return k.stream
+        case .agentInstance(let e): return StreamName.server(e.serverID)
+        case .backend: return StreamName.backend
         }
     }
 }

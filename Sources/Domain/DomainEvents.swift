@@ -32,10 +32,14 @@ public enum DomainEvent: Sendable, Equatable {
     case channelDesyncDetected(ChannelDesyncDetected)  // "channel.desync-detected" v1
     case channelQueuesDrained(ChannelQueuesDrained)  // "channel.queues-drained" v1
     case unrecognisedTaskFound(UnrecognisedTaskFound)  // "server.unrecognised-task" v1
+    case serverCapacityViolationRefused(ServerCapacityViolationRefused)  // "server.capacity-violation-refused" v1
+    case serverHealthChanged(ServerHealthChanged)  // "server.health-changed" v1
     case taskCancelRequested(TaskCancelRequested)  // "task.cancel-requested" v1
     case taskStartSending(TaskStartSending)  // "task.start-sending" v1
     case transfer(TransferEvent)  // "transfer.started" | "transfer.completed" | "transfer.failed" | "transfer.rejected" v1
     case keys(KeyEvent)  // "server.agent-key-pinned" | "keys.backend-rotated" v1
+    case agentInstance(AgentInstanceEvent)  // "server.agent-instance-changed" | "server.agent-instance-fenced" v1
+    case backend(BackendLifecycleEvent)  // "backend.started" | "backend.stopped" v1
 }
 
 // MARK: Server lifecycle
@@ -529,6 +533,51 @@ public struct UnrecognisedTaskFound: EventPayload {
         self.taskID = taskID
         self.attempt = attempt
         self.reason = reason
+    }
+}
+
+/// An agent's own capacity guard refused a start (issue 17 part 1): it would have run more attempts than the agent's
+/// last known `max_tasks`, or used a GPU an attempt there holds. The backend's view of the server was wrong (a bug, a
+/// hand-edited database, a restored backup): the task is queued again without using up a retry, the server gets no
+/// new starts for a backoff, and the server is reconciled.
+public struct ServerCapacityViolationRefused: EventPayload {
+    public static let eventType = "server.capacity-violation-refused"
+    public static let schemaVersion = 1
+    public var serverID: ServerID
+    public var taskID: TaskID
+    public var attempt: Int
+    /// The agent's one-line reason.
+    public var message: String
+    /// The backend's view the start carried: `max_tasks`, booked GPU indices, server stream version.
+    public var maxTasks: Int?
+    public var bookedGPUs: [Int]?
+    public var serverVersion: Int64?
+
+    public init(
+        serverID: ServerID, taskID: TaskID, attempt: Int, message: String, maxTasks: Int? = nil,
+        bookedGPUs: [Int]? = nil, serverVersion: Int64? = nil
+    ) {
+        self.serverID = serverID
+        self.taskID = taskID
+        self.attempt = attempt
+        self.message = message
+        self.maxTasks = maxTasks
+        self.bookedGPUs = bookedGPUs
+        self.serverVersion = serverVersion
+    }
+}
+
+/// The backend's health verdict on a server changed (issue 17 part 3): `unhealthy` names why (`clock skew 6m`); an
+/// unhealthy server gets no new tasks, its running tasks are left alone. `nil`: healthy again.
+public struct ServerHealthChanged: EventPayload {
+    public static let eventType = "server.health-changed"
+    public static let schemaVersion = 1
+    public var serverID: ServerID
+    public var unhealthy: String?
+
+    public init(serverID: ServerID, unhealthy: String?) {
+        self.serverID = serverID
+        self.unhealthy = unhealthy
     }
 }
 

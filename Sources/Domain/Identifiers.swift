@@ -161,4 +161,6 @@ public enum StreamName {
     public static func task(_ id: TaskID) -> String { "task/\(id)" }
     /// `channel/<server>/<n>`: requests, responses and drains of one channel.
     public static func channel(_ id: ChannelID) -> String { "channel/\(id.server)/\(id.index)" }
+    /// `backend`: the backend process's starts and clean stops.
+    public static let backend = "backend"
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -37,5 +39,33 @@ public enum PIDLockFile {
         let pid = "\(getpid())\n"
         _ = pid.withCString { write(fd, $0, strlen($0)) }
         // The descriptor stays open for the life of the process: the lock goes with it.
+    }
+
+    /// The process holding the lock on `path`, read from `/proc/locks` (Linux) without touching the lock: probing
+    /// with `flock` would make a process taking it at that instant fail.
+    ///
+    /// - Returns: The holder's PID as `/proc/locks` gives it; `nil` when the file does not exist or nobody holds it.
+    public static func holder(_ path: String) -> Int32? {
+        var info = stat()
+        guard stat(path, &info) == 0, let table = try? String(contentsOfFile: "/proc/locks", encoding: .utf8) else {
+            return nil
+        }
+        return holder(of: UInt64(info.st_dev), inode: UInt64(info.st_ino), in: table)
+    }
+
+    /// The PID of the `FLOCK` on the file `device`/`inode` in a `/proc/locks` table
+    /// (`1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF`: device as hexadecimal major:minor, inode decimal). Pure.
+    public static func holder(of device: UInt64, inode: UInt64, in table: String) -> Int32? {
+        // Linux's dev_t split (glibc's gnu_dev_major / gnu_dev_minor).
+        let major = ((device >> 8) & 0xfff) | ((device >> 32) & ~0xfff)
+        let minor = (device & 0xff) | ((device >> 12) & ~0xff)
+        let file = String(format: "%02llx:%02llx:%llu", major, minor, inode)
+        for line in table.split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            // A blocked waiter's line reads "1: -> FLOCK …": not a holder.
+            guard fields.count >= 6, fields[1] == "FLOCK", fields[5] == file else { continue }
+            return Int32(fields[4])
+        }
+        return nil
     }
 }

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Projections
 import ServiceLifecycle
+import Synchronization
 import Transport
 import Wire
 
@@ -14,6 +15,11 @@ public struct Backend: Service {
     let queues: any QueueProvider
     let configuration: BackendConfiguration
     let logger: Logger
+    /// Servers held back after refusing a start (shared with the server links).
+    let holds = PlacementHolds()
+    /// When this process first saw each server unreachable, on the monotonic clock (``lostAfter`` is measured from
+    /// it, so a wall-clock jump never declares tasks lost).
+    let unreachable = UnreachableClock()
 
     /// - Parameters:
     ///   - log: The event log with its read models.
@@ -41,7 +47,7 @@ public struct Backend: Service {
                 var seen: Int64 = -1
                 var backoff = Duration.milliseconds(100)
                 while !Task.isCancelled {
-                    var nextDue: Date?
+                    var nextDue: Duration?
                     var position = seen
                     do {
                         position = try await log.store.lastPosition()
@@ -66,10 +72,11 @@ public struct Backend: Service {
                     }
                     // Woken at once by this process's appends (the pass's own included: the next pass finds nothing
                     // to do and appends nothing) and within milliseconds by another process's.
-                    let wait = nextDue.map { Duration.milliseconds(max(1, Int64($0.timeIntervalSinceNow * 1000) + 1)) }
+                    let wait = nextDue.map { max(.milliseconds(1), $0 + .milliseconds(1)) }
+                    let waitedFrom = configuration.clock.instant()
                     _ = try? await log.store.waitForAppend(
                         after: position, timeout: min(wait ?? .seconds(3600), .seconds(3600)))
-                    if let nextDue, nextDue <= Date() { seen = -1 }
+                    if let wait, configuration.clock.instant() - waitedFrom >= wait { seen = -1 }
                 }
             }
         }
@@ -77,11 +84,12 @@ public struct Backend: Service {
 
     /// One scheduling pass over the rows it needs: server rows, the live tasks they book, and the head of the queue.
     ///
-    /// - Returns: When the next time-based rule falls due (a drain deadline, or a server's `lostAfter`), if any.
+    /// - Returns: How long until the next time-based rule falls due (a drain deadline, a server's `lostAfter`, the
+    ///   end of a refusal's hold), if any.
     private func pass(
         links: inout [ServerID: ServerLink], group: inout ThrowingDiscardingTaskGroup<any Error>,
         stopping: inout Set<TaskAttempt>, resent: inout Bool
-    ) async throws -> Date? {
+    ) async throws -> Duration? {
         let servers = try await log.serverRows()
         for row in servers.sorted(by: { $0.serverID < $1.serverID }) where links[row.serverID] == nil {
             let link = try await makeLink(row)
@@ -97,25 +105,37 @@ public struct Backend: Service {
         }
         try await enforceLifecycle(servers, links: links, stopping: &stopping)
         try await schedule(servers, links: links)
-        return Self.nextDue(servers, lostAfter: configuration.lostAfter)
+        return nextTimedRule(servers)
     }
 
     /// The time-based rules' next due time, read from the server rows alone.
-    private func nextTimedRule() async throws -> Date? {
-        Self.nextDue(try await log.serverRows(), lostAfter: configuration.lostAfter)
+    private func nextTimedRule() async throws -> Duration? {
+        nextTimedRule(try await log.serverRows())
     }
 
-    /// When the next time-based rule falls due: the earliest drain deadline not yet passed of a server that still
-    /// runs tasks, or the earliest moment an unreachable server has been so for `lostAfter`. Pure.
-    static func nextDue(_ servers: [ServerRow], lostAfter: Duration, now: Date = Date()) -> Date? {
-        var due: [Date] = []
+    private func nextTimedRule(_ servers: [ServerRow]) -> Duration? {
+        let now = configuration.clock.instant()
+        let due = Self.nextDue(
+            servers, lostAfter: configuration.lostAfter, now: configuration.clock.now(),
+            unreachableFor: unreachable.elapsed(servers, now: now))
+        return [due, holds.nextRelease(after: now)].compactMap { $0 }.min()
+    }
+
+    /// How long until the next time-based rule falls due: the earliest drain deadline not yet passed of a server that
+    /// still runs tasks (an operator's wall-clock time), or the earliest moment an unreachable server has been so for
+    /// `lostAfter` (measured on the monotonic clock: `unreachableFor`). Pure.
+    ///
+    /// - Parameter unreachableFor: How long each unreachable server has been so, on the monotonic clock.
+    static func nextDue(
+        _ servers: [ServerRow], lostAfter: Duration, now: Date, unreachableFor: [ServerID: Duration]
+    ) -> Duration? {
+        var due: [Duration] = []
         for row in servers {
             if let deadline = row.drain?.deadline, !row.running.isEmpty || !row.booked.isEmpty, deadline > now {
-                due.append(deadline)
+                due.append(.milliseconds(Int64((deadline.timeIntervalSince(now) * 1000).rounded(.up))))
             }
-            if let since = row.unreachableSince, !row.reachable, !row.booked.isEmpty {
-                let at = since.addingTimeInterval(lostAfter.seconds)
-                if at > now { due.append(at) }
+            if let elapsed = unreachableFor[row.serverID], !row.reachable, !row.booked.isEmpty, elapsed < lostAfter {
+                due.append(lostAfter - elapsed)
             }
         }
         return due.min()
@@ -123,7 +143,9 @@ public struct Backend: Service {
 
     private func makeLink(_ row: ServerRow) async throws -> ServerLink {
         let channels = try await log.channelRows(of: row)
+        let skew = ClockSkewEstimate(row.clockSkewMilliseconds)
         var clients: [ChannelClient] = []
+        let address = AgentAddress(known: row.agentInstance, reachable: row.reachable)
         for index in 0..<row.channels {
             let id = ChannelID(server: row.serverID, index: index)
             let requestName = ChannelQueues.requestQueue(prefix: configuration.queuePrefix, channel: id)
@@ -134,24 +156,27 @@ public struct Backend: Service {
                 ChannelClient(
                     channel: id, requests: try await queues.openQueue(named: requestName),
                     responses: try await queues.openQueue(named: responseName), log: log, state: channels[id.description],
-                    configuration: configuration, logger: logger))
+                    configuration: configuration, logger: logger, address: address, skew: skew))
         }
-        return ServerLink(serverID: row.serverID, clients: clients, log: log, configuration: configuration, logger: logger)
+        return ServerLink(
+            serverID: row.serverID, clients: clients, log: log, configuration: configuration, logger: logger,
+            holds: holds, skew: skew)
     }
 
     private func resendUnconfirmed(_ servers: [ServerRow], links: [ServerID: ServerLink]) async throws {
         for server in servers {
             for row in try await log.liveTasks(on: server.serverID)
             where row.status == .dispatching || row.status == .starting {
-                guard let server = row.serverID, let link = links[server], let requestID = row.requestID,
+                guard let serverID = row.serverID, let link = links[serverID], let requestID = row.requestID,
                     let spec = try await spec(of: row.taskID)
                 else { continue }
                 logger.info("resending an unconfirmed start", metadata: ["task.id": "\(row.taskID)"])
+                // The agent answers a start it had from its journal; the capacity is for one it never had.
                 link.enqueue(
                     .start(
                         StartTask(
                             taskID: row.taskID, attempt: row.attempt, spec: spec, backend: configuration.backendID,
-                            gpuIndices: row.gpuIndices),
+                            gpuIndices: row.gpuIndices, capacity: Self.capacityView(server, adding: row.gpuIndices)),
                         requestID))
             }
         }
@@ -179,9 +204,26 @@ public struct Backend: Service {
         return (Scheduler.plan(queue: queue, servers: servers, eligible: eligible, packing: packing), queue)
     }
 
+    /// The capacity a start carries (issue 17 part 1): the server's `max_tasks`, every GPU booked there with the
+    /// start's own, and the server stream version decided on. Pure.
+    static func capacityView(_ server: ServerRow, adding gpus: [Int], version: Int64? = nil) -> CapacityView {
+        CapacityView(
+            maxTasks: server.maxTasks, bookedGPUs: Array(Set(server.gpuBookings.map(\.index) + gpus)).sorted(),
+            serverVersion: version ?? server.streamVersion)
+    }
+
+    /// The servers a pass may place on: linked, not held back after a refused start, and healthy (a server whose
+    /// clock is off gets no new tasks; its running ones are left alone). Pure.
+    static func eligible(_ servers: [ServerRow], linked: Set<ServerID>, held: Set<ServerID>) -> Set<ServerID> {
+        Set(servers.filter { linked.contains($0.serverID) && !held.contains($0.serverID) && $0.unhealthy == nil }.map(\.serverID))
+    }
+
     private func schedule(_ servers: [ServerRow], links: [ServerID: ServerLink]) async throws {
+        let eligible = Self.eligible(
+            servers, linked: Set(links.keys), held: holds.held(at: configuration.clock.instant()))
         let (placements, queue) = try await Self.decide(
-            log: log, servers: servers, eligible: Set(links.keys), packing: configuration.packing)
+            log: log, servers: servers, eligible: eligible, packing: configuration.packing)
+        let rows = Dictionary(uniqueKeysWithValues: servers.map { ($0.serverID, $0) })
         let versions = Dictionary(uniqueKeysWithValues: queue.map { ($0.taskID, $0.streamVersion) })
         for placement in placements {
             guard let link = links[placement.serverID] else { continue }
@@ -212,14 +254,18 @@ public struct Backend: Service {
                 .start(
                     StartTask(
                         taskID: placement.taskID, attempt: placement.attempt, spec: spec,
-                        backend: configuration.backendID, gpuIndices: placement.gpuIndices),
+                        backend: configuration.backendID, gpuIndices: placement.gpuIndices,
+                        capacity: rows[placement.serverID].map {
+                            Self.capacityView($0, adding: placement.gpuIndices, version: placement.serverVersion)
+                        }),
                     requestID))
         }
     }
 
     /// Drain deadlines, detaches, lost servers and cancels: the lifecycle work of one pass.
     private func enforceLifecycle(_ servers: [ServerRow], links: [ServerID: ServerLink], stopping: inout Set<TaskAttempt>) async throws {
-        let now = Date()
+        let now = configuration.clock.now()
+        let unreachableFor = unreachable.elapsed(servers, now: configuration.clock.instant())
         var live: [TaskID: TaskRow] = [:]
         for server in servers where !server.booked.isEmpty {
             for row in try await log.liveTasks(on: server.serverID) { live[row.taskID] = row }
@@ -253,9 +299,7 @@ public struct Backend: Service {
                 } catch is Rejection {
                 } catch let error as EventStoreError where error.code == .wrongExpectedVersion {}
             }
-            if let since = row.unreachableSince, !row.reachable,
-                now.timeIntervalSince(since) >= Double(configuration.lostAfter.components.seconds)
-            {
+            if let elapsed = unreachableFor[row.serverID], !row.reachable, elapsed >= configuration.lostAfter {
                 for attempt in row.booked {
                     guard let task = live[attempt.taskID], task.attempt == attempt.attempt else { continue }
                     do {
@@ -269,6 +313,30 @@ public struct Backend: Service {
                     } catch let error as EventStoreError where error.code == .wrongExpectedVersion {}
                 }
             }
+        }
+    }
+}
+
+/// When this backend process first saw each server unreachable, on the monotonic clock. A server unreachable in the
+/// log when the process starts counts from the first pass that sees it, so `lostAfter` is never shortened by a
+/// restart or by a jump of the wall clock (issue 17 part 3).
+final class UnreachableClock: Sendable {
+    private let since = Mutex<[ServerID: ContinuousClock.Instant]>([:])
+
+    /// How long each unreachable server of `servers` has been so; forgets those reachable again.
+    func elapsed(_ servers: [ServerRow], now: ContinuousClock.Instant) -> [ServerID: Duration] {
+        since.withLock { since in
+            var elapsed: [ServerID: Duration] = [:]
+            for row in servers {
+                guard !row.reachable else {
+                    since[row.serverID] = nil
+                    continue
+                }
+                let from = since[row.serverID] ?? now
+                since[row.serverID] = from
+                elapsed[row.serverID] = now - from
+            }
+            return elapsed
         }
     }
 }

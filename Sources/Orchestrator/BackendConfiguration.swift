@@ -1,3 +1,4 @@
+import Domain
 import Foundation
 
 /// The backend's settings.
@@ -36,6 +37,12 @@ public struct BackendConfiguration: Sendable {
     /// The key requests are signed with and the agent keys responses are checked against (docs/security.md);
     /// `nil`: no request can be sent (`touchstone serve` loads them from its state directory).
     public var keys: BackendKeys?
+    /// The largest agent clock skew tolerated (`serve --max-clock-skew`, default 30 s): past it a server is
+    /// `unhealthy: clock skew 6m` and gets no new tasks (issue 17 part 3).
+    public var maxClockSkew: Duration = .seconds(30)
+    /// The backend's clocks: the wall clock for what is recorded and sent, the monotonic one for every deadline and
+    /// liveness rule. Tests inject one whose wall clock jumps.
+    public var clock: any BackendClock = SystemClock()
 
     public init(
         backendID: String = "touchstone", queuePrefix: String = "touchstone",
@@ -55,4 +62,21 @@ public struct BackendConfiguration: Sendable {
         self.statusInterval = statusInterval
         self.requestTimeout = requestTimeout
     }
+}
+
+/// The backend's two clocks (issue 17 part 3). Deadlines and liveness are measured on the monotonic clock, so a jump
+/// of the wall clock (an NTP step, an operator's `date -s`) never withdraws, expires or loses anything; the wall clock
+/// is only recorded, sent to agents (corrected by their measured skew) and shown.
+public protocol BackendClock: Sendable {
+    /// The wall clock.
+    func now() -> Date
+    /// The monotonic clock, for deadlines.
+    func instant() -> ContinuousClock.Instant
+}
+
+/// The system's clocks; the wall clock honours the `TOUCHSTONE_FAULT_CLOCK_OFFSET_FILE` test fault (``FaultClock``).
+public struct SystemClock: BackendClock {
+    public init() {}
+    public func now() -> Date { FaultClock.now() }
+    public func instant() -> ContinuousClock.Instant { .now }
 }

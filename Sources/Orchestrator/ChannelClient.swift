@@ -21,6 +21,10 @@ actor ChannelClient {
     let log: TouchstoneLog
     let configuration: BackendConfiguration
     let logger: Logger
+    /// The agent instance this server's requests are addressed to, shared with the server's other channels.
+    let address: AgentAddress
+    /// The instance the outstanding request was addressed to (``RequestEnvelope/instance``).
+    private var addressed: String?
     private var epoch: Int64
     private var sequence: Int64
     /// The request a previous backend process left outstanding (from the `channel_sync` read model).
@@ -60,10 +64,18 @@ actor ChannelClient {
         }
     }
 
+    /// The server's measured clock skew: delivery deadlines are sent in the agent's time.
+    let skew: ClockSkewEstimate
+
     init(
         channel: ChannelID, requests: any MessageQueue, responses: any MessageQueue, log: TouchstoneLog,
-        state: ChannelRow?, configuration: BackendConfiguration, logger: Logger
+        state: ChannelRow?, configuration: BackendConfiguration, logger: Logger,
+        address: AgentAddress = AgentAddress(known: nil, reachable: true),
+        skew: ClockSkewEstimate = ClockSkewEstimate(nil)
     ) {
+        self.address = address
+        self.addressed = address.known
+        self.skew = skew
         self.channel = channel
         self.requests = requests
         self.responses = responses
@@ -73,6 +85,8 @@ actor ChannelClient {
         self.epoch = state?.epoch ?? 0
         self.sequence = state?.lastSequence ?? 0
         self.inherited = state?.outstanding
+        // A previous process's answered requests: their answers, redelivered after it stopped, are duplicates.
+        self.answered = state?.recentlyAnswered ?? []
     }
 
     /// Sets the handler of `sync` replies.
@@ -103,7 +117,13 @@ actor ChannelClient {
             return nil
         }
         let answerBy = outstanding.answerBy ?? outstanding.expiresAt.addingTimeInterval(30)
-        let wait = Duration.milliseconds(max(0, Int64(answerBy.timeIntervalSinceNow * 1000)))
+        // The previous process's deadline is all there is across a restart (wall time), bounded by the longest a
+        // request may take, so a wall clock that jumped meanwhile neither waits for ever nor skips the wait wrongly:
+        // silence past it drains the channel, which a resend with the same request ID recovers from.
+        let longest = configuration.requestTimeout + .seconds(configuration.executionSeconds) + configuration.heartbeatTimeout
+        let wait = min(
+            longest,
+            Duration.milliseconds(max(0, Int64(answerBy.timeIntervalSince(configuration.clock.now()) * 1000))))
         logger.info(
             "waiting for a response left outstanding by the previous backend",
             metadata: ["channel": "\(channel)", "request.id": "\(outstanding.requestID)", "wait": "\(wait)"])
@@ -170,11 +190,15 @@ actor ChannelClient {
         executionSeconds: Int, syncing: Bool
     ) async throws -> ResponseEnvelope {
         sequence += 1
-        let sentAt = Date()
+        let sentAt = configuration.clock.now()
         let expiresAt = deliverBy ?? sentAt.addingTimeInterval(delivery.seconds)
+        addressed = address.current
+        // The delivery deadline travels in the agent's time: the backend's, corrected by the measured skew
+        // (docs/recovery.md, "Delivery deadlines and clock skew"). The log keeps the backend's.
         let envelope = RequestEnvelope(
             requestID: requestID, server: channel.server, channel: channel.index, epoch: epoch, sequence: sequence,
-            sentAt: sentAt, expiresAt: expiresAt, executionSeconds: executionSeconds, command: command)
+            sentAt: sentAt, expiresAt: Self.agentTime(expiresAt, skewMilliseconds: skew.current),
+            executionSeconds: executionSeconds, command: command, instance: addressed)
         // A fresh deduplication ID per send: SQS remembers IDs for 5 minutes even after delete, so a resend of the
         // same request ID must not reuse one.
         let dedup = "\(requestID)-\(epoch)-\(sequence)-\(UInt32.random(in: 0...UInt32.max))"
@@ -183,12 +207,16 @@ actor ChannelClient {
             try await self.requests.send(signed, groupID: "channel-\(channel.index)", deduplicationID: dedup)
         }
         Failpoint.crash(at: "backend.after-send", detail: command.name)
-        try await recordSent(envelope, command: command, taskID: taskID, messageID: sent.messageID)
+        try await recordSent(envelope, expiresAt: expiresAt, command: command, taskID: taskID, messageID: sent.messageID)
         // A late answer is not a desync (issue 10): past the deadline the request is resent with the same request ID
         // (the agent answers a request it already executed from its journal, and a second answer is recognised as a
         // duplicate), and the channel is drained only after `resends` unanswered resends.
         var current = envelope
-        var wait = Duration.milliseconds(Int64(max(0, expiresAt.timeIntervalSinceNow) * 1000)) + .seconds(executionSeconds)
+        var currentExpiry = expiresAt
+        // Measured on the monotonic clock from here: the wall clock only says how much of the delivery deadline is
+        // left, bounded by the delivery timeout, so a wall-clock jump can neither stretch nor skip the wait.
+        var wait = Self.remaining(until: expiresAt, now: sentAt, atMost: max(delivery, configuration.requestTimeout))
+            + .seconds(executionSeconds)
         var resends = 0
         while true {
             do {
@@ -212,20 +240,24 @@ actor ChannelClient {
                 current.sentAt = Date()
                 if command.isReadOnly {
                     // Harmless to execute late: the resend may be executed by an agent that never had the original.
-                    current.sentAt = Date()
-                    current.expiresAt = current.sentAt.addingTimeInterval(delivery.seconds)
+                    current.sentAt = configuration.clock.now()
+                    currentExpiry = current.sentAt.addingTimeInterval(delivery.seconds)
+                    current.expiresAt = Self.agentTime(currentExpiry, skewMilliseconds: skew.current)
                     wait += delivery
                 }
                 logger.info(
                     "request unanswered by its deadline: resending it with the same request ID",
                     metadata: ["channel": "\(channel)", "request.id": "\(requestID)", "resend": "\(resends)"])
+                // Addressed anew: a silent agent may have been replaced meanwhile.
+                addressed = address.current
+                current.instance = addressed
                 let dedup = "\(requestID)-\(epoch)-\(sequence)-r\(resends)-\(UInt32.random(in: 0...UInt32.max))"
                 let signedResend = try await sign(current)
                 let resent = try await recordingFailure("send") {
                     try await self.requests.send(
                         signedResend, groupID: "channel-\(channel.index)", deduplicationID: dedup)
                 }
-                try await recordSent(current, command: command, taskID: taskID, messageID: resent.messageID)
+                try await recordSent(current, expiresAt: currentExpiry, command: command, taskID: taskID, messageID: resent.messageID)
             }
         }
     }
@@ -273,12 +305,26 @@ actor ChannelClient {
         if answered.count > Self.answeredMemory { answered.removeFirst(answered.count - Self.answeredMemory) }
     }
 
-    private func recordSent(_ envelope: RequestEnvelope, command: Command, taskID: TaskID?, messageID: String) async throws {
+    /// A backend-time deadline in the agent's time, given the measured skew (agent minus backend). Pure.
+    static func agentTime(_ deadline: Date, skewMilliseconds: Int64) -> Date {
+        deadline.addingTimeInterval(Double(skewMilliseconds) / 1000)
+    }
+
+    /// What is left of a delivery deadline at `now`, between zero and `atMost`. Pure.
+    static func remaining(until deadline: Date, now: Date, atMost: Duration) -> Duration {
+        let left = Duration.milliseconds(Int64((deadline.timeIntervalSince(now) * 1000).rounded(.down)))
+        return min(atMost, max(.zero, left))
+    }
+
+    /// Records a send; `expiresAt` is the delivery deadline in the backend's time.
+    private func recordSent(
+        _ envelope: RequestEnvelope, expiresAt: Date, command: Command, taskID: TaskID?, messageID: String
+    ) async throws {
         try await log.append(
             .requestSent(
                 RequestSent(
                     channel: channel, requestID: envelope.requestID, epoch: envelope.epoch, sequence: envelope.sequence,
-                    command: command.name, taskID: taskID, expiresAt: envelope.expiresAt,
+                    command: command.name, taskID: taskID, expiresAt: expiresAt,
                     executionSeconds: envelope.executionSeconds, messageID: messageID)),
             metadata: EventMetadata(actor: "backend", correlationID: envelope.requestID.rawValue))
     }
@@ -359,7 +405,45 @@ actor ChannelClient {
             try await reject(message, reason: "refused:\(refusal.code)", requestID: nil, prefix: prefix, meta: meta)
             return .skipped
         }
-        if response.requestID == requestID && response.epoch == epoch {
+        let fencedNotice: Bool
+        if case .error(let refusal) = response.body, refusal.code == .fenced { fencedNotice = true } else { fencedNotice = false }
+        let matches = response.requestID == requestID && response.epoch == epoch
+        if fencedNotice || (matches && response.instance != nil && response.instance != address.known) {
+            // Who answered decides whether the answer counts (issue 16: one agent per server).
+            switch Decide.responder(
+                known: address.known, addressed: addressed, responder: response.instance, fencedNotice: fencedNotice)
+            {
+            case .accept:
+                break
+            case .adopt(let instance, let reason):
+                try await log.append(
+                    .agentInstance(
+                        .changed(
+                            AgentInstanceChanged(
+                                serverID: channel.server, instance: instance, previous: address.known, reason: reason))),
+                    metadata: meta)
+                address.adopt(instance)
+                logger.notice(
+                    "the server's agent is a new instance",
+                    metadata: ["server": "\(channel.server)", "instance": "\(instance)", "reason": "\(reason)"])
+            case .fence(let reason):
+                try await log.append(
+                    .agentInstance(
+                        .fenced(
+                            AgentInstanceFenced(
+                                serverID: channel.server, known: address.known, fenced: response.instance,
+                                channel: channel.index, reason: reason))),
+                    metadata: meta)
+                logger.error(
+                    "a second agent answered for this server; its answer is refused",
+                    metadata: ["server": "\(channel.server)", "reason": "\(reason)"])
+                try await reject(message, reason: "fenced", requestID: response.requestID, prefix: prefix, meta: meta)
+                return .skipped
+            }
+        }
+        if matches {
+            // Only the answer awaited now: a leftover may have waited in the queue, and would read as skew.
+            skew.observe(agentTime: response.agentTime, receivedAt: configuration.clock.now())
             try await log.append(
                 .responseReceived(
                     ResponseReceived(

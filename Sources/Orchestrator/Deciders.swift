@@ -46,6 +46,10 @@ public enum TaskCommand: Sendable, Equatable {
     case lose(attempt: Int, reason: String, maxAttempts: Int)
     /// An agent's report of one attempt (``Reconciler/transitions(for:report:context:)``).
     case report(TaskStatusReport, context: Reconciler.Context)
+    /// The agent refused a start (an error response to it). A refusal that proves the attempt never ran and that is
+    /// no fault of the task (the agent's capacity guard, an expired delivery deadline) withdraws it: queued again
+    /// without using a retry. Any other refusal is a failure to start (infrastructure, under the retry policy).
+    case startRefused(attempt: Int, server: ServerID, code: String, message: String, maxAttempts: Int)
 }
 }
 
@@ -63,6 +67,8 @@ public enum ServerCommand: Sendable, Equatable {
     case completeDetach
     /// The backend's liveness verdict from the answered (or unanswered) queries.
     case liveness(reachable: Bool, missed: Int)
+    /// A measured clock skew, against `serve --max-clock-skew` (``Decide/health(skewMilliseconds:tolerance:)``).
+    case health(skewMilliseconds: Int64?, tolerance: Duration)
 }
 }
 
@@ -113,7 +119,73 @@ public enum Decide {
             return Reconciler.lost(row, reason: reason, maxAttempts: maxAttempts)
         case .report(let report, let context):
             return Reconciler.transitions(for: row, report: report, context: context)
+        case .startRefused(let attempt, let server, let code, let message, let maxAttempts):
+            guard row.attempt == attempt, row.serverID == server,
+                row.status == .starting || row.status == .dispatching
+            else {
+                throw Rejection(.notApplicable, "\(row.taskID) attempt \(attempt) is not a start in flight")
+            }
+            guard refusalWithdraws(code: code) else {
+                return Reconciler.transitions(
+                    for: row,
+                    report: TaskStatusReport(
+                        taskID: row.taskID, attempt: attempt, state: .failedToStart,
+                        reason: "the agent refused the start: \(code): \(message)"),
+                    context: Reconciler.Context(server: server, maxAttempts: maxAttempts))
+            }
+            return [
+                .taskDispatchWithdrawn(
+                    TaskDispatchWithdrawn(
+                        taskID: row.taskID, attempt: attempt, serverID: server,
+                        reason: "refused by \(server): \(code): \(message)"))
+            ]
         }
+    }
+
+    /// Whether an agent's refusal of a start withdraws it (the attempt never ran and it is no fault of the task):
+    /// `capacityExceeded` (the agent's capacity guard) and `expired` (delivered past its deadline, as from an agent
+    /// whose clock is ahead). Any other code is a failure to start.
+    public static func refusalWithdraws(code: String) -> Bool {
+        code == WireError.Code.capacityExceeded.rawValue || code == WireError.Code.expired.rawValue
+    }
+
+    /// The expired-start rule (issue 17 part 3, on the monotonic clock): a start the agent's complete inventory lacks,
+    /// sent `sentFor` ago, is past its delivery deadline plus its execution deadline plus 5 s, so the agent never
+    /// executes it (it answers `expired`, its deadline being in its own time corrected by the measured skew, which
+    /// falls due early, never late). Pure.
+    public static func startExpired(sentFor: Duration, requestTimeout: Duration, executionSeconds: Int) -> Bool {
+        sentFor > requestTimeout + .seconds(executionSeconds) + .seconds(5)
+    }
+
+    /// How long a server gets no new starts after it refused `refusals` starts in a row (issue 17 part 3: a refused
+    /// start is not retried on the same server in a tight loop): 1 s, doubling to at most 60 s. `refusals` 0: none.
+    public static func refusalBackoff(refusals: Int) -> Duration {
+        guard refusals > 0 else { return .zero }
+        return .seconds(min(60, 1 << min(refusals - 1, 6)))
+    }
+
+    /// A server's health from its measured clock skew (issue 17 part 3): `nil` when healthy, else the reason shown
+    /// in `server list` (`clock skew 6m`). An unhealthy server gets no new tasks; its running tasks are left alone.
+    ///
+    /// - Parameters:
+    ///   - skewMilliseconds: The agent's clock minus the backend's, as last measured (`nil`: not measured yet).
+    ///   - tolerance: `serve --max-clock-skew`.
+    public static func health(skewMilliseconds: Int64?, tolerance: Duration) -> String? {
+        guard let skew = skewMilliseconds else { return nil }
+        let limit = tolerance.components.seconds * 1000 + tolerance.components.attoseconds / 1_000_000_000_000_000
+        guard skew.magnitude > UInt64(max(0, limit)) else { return nil }
+        return "clock skew " + describeSkew(skew)
+    }
+
+    /// A skew in the largest unit it reaches, rounded to the nearest: `6m`, `-45s`, `3h`, `400d` (a measure is the
+    /// true skew less the response's transit, so 359.9 s reads `6m`).
+    static func describeSkew(_ milliseconds: Int64) -> String {
+        let sign = milliseconds < 0 ? "-" : ""
+        let seconds = (milliseconds.magnitude + 500) / 1000
+        for (unit, letter) in [(UInt64(86_400), "d"), (3_600, "h"), (60, "m")] where seconds >= unit {
+            return "\(sign)\((seconds + unit / 2) / unit)\(letter)"
+        }
+        return "\(sign)\(seconds)s"
     }
 
     /// Decides a server command against the server's current row (`nil`: not attached).
@@ -155,6 +227,11 @@ public enum Decide {
                 throw Rejection(.notApplicable, "\(row.serverID) has no detach to complete")
             }
             return [.serverDetached(ServerDetached(serverID: row.serverID))]
+        case .health(let skewMilliseconds, let tolerance):
+            let verdict = health(skewMilliseconds: skewMilliseconds, tolerance: tolerance)
+            // Recorded only when the verdict flips, so a drifting clock does not append an event per response.
+            guard (row.unhealthy == nil) != (verdict == nil) else { return [] }
+            return [.serverHealthChanged(ServerHealthChanged(serverID: row.serverID, unhealthy: verdict))]
         case .liveness(let reachable, let missed):
             guard row.reachable != reachable else { return [] }
             return [.serverLivenessChanged(ServerLivenessChanged(serverID: row.serverID, reachable: reachable, missedHeartbeats: missed))]

@@ -49,6 +49,14 @@ public enum Reconciler {
         switch report.state {
         case .running:
             return events
+        case .exited where vanished(report):
+            // The process disappeared with no exit code (the host rebooted, or the agent and its tasks were killed
+            // together): never the user's failure. Lost, an infrastructure failure, retried (issue 17 part 4).
+            finished = TaskFinished(
+                taskID: row.taskID, attempt: row.attempt, serverID: server, outcome: .lost,
+                failureClass: .infrastructure,
+                reason: "the process vanished with no exit code" + (report.reason.map { " (\($0))" } ?? ""),
+                outputs: report.outputs, endedAt: report.endedAt)
         case .exited:
             let succeeded = report.exitCode == 0 && report.signal == nil
             finished = TaskFinished(
@@ -90,10 +98,17 @@ public enum Reconciler {
                     TaskRequeued(
                         taskID: row.taskID, afterAttempt: row.attempt,
                         reason: "requeued: \(server) was drained while the task ran")))
-        } else if let requeue = requeue(after: finished, maxAttempts: context.maxAttempts) {
+        } else if let requeue = requeue(after: finished, attemptsUsed: row.attemptsUsed, maxAttempts: context.maxAttempts) {
             events.append(requeue)
         }
         return events
+    }
+
+    /// Whether a report is of a process that vanished rather than ended: `exited` with neither an exit code nor a
+    /// signal. A runtime records an exit code for every end it sees (the process runtime's wrapper writes one, Docker
+    /// keeps one); only a process killed together with its supervisor, or a host that rebooted, leaves none.
+    public static func vanished(_ report: TaskStatusReport) -> Bool {
+        report.state == .exited && report.exitCode == nil && report.signal == nil
     }
 
     /// A running task the agent no longer reports, or one on a server unreachable past `lost_after`: `lost`, then
@@ -103,13 +118,17 @@ public enum Reconciler {
         let finished = TaskFinished(
             taskID: row.taskID, attempt: row.attempt, serverID: row.serverID, outcome: .lost,
             failureClass: .infrastructure, reason: reason)
-        return [.taskFinished(finished)] + (requeue(after: finished, maxAttempts: maxAttempts).map { [$0] } ?? [])
+        return [.taskFinished(finished)]
+            + (requeue(after: finished, attemptsUsed: row.attemptsUsed, maxAttempts: maxAttempts).map { [$0] } ?? [])
     }
 
     /// The retry policy: an infrastructure failure or a loss is retried until `maxAttempts` attempts have run.
-    public static func requeue(after finished: TaskFinished, maxAttempts: Int) -> DomainEvent? {
+    /// Attempts withdrawn before they ran (``TaskRow/attemptsNotRun``) do not count.
+    ///
+    /// - Parameter attemptsUsed: The attempts that ran, this one included (``TaskRow/attemptsUsed``).
+    public static func requeue(after finished: TaskFinished, attemptsUsed: Int, maxAttempts: Int) -> DomainEvent? {
         let retryable = finished.outcome == .lost || (finished.outcome == .failed && finished.failureClass == .infrastructure)
-        guard retryable, finished.attempt < maxAttempts else { return nil }
+        guard retryable, attemptsUsed < maxAttempts else { return nil }
         return .taskRequeued(
             TaskRequeued(
                 taskID: finished.taskID, afterAttempt: finished.attempt,

@@ -23,6 +23,12 @@ struct ServerLink: Sendable {
     let cleaning = CleanupTracker()
     /// Inputs to put before starts, log mirroring and output collection (ServerLink+Transfers.swift).
     let transferState = TransferState()
+    /// Servers held back after refusing a start (shared with the backend's placement).
+    let holds: PlacementHolds
+    /// The server's measured clock skew (shared with its channels).
+    let skew: ClockSkewEstimate
+    /// When each start was last recorded as sending, on the monotonic clock (the expired-start rule).
+    let sends = SendClock()
 
     /// A start or a stop to carry on a task channel.
     enum Work: Sendable {
@@ -48,12 +54,18 @@ struct ServerLink: Sendable {
         }
     }
 
-    init(serverID: ServerID, clients: [ChannelClient], log: TouchstoneLog, configuration: BackendConfiguration, logger: Logger) {
+    init(
+        serverID: ServerID, clients: [ChannelClient], log: TouchstoneLog, configuration: BackendConfiguration,
+        logger: Logger, holds: PlacementHolds = PlacementHolds(), skew: ClockSkewEstimate = ClockSkewEstimate(nil)
+    ) {
+        self.holds = holds
+        self.skew = skew
         self.serverID = serverID
         self.clients = clients
         self.log = log
         self.configuration = configuration
         self.logger = logger
+        sends.linkStarted(at: configuration.clock.instant())
     }
 
     /// Hands work to the next free task channel.
@@ -131,6 +143,7 @@ struct ServerLink: Sendable {
                                     gpuCount: hello.gpuCount, gpus: hello.gpus)),
                             metadata: EventMetadata(actor: "agent:\(serverID)", correlationID: response.requestID?.rawValue))
                         try await observe(hello.tasks, listedAfter: askedAt)
+                        try await recordHealth()
                         greeted = true
                         since = nil
                     }
@@ -142,6 +155,7 @@ struct ServerLink: Sendable {
                     if case .heartbeat(let beat) = response.body {
                         try await observeGPUs(beat.gpus, problem: beat.gpuProblem)
                         try await observe(beat.tasks, listedAfter: askedAt)
+                        try await recordHealth()
                         if beat.stateVersion == nil {
                             // An agent without blocking queries answers at once: poll it at the wait instead.
                             try await Task.sleep(for: configuration.statusInterval)
@@ -150,6 +164,7 @@ struct ServerLink: Sendable {
                     }
                 }
                 backoff = .milliseconds(200)
+                clients.first?.address.setReachable(true)
                 if !reachable {
                     reachable = true
                     try await recordLiveness(reachable: true, missed: 0)
@@ -180,7 +195,26 @@ struct ServerLink: Sendable {
         }
     }
 
+    /// The health verdict from the skew measured on the last response (``Decide/health(skewMilliseconds:tolerance:)``):
+    /// recorded when it flips, so a server whose clock is fixed recovers by itself.
+    private func recordHealth() async throws {
+        let verdict = Decide.health(skewMilliseconds: skew.current, tolerance: configuration.maxClockSkew)
+        guard sends.healthChanged(to: verdict) else { return }
+        do {
+            try await CommandAppender(log: log).execute(
+                .health(skewMilliseconds: skew.current, tolerance: configuration.maxClockSkew), server: serverID,
+                metadata: EventMetadata(actor: "backend"))
+            if let verdict { logger.warning("server unhealthy", metadata: ["server": "\(serverID)", "reason": "\(verdict)"]) }
+        } catch {
+            sends.forgetHealth()
+            throw error
+        }
+    }
+
     private func recordLiveness(reachable: Bool, missed: Int) async throws {
+        // Silent past the threshold: the next requests are addressed to any agent of the server, so that a
+        // replacement can answer; its answer readdresses them (``Decide/address(known:reachable:)``).
+        clients.first?.address.setReachable(reachable)
         try await CommandAppender(log: log).execute(
             .liveness(reachable: reachable, missed: missed), server: serverID, metadata: EventMetadata(actor: "backend"))
     }
@@ -206,7 +240,7 @@ struct ServerLink: Sendable {
                     guard let deliverBy = try await recordSending(start, requestID: requestID, on: client) else { continue }
                     let response = try await client.call(
                         .startTask(start), taskID: start.taskID, requestID: requestID, deliverBy: deliverBy)
-                    try await handleStartReply(response.body, start: start, item: item)
+                    try await handleStartReply(response.body, start: start, item: item, on: client)
                 case .stop(let attempt, let grace, _):
                     let response = try await client.call(
                         .stopTask(StopTask(taskID: attempt.taskID, attempt: attempt.attempt, graceSeconds: grace)),
@@ -249,7 +283,7 @@ struct ServerLink: Sendable {
                 guard case .startOutcomes(let outcomes) = response.body else {
                     // A refusal of the whole request (e.g. a stale epoch) applies to each start.
                     for (start, requestID) in ready {
-                        try await handleStartReply(response.body, start: start, item: .start(start, requestID))
+                        try await handleStartReply(response.body, start: start, item: .start(start, requestID), on: client)
                     }
                     return
                 }
@@ -257,7 +291,7 @@ struct ServerLink: Sendable {
                     let body =
                         outcomes.outcomes.first { $0.requestID == requestID }?.body
                         ?? .error(WireError(.executionFailed, "the agent's reply had no outcome for this start"))
-                    try await handleStartReply(body, start: start, item: .start(start, requestID))
+                    try await handleStartReply(body, start: start, item: .start(start, requestID), on: client)
                 }
             } catch {
                 _ = handleWorkFailure(error, items: sent)
@@ -276,7 +310,7 @@ struct ServerLink: Sendable {
         _ start: StartTask, requestID: RequestID, on client: ChannelClient, deliverBy: Date? = nil
     ) async throws -> Date? {
         guard let version = try await stillWanted(start) else { return nil }
-        let deliverBy = deliverBy ?? Date().addingTimeInterval(configuration.requestTimeout.seconds)
+        let deliverBy = deliverBy ?? configuration.clock.now().addingTimeInterval(configuration.requestTimeout.seconds)
         do {
             try await log.append(
                 [
@@ -293,20 +327,49 @@ struct ServerLink: Sendable {
             enqueue(.start(start, requestID))  // the task changed since the check: check again
             return nil
         }
+        sends.sent(TaskAttempt(taskID: start.taskID, attempt: start.attempt), at: configuration.clock.instant())
         return deliverBy
     }
 
-    /// What a start's reply means for its task.
-    private func handleStartReply(_ body: ResponseBody, start: StartTask, item: Work) async throws {
+    /// What a start's reply means for its task. A refusal holds the server back for a backoff (no tight loop of
+    /// starts it refuses) and is decided by ``Decide/task(_:given:)`` (`.startRefused`); a refusal by the agent's
+    /// capacity guard is logged as `server.capacity-violation-refused` and the server is reconciled, since the
+    /// backend's view of it is wrong (issue 17 part 1).
+    private func handleStartReply(_ body: ResponseBody, start: StartTask, item: Work, on client: ChannelClient) async throws {
         switch body {
         case .taskStarted(let report):
+            holds.accepted(serverID)
             try await observe([report], listedAfter: nil)
         case .error(let error) where error.code == .staleEpoch:
             enqueue(item)  // the agent saw a newer epoch: the next call syncs, then resends
         case .error(let error):
-            try await observe(
-                [TaskStatusReport(taskID: start.taskID, attempt: start.attempt, state: .failedToStart, reason: "the agent refused the start: \(error)")],
-                listedAfter: nil)
+            holds.refused(serverID, now: configuration.clock.instant())
+            let meta = EventMetadata(actor: "agent:\(serverID)")
+            if error.code == .capacityExceeded {
+                logger.warning(
+                    "start refused by the agent's capacity guard: reconciling",
+                    metadata: ["server": "\(serverID)", "task.id": "\(start.taskID)", "reason": "\(error.message)"])
+                try await log.append(
+                    .serverCapacityViolationRefused(
+                        ServerCapacityViolationRefused(
+                            serverID: serverID, taskID: start.taskID, attempt: start.attempt, message: error.message,
+                            maxTasks: start.capacity?.maxTasks, bookedGPUs: start.capacity?.bookedGPUs,
+                            serverVersion: start.capacity?.serverVersion)),
+                    metadata: meta)
+            }
+            do {
+                try await CommandAppender(log: log).execute(
+                    .startRefused(
+                        attempt: start.attempt, server: serverID, code: error.code.rawValue, message: error.message,
+                        maxAttempts: configuration.maxAttempts),
+                    task: start.taskID, metadata: meta)
+            } catch is Rejection {}  // the row moved on meanwhile
+            if error.code == .capacityExceeded {
+                let askedAt = Date()
+                if case .taskList(let reports) = try await client.call(.listTasks).body {
+                    try await observe(reports, listedAfter: askedAt)
+                }
+            }
         default:
             logger.warning("unexpected reply to a start", metadata: ["task.id": "\(start.taskID)"])
         }
@@ -418,12 +481,13 @@ struct ServerLink: Sendable {
             // and the task queued again.
             // A start not yet sent (`dispatching`) is left to its channel worker, which withdraws it or records
             // `task.start-sending` before sending: deciding here too would race with that send.
-            let margin = Double(configuration.executionSeconds) + 5
-            let now = Date()
+            let now = configuration.clock.instant()
             for row in live
             where row.serverID == serverID && row.status == .starting
                 && !reported.contains(TaskAttempt(taskID: row.taskID, attempt: row.attempt))
-                && (row.startDeliverBy.map { now.timeIntervalSince($0) > margin } ?? false)
+                && Decide.startExpired(
+                    sentFor: sends.elapsed(TaskAttempt(taskID: row.taskID, attempt: row.attempt), now: now),
+                    requestTimeout: configuration.requestTimeout, executionSeconds: configuration.executionSeconds)
             {
                 decisions.append((row.taskID, .expireStart(attempt: row.attempt, server: serverID)))
             }
@@ -562,4 +626,45 @@ final class WorkQueue: Sendable {
         }
         return nil
     }
+}
+
+/// A server link's monotonic bookkeeping: when each start was last recorded as sending (a start inherited from an
+/// earlier backend process counts from the link's start), and the last health verdict recorded.
+final class SendClock: Sendable {
+    private struct State {
+        var linkStarted: ContinuousClock.Instant = .now
+        var sent: [TaskAttempt: ContinuousClock.Instant] = [:]
+        var health: String?? = .none
+    }
+
+    private let state = Mutex(State())
+
+    func linkStarted(at instant: ContinuousClock.Instant) { state.withLock { $0.linkStarted = instant } }
+
+    func sent(_ attempt: TaskAttempt, at instant: ContinuousClock.Instant) {
+        state.withLock { state in
+            state.sent[attempt] = instant
+            // Bounded by what is in flight: entries older than any start could be are dropped.
+            if state.sent.count > 4_096 {
+                state.sent = state.sent.filter { instant - $0.value < .seconds(3_600) }
+            }
+        }
+    }
+
+    /// How long ago a start was last sent (or the link started, for one this process never sent).
+    func elapsed(_ attempt: TaskAttempt, now: ContinuousClock.Instant) -> Duration {
+        state.withLock { now - ($0.sent[attempt] ?? $0.linkStarted) }
+    }
+
+    /// Whether `verdict` differs from the last one recorded (or none was); remembers it.
+    func healthChanged(to verdict: String?) -> Bool {
+        state.withLock { state in
+            if case .some(let last) = state.health, (last == nil) == (verdict == nil) { return false }
+            state.health = .some(verdict)
+            return true
+        }
+    }
+
+    /// Forgets the last verdict, so the next one is recorded (after a failed append).
+    func forgetHealth() { state.withLock { $0.health = .none } }
 }

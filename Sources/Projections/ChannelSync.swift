@@ -37,10 +37,16 @@ public struct ChannelRow: Codable, Sendable, Equatable {
     /// Queue drains done, and the messages they removed.
     public var drains: Int = 0
     public var drainedMessages: Int = 0
+    /// The request IDs of the last ``recentlyAnsweredLimit`` responses received in this epoch, oldest first: a
+    /// restarted backend takes a redelivered or second answer to one of them for a duplicate, not a desync.
+    public var recentlyAnswered: [RequestID] = []
+    /// How many answered request IDs a row keeps.
+    public static let recentlyAnsweredLimit = 16
 
     enum CodingKeys: String, CodingKey {
         case channel, epoch, lastSequence, outstanding, lastResponseAt, requestsSent, responsesReceived
         case responsesRejected, transportFailures, lastTransportError, desyncs, lastDesync, drains, drainedMessages
+        case recentlyAnswered
     }
 
     public init(
@@ -74,6 +80,7 @@ public struct ChannelRow: Codable, Sendable, Equatable {
         lastDesync = try c.decodeIfPresent(String.self, forKey: .lastDesync)
         drains = try c.decodeIfPresent(Int.self, forKey: .drains) ?? 0
         drainedMessages = try c.decodeIfPresent(Int.self, forKey: .drainedMessages) ?? 0
+        recentlyAnswered = try c.decodeIfPresent([RequestID].self, forKey: .recentlyAnswered) ?? []
     }
 }
 
@@ -98,7 +105,7 @@ public struct ChannelSync: Projection {
         case .channelQueuesDrained(let e): return [e.channel.description]
         case .serverHelloReceived, .taskSubmitted, .taskDispatched, .taskStarted, .taskFinished, .serverCapacitySet,
             .serverDrainRequested, .serverDetachRequested, .serverDetached, .serverLivenessChanged, .serverGPUsObserved,
-            .taskDispatchWithdrawn, .taskRequeued, .unrecognisedTaskFound, .taskCancelRequested, .taskStartSending, .transfer, .keys:
+            .taskDispatchWithdrawn, .taskRequeued, .unrecognisedTaskFound, .serverCapacityViolationRefused, .serverHealthChanged, .taskCancelRequested, .taskStartSending, .transfer, .agentInstance, .backend, .keys:
             return []
         }
     }
@@ -128,6 +135,8 @@ public struct ChannelSync: Projection {
             if row.outstanding?.requestID == e.requestID { row.outstanding = nil }
             row.lastResponseAt = recorded.recordedAt
             row.responsesReceived += 1
+            row.recentlyAnswered.append(e.requestID)
+            row.recentlyAnswered.removeFirst(max(0, row.recentlyAnswered.count - ChannelRow.recentlyAnsweredLimit))
             rows[e.channel.description] = row
         case .responseRejected(let e):
             rows[e.channel.description]?.responsesRejected += 1
@@ -141,12 +150,13 @@ public struct ChannelSync: Projection {
             guard var row = rows[e.channel.description] else { return }
             row.epoch = e.toEpoch
             row.outstanding = nil
+            row.recentlyAnswered = []
             row.drains += 1
             row.drainedMessages += e.requests.count + e.responses.count
             rows[e.channel.description] = row
         case .serverHelloReceived, .taskSubmitted, .taskDispatched, .taskStarted, .taskFinished, .serverCapacitySet,
             .serverDrainRequested, .serverDetachRequested, .serverDetached, .serverLivenessChanged, .serverGPUsObserved,
-            .taskDispatchWithdrawn, .taskRequeued, .unrecognisedTaskFound, .taskCancelRequested, .taskStartSending, .transfer, .keys:
+            .taskDispatchWithdrawn, .taskRequeued, .unrecognisedTaskFound, .serverCapacityViolationRefused, .serverHealthChanged, .taskCancelRequested, .taskStartSending, .transfer, .agentInstance, .backend, .keys:
             break
         }
     }

@@ -55,6 +55,13 @@ public struct ServerRow: Codable, Sendable, Equatable {
     /// The labels of its last attach (`--label gpu=a100`), matched by tasks' constraints; `nil` when none (and in rows
     /// stored before labels existed).
     public var labels: [String: String]?
+    /// The agent instance the backend addresses requests to (``AgentInstanceChanged``); `nil` until one answered.
+    public var agentInstance: String?
+    /// The last second agent refused for this server (``AgentInstanceFenced``), shown by `server show`.
+    public var fencedInstance: String?
+    /// Why the backend takes it as unhealthy (`clock skew 6m`): no new tasks go there, running ones are left alone.
+    /// `nil` when healthy (and in rows stored before health existed).
+    public var unhealthy: String?
 
     /// Task slots still free: `max(0, maxTasks - booked.count)`.
     public var freeSlots: Int { max(0, maxTasks - booked.count) }
@@ -120,8 +127,11 @@ public struct ServerCapacity: Projection {
         case .taskDispatchWithdrawn(let e): return [e.serverID.rawValue]
         // On the server's stream: its row's stream version must follow, or every booking conditioned on it fails.
         case .unrecognisedTaskFound(let e): return [e.serverID.rawValue]
+        case .agentInstance(let e): return [e.serverID.rawValue]
+        case .serverCapacityViolationRefused(let e): return [e.serverID.rawValue]
+        case .serverHealthChanged(let e): return [e.serverID.rawValue]
         case .taskSubmitted, .requestSent, .responseRejected, .taskRequeued, .transportFailed, .channelDesyncDetected, .channelQueuesDrained,
-            .taskCancelRequested, .taskStartSending, .transfer, .keys: return []
+            .taskCancelRequested, .taskStartSending, .transfer, .backend, .keys: return []
         }
     }
 
@@ -212,13 +222,21 @@ public struct ServerCapacity: Projection {
             release(TaskAttempt(taskID: e.taskID, attempt: e.attempt), on: server)
         case .taskDispatchWithdrawn(let e):
             release(TaskAttempt(taskID: e.taskID, attempt: e.attempt), on: e.serverID)
+        case .serverHealthChanged(let e):
+            guard var row = rows[e.serverID.rawValue] else { return }
+            row.unhealthy = e.unhealthy
+            update(row)
         case .responseReceived(let e):
             rows[e.channel.server.rawValue]?.lastContact = recorded.recordedAt
             // Skew from the agent's wall clock in each response (an upper bound: it includes the queue's latency).
             rows[e.channel.server.rawValue]?.clockSkewMilliseconds =
                 Int64((e.agentTime.timeIntervalSince(recorded.recordedAt) * 1000).rounded())
+        case .agentInstance(.changed(let e)):
+            rows[e.serverID.rawValue]?.agentInstance = e.instance
+        case .agentInstance(.fenced(let e)):
+            rows[e.serverID.rawValue]?.fencedInstance = e.fenced
         case .taskSubmitted, .requestSent, .responseRejected, .taskRequeued, .transportFailed, .channelDesyncDetected, .channelQueuesDrained,
-            .unrecognisedTaskFound, .taskCancelRequested, .taskStartSending, .transfer, .keys:
+            .unrecognisedTaskFound, .serverCapacityViolationRefused, .taskCancelRequested, .taskStartSending, .transfer, .backend, .keys:
             break
         }
     }

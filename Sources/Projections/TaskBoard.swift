@@ -66,6 +66,12 @@ public struct TaskRow: Codable, Sendable, Equatable {
     /// Labels a server must carry, label → value (`--constraint`); `nil` when none (and in rows stored before
     /// constraints existed).
     public var constraints: [String: String]?
+    /// Attempts withdrawn before they ran (a start never sent, expired unexecuted, or refused by the agent's capacity
+    /// guard): they do not count against the retry policy. `nil` when none (and in rows stored before it existed).
+    public var attemptsNotRun: Int?
+
+    /// Attempts that ran or may have run: what the retry policy counts.
+    public var attemptsUsed: Int { attempt - (attemptsNotRun ?? 0) }
 }
 
 /// Per-task state, derived from submissions, dispatches, requests and agent reports.
@@ -90,7 +96,7 @@ public struct TaskBoard: Projection {
         case .taskStartSending(let e): return [e.taskID.rawValue]
         case .serverAttached, .serverHelloReceived, .responseReceived, .responseRejected, .serverCapacitySet,
             .serverDrainRequested, .serverDetachRequested, .serverDetached, .serverLivenessChanged, .serverGPUsObserved, .transportFailed, .channelDesyncDetected, .channelQueuesDrained,
-            .unrecognisedTaskFound, .transfer, .keys:
+            .unrecognisedTaskFound, .serverCapacityViolationRefused, .serverHealthChanged, .transfer, .agentInstance, .backend, .keys:
             return []
         }
     }
@@ -170,6 +176,7 @@ public struct TaskBoard: Projection {
             row.requestID = nil
             row.gpuIndices = []
             row.reason = e.reason
+            row.attemptsNotRun = (row.attemptsNotRun ?? 0) + 1
             Self.settleCancel(&row, at: recorded.recordedAt)
             rows[e.taskID.rawValue] = row
         case .taskRequeued(let e):
@@ -202,7 +209,7 @@ public struct TaskBoard: Projection {
             rows[e.taskID.rawValue] = row
         case .serverAttached, .serverHelloReceived, .responseReceived, .responseRejected, .serverCapacitySet,
             .serverDrainRequested, .serverDetachRequested, .serverDetached, .serverLivenessChanged, .serverGPUsObserved, .transportFailed, .channelDesyncDetected, .channelQueuesDrained,
-            .unrecognisedTaskFound, .transfer, .keys:
+            .unrecognisedTaskFound, .serverCapacityViolationRefused, .serverHealthChanged, .transfer, .agentInstance, .backend, .keys:
             break
         }
     }

@@ -81,16 +81,24 @@ public struct StartTask: Codable, Sendable, Equatable {
     public var backend: String
     /// The GPU indices booked for it: the task sees exactly these (`CUDA_VISIBLE_DEVICES`).
     public var gpuIndices: [Int]
+    /// The server's capacity as the backend saw it when it booked this start (issue 17 part 1): the agent refuses a
+    /// start past its last known `maxTasks` or onto a GPU it holds (``WireError/Code/capacityExceeded``). `nil` from
+    /// older backends (then only the GPU check applies).
+    public var capacity: CapacityView?
 
-    public init(taskID: TaskID, attempt: Int, spec: TaskSpec, backend: String, gpuIndices: [Int] = []) {
+    public init(
+        taskID: TaskID, attempt: Int, spec: TaskSpec, backend: String, gpuIndices: [Int] = [],
+        capacity: CapacityView? = nil
+    ) {
         self.taskID = taskID
         self.attempt = attempt
         self.spec = spec
         self.backend = backend
         self.gpuIndices = gpuIndices
+        self.capacity = capacity
     }
 
-    enum CodingKeys: String, CodingKey { case taskID, attempt, spec, backend, gpuIndices }
+    enum CodingKeys: String, CodingKey { case taskID, attempt, spec, backend, gpuIndices, capacity }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -99,6 +107,25 @@ public struct StartTask: Codable, Sendable, Equatable {
         spec = try container.decode(TaskSpec.self, forKey: .spec)
         backend = try container.decode(String.self, forKey: .backend)
         gpuIndices = try container.decodeIfPresent([Int].self, forKey: .gpuIndices) ?? []
+        capacity = try container.decodeIfPresent(CapacityView.self, forKey: .capacity)
+    }
+}
+
+/// A server's capacity as the backend saw it when it decided a start: shape
+/// `{"maxTasks":2,"bookedGPUs":[0,1],"serverVersion":17}`.
+public struct CapacityView: Codable, Sendable, Equatable {
+    /// The server's `max_tasks` in the backend's view.
+    public var maxTasks: Int
+    /// Every GPU index the backend holds booked on the server, this start's own included.
+    public var bookedGPUs: [Int]
+    /// The version of the `server/<name>` stream the booking was decided on: the agent keeps the view of the highest
+    /// version it has seen as its last known capacity.
+    public var serverVersion: Int64
+
+    public init(maxTasks: Int, bookedGPUs: [Int], serverVersion: Int64) {
+        self.maxTasks = maxTasks
+        self.bookedGPUs = bookedGPUs
+        self.serverVersion = serverVersion
     }
 }
 

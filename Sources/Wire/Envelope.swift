@@ -26,12 +26,18 @@ public struct RequestEnvelope: Codable, Sendable, Equatable {
     /// `nil` in messages of older senders, read as 30 seconds.
     public var executionSeconds: Int?
     public var command: Command
+    /// The agent instance the request is addressed to (``ResponseEnvelope/instance`` of the agent the backend knows
+    /// for this server); `nil` when the backend knows none yet, or its known instance stopped answering: then any
+    /// agent of the server may answer. An agent answers a request addressed to itself or to an earlier instance in its
+    /// own workspace; any other agent is fenced (``WireError/Code/fenced``).
+    public var instance: String?
     /// Base64 Ed25519 signature over the canonical request; `nil` until signing lands.
     public var signature: String?
 
     public init(
         requestID: RequestID, server: ServerID, channel: Int, epoch: Int64, sequence: Int64, sentAt: Date,
-        expiresAt: Date, executionSeconds: Int? = nil, command: Command, signature: String? = nil
+        expiresAt: Date, executionSeconds: Int? = nil, command: Command, instance: String? = nil,
+        signature: String? = nil
     ) {
         self.v = wireProtocolVersion
         self.requestID = requestID
@@ -43,6 +49,7 @@ public struct RequestEnvelope: Codable, Sendable, Equatable {
         self.expiresAt = expiresAt
         self.executionSeconds = executionSeconds
         self.command = command
+        self.instance = instance
         self.signature = signature
     }
 }
@@ -60,10 +67,13 @@ public struct ResponseEnvelope: Codable, Sendable, Equatable {
     /// The agent's wall clock when it answered, for clock-skew measurement.
     public var agentTime: Date
     public var body: ResponseBody
+    /// The answering agent process's instance ID (a UUIDv7, so later instances sort later), new at every start of
+    /// `touchstone-agent`; `nil` from agents older than instance IDs.
+    public var instance: String?
 
     public init(
         requestID: RequestID?, server: ServerID, channel: Int, epoch: Int64, sequence: Int64, agentTime: Date,
-        body: ResponseBody
+        body: ResponseBody, instance: String? = nil
     ) {
         self.v = wireProtocolVersion
         self.requestID = requestID
@@ -73,6 +83,7 @@ public struct ResponseEnvelope: Codable, Sendable, Equatable {
         self.sequence = sequence
         self.agentTime = agentTime
         self.body = body
+        self.instance = instance
     }
 }
 

@@ -21,6 +21,13 @@ public struct WireError: Error, Sendable, Equatable, Codable, CustomStringConver
         public static let unauthenticated = Code(rawValue: "unauthenticated")
         /// The same signed request arrived before, within the replay window; it was not executed again.
         public static let replayed = Code(rawValue: "replayed")
+        /// The request is addressed to another agent instance of this server, which is not an earlier life of the
+        /// answering agent: two agents serve one server. The answering agent releases the request for the other one,
+        /// sends this notice (never an answer to the command) and exits.
+        public static let fenced = Code(rawValue: "fenced")
+        /// A start refused by the agent's own capacity guard: it would run more attempts than the last known
+        /// `max_tasks`, or use a GPU an attempt holds. Nothing was started; the backend's view of the server is wrong.
+        public static let capacityExceeded = Code(rawValue: "capacityExceeded")
         public var description: String { rawValue }
     }
 

@@ -47,6 +47,15 @@ struct Chaos: AsyncParsableCommand {
     @Option(help: "Transport faults injected per kill interval on average (duplicates, delays past the visibility timeout, stale-epoch and malformed messages); 0 disables them.")
     var faultRate: Double = 1
 
+    @Option(help: "Queue pairs per server (channel 0 is control): with more than 2, starts and stops travel on different channels.")
+    var channels: Int = 4
+
+    @Option(help: "Clock faults per kill interval on average: an agent's clock offset for a few seconds (inside or past serve's 30 s skew tolerance), or the backend's wall clock jumping a year forward or back and returning; 0 disables them.")
+    var clockFaultRate: Double = 0.3
+
+    @Option(help: "Share of agent kills that kill the agent together with its tasks (as a host reboot does).")
+    var withTasksRate: Double = 0.3
+
     @Option(help: "Random seed (default: random; printed).")
     var seed: UInt64?
 
@@ -60,6 +69,7 @@ struct Chaos: AsyncParsableCommand {
     var keep = false
 
     func validate() throws {
+        guard channels >= 2, channels <= 16 else { throw ValidationError("--channels must be 2–16") }
         guard kills >= 0, tasks >= 1, agents >= 1, maxTasks >= 1 else {
             throw ValidationError("--kills must be ≥ 0, --tasks, --agents and --max-tasks ≥ 1")
         }
@@ -79,8 +89,9 @@ struct Chaos: AsyncParsableCommand {
             transportArguments: transport == "sqs"
                 ? ["--transport", "sqs", "--sqs-endpoint", sqsEndpoint!, "--sqs-region", sqsRegion, "--queue-prefix", prefix]
                 : ["--transport", "embedded", "--queue-prefix", prefix],
-            queuePrefix: prefix)
-        print("chaos: seed=\(seed) state=\(directory) transport=\(transport) kills=\(kills) tasks=\(tasks)")
+            queuePrefix: prefix, channels: channels)
+        print(
+            "chaos: seed=\(seed) state=\(directory) transport=\(transport) kills=\(kills) tasks=\(tasks) channels=\(channels)")
         let queues = try QueueTransport.fromSettings(
             transport: transport, queuePath: directory + "/state/queues.db", region: sqsRegion, endpoint: sqsEndpoint
         ).makeProvider(logger: Logger(label: "chaos"))
@@ -102,7 +113,7 @@ struct Chaos: AsyncParsableCommand {
         for index in 1...agents { try run.startAgent(index) }
 
         let faults = FaultInjector(
-            queues: queues, prefix: prefix, servers: run.servers, channels: 3, pause: { run.pause($0, $1) },
+            queues: queues, prefix: prefix, servers: run.servers, channels: channels, pause: { run.pause($0, $1) },
             signResponse: { response in
                 WireCoding.encodeSigned(
                     response, with: try KeyFiles.loadPrivate(run.directory + "/agents/\(response.server)/agent.key"))
@@ -112,6 +123,8 @@ struct Chaos: AsyncParsableCommand {
         let deadline = ContinuousClock.now + .seconds(timeout)
         var done = 0
         var killed = 0
+        var clockFaults: [String: Int] = [:]
+        var killedWithTasks = 0
         while ContinuousClock.now < deadline {
             let snapshot = try await run.log.snapshot()
             done = snapshot.tasks.rows.values.filter { $0.status.isTerminal }.count
@@ -120,6 +133,17 @@ struct Chaos: AsyncParsableCommand {
             if faultRate > 0, random.unit() < min(1, faultRate) {
                 await faults.injectOne(&random)
             }
+            if clockFaultRate > 0, random.unit() < min(1, clockFaultRate) {
+                // A clock that lies for a few seconds, then is put right.
+                let backend = random.unit() < 0.3
+                let name = backend ? "backend" : "agent-\(random.next(in: 1...agents))"
+                let sign: Double = random.unit() < 0.5 ? -1 : 1
+                let offset = backend ? sign * 365 * 86_400 : sign * Double(random.next(in: 0...1) == 0 ? random.next(in: 1...20) : random.next(in: 40...600))
+                run.setClock(name, offset: offset)
+                clockFaults[backend ? "backend" : "agent", default: 0] += 1
+                try await Task.sleep(for: .milliseconds(Int64(random.next(in: 1_000...5_000))))
+                run.setClock(name, offset: 0)
+            }
             guard killed < kills else { continue }
             killed += 1
             let victim = random.next(in: 0...agents)
@@ -127,12 +151,17 @@ struct Chaos: AsyncParsableCommand {
                 run.killBackend()
                 try await Task.sleep(for: .milliseconds(Int64(random.next(in: 0...1_000))))
                 try run.startBackend()
+            } else if random.unit() < withTasksRate {
+                killedWithTasks += run.killAgentWithTasks(victim) > 0 ? 1 : 0
+                try await Task.sleep(for: .milliseconds(Int64(random.next(in: 0...1_000))))
+                try run.startAgent(victim)
             } else {
                 run.killAgent(victim)
                 try await Task.sleep(for: .milliseconds(Int64(random.next(in: 0...1_000))))
                 try run.startAgent(victim)
             }
         }
+        for name in ["backend"] + (1...agents).map({ "agent-\($0)" }) { run.setClock(name, offset: 0) }
         // Quiesce: every task ended; give the backend a few heartbeats to settle every channel.
         try await Task.sleep(for: .seconds(3))
         sampling.cancel()
@@ -145,8 +174,9 @@ struct Chaos: AsyncParsableCommand {
             + "in_sync=\(report.inSync)"
         for line in report.details { print("chaos: \(line)") }
         print(
-            "chaos: faults=\(await faults.summary) desyncs=\(report.desyncs) drains=\(report.drains) "
-                + "cleanups=\(report.cleanups) events=\(report.events)")
+            "chaos: faults=\(await faults.summary) clock=agent:\(clockFaults["agent"] ?? 0),"
+                + "backend:\(clockFaults["backend"] ?? 0) killed_with_tasks=\(killedWithTasks) desyncs=\(report.desyncs) "
+                + "drains=\(report.drains) cleanups=\(report.cleanups) events=\(report.events)")
         print(summary)
         if !report.passed {
             print("chaos: FAILED; state kept in \(directory) (seed \(seed))")

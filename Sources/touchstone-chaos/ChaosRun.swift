@@ -19,13 +19,16 @@ final class ChaosRun: Sendable {
     let maxTasks: Int
     let transportArguments: [String]
     let queuePrefix: String
+    /// Queue pairs per server (channel 0 is control): starts and stops use the others.
+    let channels: Int
     let log: TouchstoneLog
     private let processes = Mutex<[String: Process]>([:])
 
     init(
         directory: String, binaries: String, agents: Int, maxTasks: Int, transportArguments: [String],
-        queuePrefix: String
+        queuePrefix: String, channels: Int = 3
     ) throws {
+        self.channels = channels
         self.directory = directory
         self.binaries = binaries
         self.servers = (1...agents).map { ServerID(rawValue: String(format: "gpu-%02d", $0))! }
@@ -45,8 +48,9 @@ final class ChaosRun: Sendable {
         // As `server attach` does: the backend key the co-located agents trust (--backend-key @…/backend-trusted.pub).
         try KeyDirectory(stateDirectory: state).initialize()
         for server in servers {
-            try await log.append(.serverAttached(ServerAttached(serverID: server, maxTasks: maxTasks, channels: 3)), metadata: meta)
-            for index in 0..<3 {
+            try await log.append(
+                .serverAttached(ServerAttached(serverID: server, maxTasks: maxTasks, channels: channels)), metadata: meta)
+            for index in 0..<channels {
                 let channel = ChannelID(server: server, index: index)
                 try await queues.createQueueIfNeeded(
                     named: ChannelQueues.requestQueue(prefix: queuePrefix, channel: channel), attributes: QueueAttributes())
@@ -72,19 +76,30 @@ final class ChaosRun: Sendable {
         try launch(
             "backend", binaries + "/touchstone",
             ["serve", "--state-dir", state, "--status-interval", "0.3", "--request-timeout", "5", "--execution-timeout",
-             "3", "--heartbeat-timeout", "2", "--lost-after", "60", "--max-attempts", "5"] + transportArguments)
+             "3", "--heartbeat-timeout", "2", "--lost-after", "60", "--max-attempts", "5"] + transportArguments,
+            environment: ["TOUCHSTONE_FAULT_CLOCK_OFFSET_FILE": clockFile("backend")])
+    }
+
+    /// The file holding a process's clock offset in seconds (the `TOUCHSTONE_FAULT_CLOCK_OFFSET_FILE` test fault).
+    func clockFile(_ name: String) -> String { directory + "/clock-\(name)" }
+
+    /// Sets a process's clock offset (0 puts its clock right).
+    func setClock(_ name: String, offset seconds: Double) {
+        try? String(seconds).write(toFile: clockFile(name), atomically: true, encoding: .utf8)
     }
 
     func startAgent(_ index: Int) throws {
         let server = servers[index - 1]
         var arguments = [
             "--server", server.rawValue, "--workspace", directory + "/agents/\(server)", "--poll-wait", "1",
-            "--drain-deadline", "0", "--backend-key", "@" + state + "/keys/backend-trusted.pub",
-            "--allow-process-runtime", "--allow-root",
+            "--drain-deadline", "0", "--channels", String(channels), "--backend-key",
+            "@" + state + "/keys/backend-trusted.pub", "--allow-process-runtime", "--allow-root",
         ]
         arguments += transportArguments
         if transportArguments.contains("embedded") { arguments += ["--queue-path", state + "/queues.db"] }
-        try launch("agent-\(index)", binaries + "/touchstone-agent", arguments)
+        try launch(
+            "agent-\(index)", binaries + "/touchstone-agent", arguments,
+            environment: ["TOUCHSTONE_FAULT_CLOCK_OFFSET_FILE": clockFile("agent-\(index)")])
     }
 
     /// SIGSTOP (`true`) or SIGCONT (`false`) to a server's agent.
@@ -98,10 +113,21 @@ final class ChaosRun: Sendable {
     func killBackend() { kill9("backend") }
     func killAgent(_ index: Int) { kill9("agent-\(index)") }
 
-    private func launch(_ name: String, _ executable: String, _ arguments: [String]) throws {
+    /// `kill -9` of an agent together with its tasks (as a host reboot does): no exit code is written.
+    ///
+    /// - Returns: The task sessions killed.
+    func killAgentWithTasks(_ index: Int) -> Int {
+        kill9("agent-\(index)")
+        let sessions = RealProcesses.sessions(under: directory)[servers[index - 1]] ?? []
+        for session in sessions { kill(-session, SIGKILL) }
+        return sessions.count
+    }
+
+    private func launch(_ name: String, _ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let output = directory + "/\(name).log"
         if !FileManager.default.fileExists(atPath: output) { FileManager.default.createFile(atPath: output, contents: nil) }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: output))
@@ -164,7 +190,16 @@ actor ProcessSampler {
 enum RealProcesses {
     /// Per server, the `task/attempt` of every live task wrapper whose workspace is under `directory`.
     static func running(under directory: String) -> [ServerID: [String]] {
-        var result: [ServerID: [String]] = [:]
+        scan(under: directory).mapValues { $0.map(\.attempt) }
+    }
+
+    /// Per server, the session ID (the wrapper's PID) of every live task wrapper under `directory`.
+    static func sessions(under directory: String) -> [ServerID: [Int32]] {
+        scan(under: directory).mapValues { $0.map(\.pid) }
+    }
+
+    private static func scan(under directory: String) -> [ServerID: [(attempt: String, pid: Int32)]] {
+        var result: [ServerID: [(attempt: String, pid: Int32)]] = [:]
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return result }
         for entry in entries {
             guard let pid = Int32(entry), getsid(pid) == pid,
@@ -187,7 +222,7 @@ enum RealProcesses {
             else { continue }
             let serverName = workdir.dropFirst((directory + "/agents/").count).split(separator: "/").first.map(String.init)
             guard let serverName, let server = ServerID(rawValue: serverName) else { continue }
-            result[server, default: []].append("\(task)/\(attempt)")
+            result[server, default: []].append(("\(task)/\(attempt)", pid))
         }
         return result
     }

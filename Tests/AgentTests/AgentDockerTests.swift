@@ -179,6 +179,32 @@ struct AgentDockerTests {
         #expect(await harness.agent?.wait(timeout: .seconds(20)) == 0)
     }
 
+    /// The agent and its container are killed together and the container is gone when the next agent starts (a host
+    /// reboot that took it with it): the attempt is reported ended with neither an exit code nor a signal, which the
+    /// backend takes as `lost`, an infrastructure failure it retries (issue 17 part 4; `Reconciler.vanished`).
+    @Test func aContainerKilledWithItsAgentIsReportedWithoutAnExitCode() async throws {
+        var harness = try Harness(server: server)
+        defer { harness.directory.remove() }
+        let image = try DockerTestEngine.require().image
+        try harness.startAgent()
+        let task = TaskID.random()
+        guard case .taskStarted(let started) = try await harness.call(
+            .startTask(StartTask(taskID: task, attempt: 1, spec: TaskSpec(command: ["sleep", "60"], image: image), backend: "test")))
+        else { Issue.record("not started"); return }
+        #expect(started.state == .running, "\(started.reason ?? "")")
+        harness.agent?.signal(SIGKILL)
+        _ = await harness.agent?.wait()
+        let client = DockerClient(socketPath: harness.socket)
+        try await client.removeContainer("touchstone-\(server)-\(task)-1")
+        try harness.startAgent(name: "agent-restarted")
+        let ended = try await harness.waitForReport(task) { $0.state != .running }
+        #expect(ended.state == .exited)
+        #expect(ended.exitCode == nil)
+        #expect(ended.signal == nil)
+        harness.agent?.signal(SIGTERM)
+        #expect(await harness.agent?.wait(timeout: .seconds(20)) == 0)
+    }
+
     @Test func aTaskWithoutAnImageFailsToStartWhenTheAgentHasNoDefault() async throws {
         var harness = try Harness(server: server)
         defer { harness.directory.remove() }

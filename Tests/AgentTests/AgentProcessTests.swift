@@ -19,10 +19,13 @@ struct AgentProcessTests {
         let responses: [EmbeddedQueue]
         /// The backend key of the queue file's directory, which the agent trusts by default; `send` signs with it.
         let backendKey: Curve25519.Signing.PrivateKey
+        /// The agent's policy flags, for restarts too.
+        let policy: [String]
         var sequence: Int64 = 0
 
         /// - Parameter policy: The agent's policy flags (docs/security.md); the default lets it run tasks as root.
         init(server: ServerID, policy: [String] = ["--allow-process-runtime", "--allow-root"]) async throws {
+            self.policy = policy
             directory = TemporaryDirectory("agent")
             backendKey = try TestKeys.backend(stateDirectory: directory.path)
             store = try EmbeddedQueueStore(path: directory.file("queues.db"))
@@ -76,6 +79,18 @@ struct AgentProcessTests {
             }
             Issue.record("no response on channel \(channel); agent stderr:\n\(agent.stderr)")
             throw CancellationError()
+        }
+
+        /// SIGKILLs the agent (its tasks, in sessions of their own, run on) and starts another on the same queues and
+        /// workspace, as a restart after a crash.
+        func killAndRestart(server: ServerID = Fixtures.gpu1) async throws -> ChildProcess {
+            agent.signal(SIGKILL)
+            await agent.wait()
+            return try ChildProcess(
+                builtExecutable("touchstone-agent"),
+                ["--server", server.rawValue, "--queue-path", directory.file("queues.db"), "--workspace",
+                 directory.file("workspace"), "--poll-wait", "1", "--drain-deadline", "0"] + policy,
+                logDirectory: directory.path, name: "agent-restarted")
         }
 
         func stop() async -> Int32? {
@@ -176,7 +191,10 @@ struct AgentProcessTests {
         var resend = start
         resend.sentAt = Date()
         try await harness.send(WireCoding.encode(resend), dedup: "second")
-        let second = try await harness.response()
+        var second = try await harness.response()
+        // The recorded answer, stamped with the time it is given again (the backend measures clock skew from it).
+        #expect(second.agentTime >= first.agentTime)
+        second.agentTime = first.agentTime
         #expect(second == first)
         // Another request for the same (task, attempt) adopts it.
         let again = harness.request(.startTask(StartTask(taskID: Fixtures.taskB, attempt: 1, spec: spec, backend: "test")), channel: 2)
@@ -248,13 +266,7 @@ struct AgentProcessTests {
         let start = harness.request(.startTask(StartTask(taskID: Fixtures.taskA, attempt: 1, spec: spec, backend: "test")))
         try await harness.send(WireCoding.encode(start))
         _ = try await harness.response()
-        harness.agent.signal(SIGKILL)
-        await harness.agent.wait()
-        let restarted = try ChildProcess(
-            builtExecutable("touchstone-agent"),
-            ["--server", server.rawValue, "--queue-path", harness.directory.file("queues.db"), "--workspace",
-             harness.directory.file("workspace"), "--poll-wait", "1", "--allow-process-runtime", "--allow-root", "--drain-deadline", "0"],
-            logDirectory: harness.directory.path, name: "agent-restarted")
+        let restarted = try await harness.killAndRestart(server: server)
         let ended = try #require(try await waitForReport(&harness, Fixtures.taskA) { $0.state != .running })
         #expect(ended.state == .exited)
         #expect(ended.exitCode == 0)

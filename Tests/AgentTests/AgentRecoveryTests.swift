@@ -97,13 +97,7 @@ struct AgentRecoveryTests {
         let harness = try await Harness(server: Fixtures.gpu1)
         try await harness.send(WireCoding.encode(Self.envelope(.sync(SyncChannel(epoch: 5, reason: "t")), epoch: 5)))
         _ = try await harness.response()
-        harness.agent.signal(SIGKILL)
-        await harness.agent.wait()
-        let restarted = try ChildProcess(
-            builtExecutable("touchstone-agent"),
-            ["--server", "gpu-01", "--queue-path", harness.directory.file("queues.db"), "--workspace",
-             harness.directory.file("workspace"), "--poll-wait", "1", "--allow-process-runtime", "--allow-root", "--drain-deadline", "0"],
-            logDirectory: harness.directory.path, name: "agent-restarted")
+        let restarted = try await harness.killAndRestart()
         try await harness.send(WireCoding.encode(Self.envelope(.listTasks, epoch: 4)))
         guard case .error(let error) = try await harness.response().body else { Issue.record("accepted"); return }
         #expect(error.code == .staleEpoch)

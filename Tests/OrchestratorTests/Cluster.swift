@@ -74,13 +74,17 @@ final class Cluster: Sendable {
         return task
     }
 
-    func startAgent(_ server: ServerID, channels: Int = 3, nvidiaSMI: String? = nil) throws {
+    func startAgent(
+        _ server: ServerID, channels: Int = 3, nvidiaSMI: String? = nil, environment: [String: String] = [:]
+    ) throws {
         var arguments = [
             "--server", server.rawValue, "--queue-path", directory.file("queues.db"), "--workspace",
             directory.file("agents/\(server)"), "--poll-wait", "1", "--allow-process-runtime", "--allow-root", "--channels", "\(channels)", "--drain-deadline", "0",
         ]
         if let nvidiaSMI { arguments += ["--nvidia-smi", nvidiaSMI] }
-        let agent = try ChildProcess(builtExecutable("touchstone-agent"), arguments, logDirectory: directory.path, name: "agent-\(server)")
+        let agent = try ChildProcess(
+            builtExecutable("touchstone-agent"), arguments, environment: environment, logDirectory: directory.path,
+            name: "agent-\(server)")
         agents.withLock { $0[server] = agent }
     }
 

@@ -179,9 +179,16 @@ import Wire
         draining.drain = DrainInfo(reason: nil, requestedBy: "op", requestedAt: now, deadline: now.addingTimeInterval(60), tasksAtStart: 1)
         var unreachable = Self.serverRow(booked: 1, reachable: false)
         unreachable.unreachableSince = now.addingTimeInterval(-290)
-        #expect(Backend.nextDue([draining], lostAfter: .seconds(300), now: now) == now.addingTimeInterval(60))
-        #expect(Backend.nextDue([draining, unreachable], lostAfter: .seconds(300), now: now) == now.addingTimeInterval(10))
-        #expect(Backend.nextDue([Self.serverRow(booked: 0)], lostAfter: .seconds(300), now: now) == nil)
+        // lostAfter counts on the monotonic clock (how long the backend has seen it unreachable), never from the
+        // row's wall-clock `unreachableSince`: a wall clock a year ahead changes nothing.
+        let seen: [ServerID: Duration] = [Self.server: .seconds(290)]
+        #expect(Backend.nextDue([draining], lostAfter: .seconds(300), now: now, unreachableFor: [:]) == .seconds(60))
+        #expect(Backend.nextDue([draining, unreachable], lostAfter: .seconds(300), now: now, unreachableFor: seen) == .seconds(10))
+        #expect(
+            Backend.nextDue(
+                [unreachable], lostAfter: .seconds(300), now: now.addingTimeInterval(365 * 86_400), unreachableFor: seen)
+                == .seconds(10))
+        #expect(Backend.nextDue([Self.serverRow(booked: 0)], lostAfter: .seconds(300), now: now, unreachableFor: [:]) == nil)
     }
 
     // MARK: silence

@@ -73,6 +73,132 @@ struct FirstWeekTests {
         #expect(await third.wait(timeout: .seconds(20)) == 0)
     }
 
+    /// Polls `check` every 100 ms for up to 30 s (the CLI reads the log; nothing to await across processes here).
+    func eventually(_ what: String, _ check: () async throws -> Bool) async throws {
+        for _ in 0..<300 {
+            if try await check() { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        Issue.record("never: \(what)")
+    }
+
+    func instanceEvents() async throws -> [[String: Any]] {
+        let result = try await touchstone("events", "--type", "server.agent-instance", "--format", "json")
+        return (try json(result.stdout) as? [[String: Any]]) ?? []
+    }
+
+    func taskStatus(_ id: String) async throws -> (status: String?, attempt: Int?) {
+        let shown = try json(try await touchstone("task", "show", id, "--format", "json").stdout) as? [String: Any]
+        let task = shown?["task"] as? [String: Any]
+        return (task?["status"] as? String, task?["attempt"] as? Int)
+    }
+
+    @Test func aSecondAgentForTheSameServerIsFencedAndTheFirstKeepsItsTask() async throws {
+        #expect(try await touchstone("server", "attach", "gpu-01", "--max-tasks", "2").status == 0)
+        let serve = try ChildProcess(
+            builtExecutable("touchstone"), ["serve", "--state-dir", state, "--status-interval", "0.2"],
+            logDirectory: directory.path, name: "serve")
+        let first = try ChildProcess(
+            builtExecutable("touchstone-agent"), agentArguments(workspace: "ws-a"), logDirectory: directory.path,
+            name: "agent-a")
+        var restarted: ChildProcess?
+        defer {
+            serve.signal(SIGTERM)
+            first.signal(SIGKILL)
+            restarted?.signal(SIGKILL)
+        }
+        let id = try await submit("--", "/bin/sh", "-c", "sleep 60")
+        try await eventually("the task runs") { try await taskStatus(id).status == "running" }
+        let adopted = try await instanceEvents()
+        #expect(adopted.compactMap { ($0["payload"] as? [String: Any])?["reason"] as? String } == ["first"])
+        let known = (adopted.first?["payload"] as? [String: Any])?["instance"] as? String
+        #expect(first.stderr.contains(known ?? "-"), "the agent logs its instance: \(first.stderr)")
+
+        // A second agent for gpu-01 on another workspace: fenced at its first request, exits non-zero, runs nothing.
+        // It holds the first one's keys (a cloned machine image, say): with a key of its own its answers would not
+        // even be read (badSignature, SigningEndToEndTests), and only a signed notice is logged as a conflict.
+        try FileManager.default.createDirectory(atPath: directory.file("ws-b"), withIntermediateDirectories: true)
+        for key in ["agent.key", "agent.key.pub", "agent.seal.key", "agent.seal.key.pub"] {
+            try FileManager.default.copyItem(atPath: directory.file("ws-a/" + key), toPath: directory.file("ws-b/" + key))
+            chmod(directory.file("ws-b/" + key), key.hasSuffix(".pub") ? 0o644 : 0o600)
+        }
+        let second = try ChildProcess(
+            builtExecutable("touchstone-agent"), agentArguments(workspace: "ws-b"), logDirectory: directory.path,
+            name: "agent-b")
+        let status = await second.wait(timeout: .seconds(60))
+        #expect(status != nil && status != 0, "\(second.stderr)")
+        #expect(second.stderr.contains("is fenced: server gpu-01's requests are addressed to agent instance \(known ?? "-")"),
+            "\(second.stderr)")
+        try await eventually("the backend logged the conflict") {
+            try await instanceEvents().contains { $0["type"] as? String == "server.agent-instance-fenced" }
+        }
+        let fenced = try #require(try await instanceEvents().first { $0["type"] as? String == "server.agent-instance-fenced" })
+        #expect((fenced["payload"] as? [String: Any])?["known"] as? String == known)
+        // The first agent keeps its task: the same attempt, still running, never moved.
+        #expect(try await taskStatus(id) == ("running", 1))
+        let server = try json(try await touchstone("server", "show", "gpu-01", "--format", "json").stdout) as? [String: Any]
+        #expect((server?["server"] as? [String: Any] ?? server)?["agentInstance"] as? String == known, "\(String(describing: server))")
+
+        // A restart of the first agent in its own workspace is the same agent: adopted, and its task with it.
+        first.signal(SIGKILL)
+        _ = await first.wait(timeout: .seconds(10))
+        restarted = try ChildProcess(
+            builtExecutable("touchstone-agent"), agentArguments(workspace: "ws-a"), logDirectory: directory.path,
+            name: "agent-a2")
+        try await eventually("the restarted agent is adopted") {
+            try await instanceEvents().contains { ($0["payload"] as? [String: Any])?["reason"] as? String == "restarted" }
+        }
+        #expect(try await taskStatus(id) == ("running", 1))
+        #expect(try await touchstone("task", "cancel", id).status == 0)
+        try await eventually("the task is cancelled") { try await taskStatus(id).status == "cancelled" }
+    }
+
+    @Test func aCleanServeRestartIsNotAnIncident() async throws {
+        #expect(try await touchstone("server", "attach", "gpu-01", "--max-tasks", "1").status == 0)
+        let before = try await touchstone("server", "list")
+        #expect(before.stdout.contains("backend down: no backend has served this state directory yet"), "\(before.stdout)")
+        let agentProcess = try ChildProcess(
+            builtExecutable("touchstone-agent"), agentArguments(), logDirectory: directory.path, name: "agent")
+        var serve = try ChildProcess(
+            builtExecutable("touchstone"), ["serve", "--state-dir", state, "--status-interval", "0.2"],
+            logDirectory: directory.path, name: "serve-1")
+        defer {
+            serve.signal(SIGTERM)
+            agentProcess.signal(SIGTERM)
+        }
+        try await eventually("the backend runs") { !(try await touchstone("server", "list").stdout.contains("backend down")) }
+        let first = try await submit("--", "true")
+        #expect(try await touchstone("task", "wait", first).status == 0)
+
+        // A clean stop: a stopped line, and an event that says since when.
+        serve.signal(SIGTERM)
+        #expect(await serve.wait(timeout: .seconds(30)) == 0)
+        #expect(serve.stderr.contains("backend stopped"), "\(serve.stderr)")
+        let down = try await touchstone("server", "list")
+        #expect(down.stdout.contains("backend down since \(Render2.isoYear())"), "\(down.stdout)")
+        #expect(down.stdout.contains("stopped cleanly"), "\(down.stdout)")
+        let queued = try await touchstone("task", "submit", "--", "true")
+        #expect(queued.status == 0)
+        #expect(queued.stderr.contains("queued, but no backend is running: backend down since"), "\(queued.stderr)")
+        let second = queued.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+
+        // The next start picks up where the last left: the queued task runs, and no channel fell out of sync.
+        serve = try ChildProcess(
+            builtExecutable("touchstone"), ["serve", "--state-dir", state, "--status-interval", "0.2"],
+            logDirectory: directory.path, name: "serve-2")
+        let waited = try await touchstone("task", "wait", second)
+        #expect(waited.status == 0, "\(waited.stdout)\(waited.stderr)\n\(serve.stderr)")
+        let third = try await submit("--", "true")
+        #expect(try await touchstone("task", "wait", third).status == 0)
+        #expect(!(try await touchstone("server", "list").stdout.contains("backend down")))
+        let incidents = try await touchstone("events", "--type", "channel.desync", "--format", "json")
+        #expect((try json(incidents.stdout) as? [Any])?.isEmpty == true, "\(incidents.stdout)")
+        let drains = try await touchstone("events", "--type", "channel.queues-drained", "--format", "json")
+        #expect((try json(drains.stdout) as? [Any])?.isEmpty == true, "\(drains.stdout)")
+        let lifecycle = try json(try await touchstone("events", "--type", "backend.", "--format", "json").stdout) as? [[String: Any]]
+        #expect(lifecycle?.compactMap { $0["type"] as? String } == ["backend.started", "backend.stopped", "backend.started"])
+    }
+
     // MARK: 2. Refuse early
 
     @Test func anAgentStartedBeforeItsServerIsAttachedSaysHowToAttachIt() async throws {

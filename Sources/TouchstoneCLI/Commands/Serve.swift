@@ -45,6 +45,9 @@ struct Serve: AsyncParsableCommand {
         guard settings.statusInterval > 0, settings.statusInterval <= 3600 else {
             throw ValidationError("--status-interval must be in (0, 3600] seconds")
         }
+        guard settings.maxClockSkew > 0, settings.maxClockSkew <= 86_400 else {
+            throw ValidationError("--max-clock-skew must be in (0, 86400] seconds")
+        }
         guard settings.maxTransferBytes >= 0 else { throw ValidationError("--max-transfer-bytes must be 0 or more") }
         guard settings.requestTimeout >= 1, settings.requestTimeout <= 3600 else {
             throw ValidationError("--request-timeout must be 1–3600 seconds")
@@ -65,6 +68,7 @@ struct Serve: AsyncParsableCommand {
             missedHeartbeatsForUnreachable: settings.missedHeartbeats, lostAfter: .seconds(settings.lostAfter), maxAttempts: settings.maxAttempts,
             stopGraceSeconds: settings.stopGrace, packing: PackingPolicy(rawValue: settings.packing)!)
         configuration.executionSeconds = settings.executionTimeout
+        configuration.maxClockSkew = .milliseconds(Int64(settings.maxClockSkew * 1000))
         configuration.transfers = TransferSettings(
             stateDirectory: global.resolvedStateDir, maxFileBytes: settings.maxTransferBytes,
             requestTimeout: .seconds(settings.requestTimeout))
@@ -80,7 +84,24 @@ struct Serve: AsyncParsableCommand {
         let transport = try transportOptions.queueTransport(queuePath: global.queuePath).summary
         logger.info(
             "backend starting", metadata: ["state": "\(global.resolvedStateDir)", "transport": "\(transport)"])
-        try await group.run()
+        let pid = getpid()
+        try await log.append(
+            .backend(.started(BackendStarted(pid: pid, version: TouchstoneVersion.current))),
+            metadata: EventMetadata(actor: "backend"))
+        do {
+            try await group.run()
+        } catch {
+            _ = try? await log.append(
+                .backend(.stopped(BackendStopped(pid: pid, reason: "error: \(error)"))),
+                metadata: EventMetadata(actor: "backend"))
+            throw error
+        }
+        // A clean stop (SIGTERM or SIGINT): recorded, so that `server list` and `task submit` can say since when no
+        // backend runs, and the next start knows its predecessor left nothing half-done on purpose.
+        try await log.append(
+            .backend(.stopped(BackendStopped(pid: pid, reason: "SIGTERM or SIGINT"))),
+            metadata: EventMetadata(actor: "backend"))
+        logger.notice("backend stopped", metadata: ["state": "\(global.resolvedStateDir)", "pid": "\(pid)"])
     }
 }
 
@@ -115,4 +136,7 @@ struct BackendOptions: ParsableArguments {
 
     @Option(help: "The largest file put to or got from an agent, in bytes (checked before sending).")
     var maxTransferBytes: Int64 = 10 << 30
+
+    @Option(help: "Seconds an agent's clock may differ from the backend's; past it the server is unhealthy (clock skew) and gets no new tasks, its running tasks are left alone.")
+    var maxClockSkew: Double = 30
 }

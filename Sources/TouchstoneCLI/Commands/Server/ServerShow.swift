@@ -1,3 +1,4 @@
+import EventStore
 import ArgumentParser
 import Domain
 import Foundation
@@ -11,12 +12,20 @@ struct ServerShow: AsyncParsableCommand {
     @Argument(help: "The server's name.")
     var name: String
 
-    @Flag(help: "Refresh every second until interrupted.")
+    @Flag(help: "Refresh at each change in the log, and every 5 s for the clocks shown, until interrupted.")
     var watch = false
 
     @OptionGroup var global: GlobalOptions
 
+    /// The longest a `--watch` view goes without a refresh: its relative times move even when nothing is logged.
+    static let clockRefresh = Duration.seconds(5)
+
     /// `2 left of 3, deadline in 40s` / `done` / `-`.
+    /// The lifecycle state, and why the server is unhealthy when it is (`attached, unhealthy: clock skew 6m`).
+    static func stateSummary(_ row: ServerRow) -> String {
+        row.state.rawValue + (row.unhealthy.map { ", unhealthy: \($0)" } ?? "")
+    }
+
     static func drainSummary(_ row: ServerRow, tasks: TaskBoard) -> String {
         guard let drain = row.drain else { return "-" }
         if row.booked.isEmpty { return "done" }
@@ -30,6 +39,7 @@ struct ServerShow: AsyncParsableCommand {
 
     func run() async throws {
         let log = try global.openLog()
+        var position = try await log.store.lastPosition()
         repeat {
             let snapshot = try await log.snapshot()
             guard let server = ServerID(rawValue: name), let row = snapshot.servers[server] else {
@@ -39,7 +49,9 @@ struct ServerShow: AsyncParsableCommand {
             render(row, snapshot)
             if watch {
                 fflush(nil)  // a pipe sees each refresh
-                try await Task.sleep(for: .seconds(1))
+                // The next refresh comes with the next event in the log (another process's append wakes it within
+                // milliseconds), and at least every few seconds for the clocks shown (last contact, deadlines).
+                position = try await log.store.waitForAppend(after: position, timeout: Self.clockRefresh)
             }
         } while watch
     }
@@ -64,7 +76,7 @@ struct ServerShow: AsyncParsableCommand {
             print(Render.json(Shown(server: row, freeGPUs: row.freeGPUs, tasks: booked, channels: channels)))
         case .table:
             print("server       \(row.serverID)")
-            print("state        \(row.state.rawValue)\(row.reachable ? "" : " since \(Render.time(row.unreachableSince))")")
+            print("state        \(Self.stateSummary(row))\(row.reachable ? "" : " since \(Render.time(row.unreachableSince))")")
             print("capacity     \(row.booked.count) booked of max \(row.maxTasks) (\(row.running.count) running)")
             if let drain = row.drain {
                 print("drain        \(Self.drainSummary(row, tasks: snapshot.tasks)); by \(drain.requestedBy) at "
@@ -78,6 +90,10 @@ struct ServerShow: AsyncParsableCommand {
                 + (busy.isEmpty ? "" : ", busy with other users' processes: \(busy.map(String.init).joined(separator: ","))")
                 + (row.gpuProblem.map { " (\($0))" } ?? ""))
             print("agent        \(row.agentVersion ?? "-"), clock skew \(row.clockSkewMilliseconds.map { "\($0) ms" } ?? "-")")
+            print("instance     \(row.agentInstance ?? "-")")
+            if let fenced = row.fencedInstance {
+                print("fenced       \(fenced): a second agent answered for this server and was told to stop")
+            }
             print("last contact \(Render.time(row.lastContact))")
             print("")
             print(

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Domain
 import EventStore
+import FileSignals
 import Foundation
 import Orchestrator
 import Projections
@@ -58,7 +59,16 @@ struct TaskLogs: AsyncParsableCommand {
         offset = Self.printFrom(path, offset: offset)
         guard follow else { return }
         var endedAt: ContinuousClock.Instant?
+        // New bytes in the mirror wake the loop at once (inotify on its directory); the task's state and the
+        // mirror's completion marker are looked at again at least every second.
+        let changes = ChangeSignal()
+        var watcher: DatabaseFileWatcher?
+        defer { watcher?.stop() }
         while true {
+            let generation = changes.generation
+            if watcher == nil, FileManager.default.fileExists(atPath: (path as NSString).deletingLastPathComponent) {
+                watcher = try? DatabaseFileWatcher(databasePath: path, signal: changes)
+            }
             let current = try await log.readModel(TaskBoard.self)[taskID]
             // A queued task has attempt 0 until its first dispatch; a later attempt means this one ended.
             let ended = current.map { $0.status.isTerminal || $0.attempt > key.attempt } ?? true
@@ -71,7 +81,7 @@ struct TaskLogs: AsyncParsableCommand {
             // ran has none, so give up waiting for it after a while.
             let waitedLong = endedAt.map { ContinuousClock.now - $0 > .seconds(15) } ?? false
             if ended && (complete || neverStarted || waitedLong) { return }
-            try await Task.sleep(for: .milliseconds(200))
+            await changes.wait(after: generation, timeout: .seconds(1))
         }
     }
 

@@ -95,6 +95,11 @@ struct TaskSubmit: AsyncParsableCommand {
         case .json: print(Render.json(["taskID": taskID.rawValue]))
         case .table: print(taskID.rawValue)
         }
+        // Queued either way; without a backend nothing dispatches it, and the submitter should know (stderr:
+        // scripts read the ID from stdout).
+        if let down = try? await BackendStatus.read(stateDirectory: global.resolvedStateDir, log: log).downLine {
+            FileHandle.standardError.write(Data("queued, but no backend is running: \(down)\n".utf8))
+        }
     }
 
     /// Copies each `--input` into the state directory's input store, named by its SHA-256.
