@@ -76,7 +76,7 @@ let package = Package(
         .target(
             name: "Orchestrator",
             dependencies: [
-                "Domain", "EventStore", "FileSignals", "Projections", "Wire", "Transport",
+                "Domain", "EventStore", "FileSignals", "Projections", "Wire", "Transport", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -87,7 +87,7 @@ let package = Package(
         .target(
             name: "Agent",
             dependencies: [
-                "Domain", "EventStore", "FileSignals", "InputLimits", "Wire", "Transport",
+                "Domain", "EventStore", "FileSignals", "InputLimits", "Wire", "Transport", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
@@ -100,7 +100,7 @@ let package = Package(
         .target(
             name: "TouchstoneCLI",
             dependencies: [
-                "Domain", "EventStore", "Projections", "Orchestrator", "Transport", "Wire", "FileSignals", "Operations", "InputLimits",
+                "Domain", "EventStore", "Projections", "Orchestrator", "Transport", "Wire", "FileSignals", "Operations", "InputLimits", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -121,7 +121,7 @@ let package = Package(
         .executableTarget(
             name: "touchstone-agent",
             dependencies: [
-                "Agent", "Transport", "Domain", "Wire", "Operations",
+                "Agent", "Transport", "Domain", "Wire", "Operations", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -149,7 +149,7 @@ let package = Package(
         .executableTarget(name: "touchstone-queue-bench", dependencies: ["Transport"], swiftSettings: strict),
         .target(
             name: "TestSupport",
-            dependencies: ["Domain", "EventStore", "Transport", "Wire"],
+            dependencies: ["Domain", "EventStore", "Transport", "Wire", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
         .testTarget(
@@ -180,13 +180,13 @@ let package = Package(
         ),
         .testTarget(
             name: "AgentTests",
-            dependencies: ["Agent", "Wire", "Transport", "Domain", "TestSupport"],
+            dependencies: ["Agent", "Wire", "Transport", "Domain", "TestSupport", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
         .testTarget(
             name: "OrchestratorTests",
             dependencies: [
-                "Orchestrator", "Agent", "Wire", "Transport", "Domain", "Projections", "EventStore", "TestSupport",
+                "Orchestrator", "Agent", "Wire", "Transport", "Domain", "Projections", "EventStore", "TestSupport", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -196,7 +196,7 @@ let package = Package(
         .testTarget(
             name: "TouchstoneCLITests",
             dependencies: [
-                "TouchstoneCLI", "TestSupport", "Operations", "Orchestrator",
+                "TouchstoneCLI", "TestSupport", "Operations", "Orchestrator", "Wire", .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict
         ),

@@ -1,3 +1,4 @@
+@preconcurrency import Crypto
 import Domain
 import Foundation
 
@@ -23,6 +24,16 @@ public struct AgentConfiguration: Sendable {
     public var nvidiaSMI: String = "nvidia-smi"
     /// Where tasks run: processes or Docker containers (``RuntimeOptions``).
     public var runtime = RuntimeOptions()
+    /// What this agent agrees to run (``RunPolicy``); the default runs nothing.
+    public var policy = RunPolicy()
+    /// The backend keys whose signatures the agent accepts (`--backend-key`); none: every request is refused.
+    public var backendKeys = BackendKeySource()
+    /// The agent's own key, signing every response (`agent.key` in the workspace). A fresh key nobody pinned until
+    /// set: the backend then refuses the agent's responses.
+    public var signingKey = Curve25519.Signing.PrivateKey()
+    /// The agent's X25519 key opening `task submit --secret-env` values (`agent.seal.key`); `nil`: tasks with
+    /// secrets fail to start.
+    public var sealingKey: Curve25519.KeyAgreement.PrivateKey?
 
     public init(
         serverID: ServerID, queuePath: String, queuePrefix: String = "touchstone", channels: Int = 3,
@@ -50,6 +61,10 @@ public struct AgentConfiguration: Sendable {
         return "\(serverID)-" + String(hash, radix: 16)
     }
 
+    /// The agent's private key file (mode 0600); its public key is next to it, `agent.key.pub`.
+    public var keyPath: String { workspace + "/agent.key" }
+    /// The agent's sealing key file (mode 0600), next to ``keyPath``.
+    public var sealingKeyPath: String { workspace + "/agent.seal.key" }
     /// The agent's journal file.
     public var journalPath: String { workspace + "/journal.db" }
     /// The working directory of one attempt.

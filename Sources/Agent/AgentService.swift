@@ -36,7 +36,9 @@ public struct AgentService: Service {
     }
 
     public func run() async throws {
-        try FileManager.default.createDirectory(atPath: configuration.workspace, withIntermediateDirectories: true)
+        // Only the agent's user may use its workspace: its key, its journal and the tasks' files are in it.
+        try FileManager.default.createDirectory(
+            atPath: configuration.workspace, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         // 1. Open the journal.
         let journal = try AgentJournal(path: configuration.journalPath, serverID: configuration.serverID)
         let runtime = configuration.runtime.makeRuntime(
@@ -59,7 +61,8 @@ public struct AgentService: Service {
             ])
         let handler = RequestHandler(
             configuration: configuration, journal: journal, tasks: tasks, runtime: runtime,
-            epochs: try await ChannelEpochs(journal: journal), identity: identity, logger: logger)
+            epochs: try await ChannelEpochs(journal: journal), requestGuard: try RequestGuard(source: configuration.backendKeys),
+            identity: identity, logger: logger)
         let deadline = Duration.seconds(configuration.drainDeadlineSeconds)
         /// Which child task ended: only the end of polling (graceful shutdown) starts the drain.
         enum Child { case runtime, polling }
@@ -157,13 +160,13 @@ public struct AgentService: Service {
                         // message, must not be taken for a duplicate of this notice.
                         try? await pair.requests.changeVisibility(receiptHandle: message.receiptHandle, timeout: .zero)
                         _ = try? await pair.responses.send(
-                            WireCoding.encode(response), groupID: "channel-\(channel)",
+                            WireCoding.encodeSigned(response, with: handler.configuration.signingKey), groupID: "channel-\(channel)",
                             deduplicationID: "fenced-" + message.messageID)
                         throw AgentFenced(description: refusal.message)
                     }
                     if let response {
                         Failpoint.crash(at: "agent.before-respond")
-                        let body = WireCoding.encode(response)
+                        let body = WireCoding.encodeSigned(response, with: handler.configuration.signingKey)
                         // Per delivered message: a redelivery of the same message (the agent died before deleting
                         // it) dedups to the response already sent; a resend (a new message with the same request
                         // ID) gets the recorded response again.

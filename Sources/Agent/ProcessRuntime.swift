@@ -59,14 +59,22 @@ public actor ProcessRuntime: TaskRuntime {
     public nonisolated let scope: String
     /// When set, ``inventory()`` lists only attempts whose directory is under it.
     public nonisolated let workspace: String?
+    /// The user tasks run as (`touchstone-agent --run-as`); `nil`: the agent's own.
+    public nonisolated let runAs: RunAsUser?
 
     /// - Parameters:
     ///   - cgroups: Where to make per-task cgroups; `nil` falls back to process-group kills.
     ///   - scope: The agent's server name; processes of another scope are never listed or adopted.
     ///   - logger: The agent's logger.
     ///   - workspace: When set, only attempts whose directory is under it are listed by ``inventory()``.
-    public init(cgroups: CgroupController?, scope: String = "", workspace: String? = nil, logger: Logger) {
+    ///   - runAs: The user tasks run as: the wrapper joins the cgroup as the agent's user, then runs the command
+    ///     through `setpriv` as this one, in a working directory it owns.
+    public init(
+        cgroups: CgroupController?, scope: String = "", workspace: String? = nil, runAs: RunAsUser? = nil,
+        logger: Logger
+    ) {
         self.workspace = workspace
+        self.runAs = runAs
         (launches, launchSink) = AsyncStream.makeStream(of: Work.self)
         self.cgroups = cgroups
         self.scope = scope
@@ -241,6 +249,11 @@ public actor ProcessRuntime: TaskRuntime {
             launch.reply.resume(returning: report)
             return report
         }
+        if let runAs, let refusal = runAs.own(work) {
+            report.reason = refusal
+            launch.reply.resume(returning: report)
+            return report
+        }
         let cgroup = try? cgroups?.create("\(attempt.taskID)-\(attempt.attempt)")
         let procsFile = cgroup.flatMap { path in cgroups?.procsFile(path) } ?? ""
         var environment: [String: String] = [
@@ -263,7 +276,7 @@ public actor ProcessRuntime: TaskRuntime {
             executable: .path("/bin/sh"),
             arguments: Arguments(
                 ["-c", Self.wrapper, "touchstone-task", procsFile, launch.directory + "/exit-code"]
-                    + launch.spec.command),
+                    + (runAs?.commandPrefix ?? []) + launch.spec.command),
             // NUL-terminated: Subprocess 1.0.2 strdup()s each entry (its validation allows one trailing NUL).
             environment: .custom(environment.sorted { $0.key < $1.key }.map { Array("\($0.key)=\($0.value)".utf8) + [0] }),
             workingDirectory: FilePath(work),

@@ -1,3 +1,4 @@
+@preconcurrency import Crypto
 import Domain
 import EventStore
 import Foundation
@@ -15,6 +16,8 @@ struct RequestHandler: Sendable {
     let tasks: AgentTasks
     let runtime: any TaskRuntime
     let epochs: ChannelEpochs
+    /// Signature and replay checks, before a message is read.
+    let requestGuard: RequestGuard
     /// This agent process's instance; every response carries it.
     let identity: AgentIdentity
     let logger: Logger
@@ -39,6 +42,14 @@ struct RequestHandler: Sendable {
     }
 
     private func answer(_ body: String, channel: Int, accept: @Sendable () async -> Void) async -> ResponseEnvelope? {
+        // Nothing reads a message before its signature is checked; a refusal names only the message's hash.
+        let digest: SHA256.Digest
+        switch await requestGuard.check(body) {
+        case .refused(let error):
+            return refuse(error, channel: channel)
+        case .signed(_, let signed):
+            digest = signed
+        }
         let request: RequestEnvelope
         do {
             request = try WireCoding.decodeRequest(body)
@@ -48,6 +59,27 @@ struct RequestHandler: Sendable {
                 requestID: WireCoding.salvageRequestID(body), server: configuration.serverID, channel: channel,
                 epoch: -1, sequence: -1, agentTime: FaultClock.now(), body: .error(error))
         }
+        if let replayed = await requestGuard.admit(digest, text: body, expiresAt: request.expiresAt) {
+            return refuse(replayed, channel: channel)
+        }
+        let response = await respond(to: request, channel: channel, accept: accept)
+        if response == nil { await requestGuard.forget(digest) }
+        return response
+    }
+
+    /// The signed refusal of a message that was not admitted: no request ID, epoch or sequence of the message (its
+    /// sender is not trusted), only a fixed reason and the message's hash (``RequestGuard/refusal(_:_:_:)``).
+    private func refuse(_ error: WireError, channel: Int) -> ResponseEnvelope {
+        logger.warning("request refused", metadata: ["channel": "\(channel)", "code": "\(error.code)", "reason": "\(error.message)"])
+        return ResponseEnvelope(
+            requestID: nil, server: configuration.serverID, channel: channel, epoch: -1, sequence: -1,
+            agentTime: FaultClock.now(),
+            body: .error(error))
+    }
+
+    private func respond(to request: RequestEnvelope, channel: Int, accept: @Sendable () async -> Void) async
+        -> ResponseEnvelope?
+    {
         var metadata: Logger.Metadata = ["request.id": "\(request.requestID)", "command": "\(request.command.name)"]
         metadata["channel"] = "\(channel)"
         guard identity.accepts(request.instance) else {
@@ -224,6 +256,27 @@ struct RequestHandler: Sendable {
         guard TaskID.isValid(start.taskID.rawValue), start.attempt >= 1 else {
             return .error(WireError(.badRequest, "task ID \(start.taskID.rawValue.debugDescription) or attempt \(start.attempt) is not valid"))
         }
+        // The agent's own policy, which no request can widen: outside it, the attempt fails to start with the reason.
+        if await tasks.report(for: key) == nil,
+            let refusal = configuration.policy.refusal(
+                for: start.spec, runtime: configuration.runtime.kind, defaultImage: configuration.runtime.defaultImage,
+                runAsUID: configuration.runtime.runAs?.uid, agentUID: geteuid())
+        {
+            logger.warning("task refused by the agent's policy", metadata: ["task.id": "\(start.taskID)", "reason": "\(refusal)"])
+            return .taskStarted(
+                TaskStatusReport(
+                    taskID: start.taskID, attempt: start.attempt, state: .failedToStart, endedAt: Date(), reason: refusal))
+        }
+        // Sealed secrets open here, to the task's environment only (never journaled, never in a report).
+        let secrets: [String: String]
+        switch SecretEnvironment.open(start.spec.secrets, server: configuration.serverID, key: configuration.sealingKey) {
+        case .success(let opened): secrets = opened
+        case .failure(let error):
+            return .taskStarted(
+                TaskStatusReport(
+                    taskID: start.taskID, attempt: start.attempt, state: .failedToStart, endedAt: Date(),
+                    reason: error.message))
+        }
         if await tasks.report(for: key) == nil,
             let missing = TransferHandler.missingInput(start, directory: configuration.taskDirectory(key))
         {
@@ -248,6 +301,8 @@ struct RequestHandler: Sendable {
             CapacityGuard.label: start.gpuIndices.map(String.init).joined(separator: ","),
         ]
         var spec = start.spec
+        spec.secrets = []
+        spec.environment.merge(secrets) { _, secret in secret }
         if !start.gpuIndices.isEmpty {
             // The task sees exactly the GPUs booked for it.
             let visible = start.gpuIndices.map(String.init).joined(separator: ",")

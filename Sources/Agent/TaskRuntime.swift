@@ -171,6 +171,8 @@ public struct RuntimeOptions: Sendable {
     public var memoryBytes: Int64?
     /// A CPU limit per container in units of 10⁻⁹ CPUs (`HostConfig.NanoCpus`); `nil` for none.
     public var nanoCPUs: Int64?
+    /// The user tasks run as on the process runtime (`--run-as`); `nil`: the agent's own.
+    public var runAs: RunAsUser?
 
     public init() {}
 }
@@ -192,7 +194,7 @@ extension RuntimeOptions {
         switch kind {
         case .process:
             let cgroups = useCgroups ? CgroupController.detect(scope: cgroupScope ?? scope) : nil
-            return ProcessRuntime(cgroups: cgroups, scope: scope, workspace: workspace, logger: logger)
+            return ProcessRuntime(cgroups: cgroups, scope: scope, workspace: workspace, runAs: runAs, logger: logger)
         case .docker:
             return DockerRuntime(
                 client: DockerClient(socketPath: dockerSocket), scope: scope, options: self, logger: logger)

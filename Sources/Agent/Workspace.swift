@@ -67,7 +67,8 @@ public enum WorkspaceLock {
     /// - Throws: ``WorkspaceLockError`` naming the holder's PID (when it wrote one) or why the file cannot be opened.
     public static func acquire(workspace: String) throws(WorkspaceLockError) {
         do {
-            try FileManager.default.createDirectory(atPath: workspace, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                atPath: workspace, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {
             throw WorkspaceLockError(description: "cannot create the workspace \(workspace): \(error.localizedDescription)")
         }

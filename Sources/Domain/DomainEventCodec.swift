@@ -70,6 +70,8 @@ public enum DomainEventCodec {
         case .transfer(.completed(let p)): return pack(p)
         case .transfer(.failed(let p)): return pack(p)
         case .transfer(.rejected(let p)): return pack(p)
+        case .keys(.agentKeyPinned(let p)): return pack(p)
+        case .keys(.backendKeyRotated(let p)): return pack(p)
         case .agentInstance(.changed(let p)): return pack(p)
         case .agentInstance(.fenced(let p)): return pack(p)
         case .backend(.started(let p)): return pack(p)
@@ -161,6 +163,8 @@ public enum DomainEventCodec {
         case (TransferCompleted.eventType, 1): return .transfer(.completed(try unpack(TransferCompleted.self)))
         case (TransferFailed.eventType, 1): return .transfer(.failed(try unpack(TransferFailed.self)))
         case (TransferRejected.eventType, 1): return .transfer(.rejected(try unpack(TransferRejected.self)))
+        case (AgentKeyPinned.eventType, 1): return .keys(.agentKeyPinned(try unpack(AgentKeyPinned.self)))
+        case (BackendKeyRotated.eventType, 1): return .keys(.backendKeyRotated(try unpack(BackendKeyRotated.self)))
         case (AgentInstanceChanged.eventType, 1):
             return .agentInstance(.changed(try unpack(AgentInstanceChanged.self)))
         case (AgentInstanceFenced.eventType, 1): return .agentInstance(.fenced(try unpack(AgentInstanceFenced.self)))
@@ -202,6 +206,7 @@ public enum DomainEventCodec {
         case .taskCancelRequested(let p): return StreamName.task(p.taskID)
         case .taskStartSending(let p): return StreamName.task(p.taskID)
         case .transfer(let t): return StreamName.transfer(t.taskID)
+        case .keys(let k): return k.stream
         case .agentInstance(let e): return StreamName.server(e.serverID)
         case .backend: return StreamName.backend
         case .garbageCollected: return StreamName.maintenance

@@ -37,6 +37,7 @@ public enum DomainEvent: Sendable, Equatable {
     case taskCancelRequested(TaskCancelRequested)  // "task.cancel-requested" v1
     case taskStartSending(TaskStartSending)  // "task.start-sending" v1
     case transfer(TransferEvent)  // "transfer.started" | "transfer.completed" | "transfer.failed" | "transfer.rejected" v1
+    case keys(KeyEvent)  // "server.agent-key-pinned" | "keys.backend-rotated" v1
     case agentInstance(AgentInstanceEvent)  // "server.agent-instance-changed" | "server.agent-instance-fenced" v1
     case backend(BackendLifecycleEvent)  // "backend.started" | "backend.stopped" v1
     case garbageCollected(GarbageCollected)  // "maintenance.gc-completed" v1
@@ -172,9 +173,10 @@ public enum TaskOutcome: String, Codable, Sendable, Equatable, CaseIterable {
     case succeeded, failed, cancelled, lost
 }
 
-/// Whose fault a failure was: the task's own (`user`) or the platform's (`infrastructure`, retried).
+/// Whose fault a failure was: the task's own (`user`), the platform's (`infrastructure`, retried), or the task asked
+/// for what the agent's own policy forbids (`policy`: an image, the process runtime, root; not retried).
 public enum FailureClass: String, Codable, Sendable, Equatable {
-    case user, infrastructure
+    case user, infrastructure, policy
 }
 
 /// An attempt ended (observed by the agent, or decided by the backend for `lost`).
@@ -285,8 +287,9 @@ public struct ResponseRejected: EventPayload {
     public static let schemaVersion = 1
     public var channel: ChannelID
     public var messageID: String
-    /// Why: `malformed`, `unexpectedRequestID`, `staleEpoch`, or `duplicate` (a second answer to a request already
-    /// answered in this epoch: recorded, never a desync).
+    /// Why: `malformed`, `unexpectedRequestID`, `staleEpoch`, `duplicate` (a second answer to a request already
+    /// answered in this epoch: recorded, never a desync), `badSignature` (not signed by the agent's pinned key), or
+    /// `refused:unauthenticated` / `refused:replayed` (the agent's signed refusal of a forged or replayed request).
     public var reason: String
     /// The request ID the message named, if it could be read.
     public var requestID: RequestID?

@@ -36,6 +36,9 @@ public struct TaskSpec: Codable, Sendable, Equatable {
     /// Labels a server must carry to run the task, label → value (`task submit --constraint gpu=a100`, matched
     /// against `server attach --label`); empty: none. Absent from older payloads, which decode as empty.
     public var constraints: [String: String]
+    /// Environment variables whose values are sealed to the agents' keys (`task submit --secret-env`): each agent
+    /// opens the ones for its server and adds them to the task's environment. Absent when empty.
+    public var secrets: [SealedSecret] = []
 
     public init(
         name: String? = nil, command: [String], environment: [String: String] = [:], files: [WorkingFile] = [],
@@ -59,6 +62,7 @@ public struct TaskSpec: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case name, image, command, environment, files, outputs, gpus, timeoutSeconds, priority, inputs, server
         case constraints
+        case secrets
     }
 
     /// Decodes a spec; fields added after the first schema (`priority`, `image`, `inputs`, `server`, `constraints`)
@@ -77,6 +81,7 @@ public struct TaskSpec: Codable, Sendable, Equatable {
         inputs = try container.decodeIfPresent([InputFile].self, forKey: .inputs) ?? []
         server = try container.decodeIfPresent(ServerID.self, forKey: .server)
         constraints = try container.decodeIfPresent([String: String].self, forKey: .constraints) ?? [:]
+        secrets = try container.decodeIfPresent([SealedSecret].self, forKey: .secrets) ?? []
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -94,6 +99,7 @@ public struct TaskSpec: Codable, Sendable, Equatable {
         if !inputs.isEmpty { try container.encode(inputs, forKey: .inputs) }
         try container.encodeIfPresent(server, forKey: .server)
         if !constraints.isEmpty { try container.encode(constraints, forKey: .constraints) }
+        if !secrets.isEmpty { try container.encode(secrets, forKey: .secrets) }
     }
 
     /// The most bytes of working files one task may carry inline (they travel in one queue message).

@@ -34,6 +34,9 @@ public struct BackendConfiguration: Sendable {
     public var packing: PackingPolicy
     /// Inputs, artifacts, log mirrors and the transfer limit (docs/files.md).
     public var transfers = TransferSettings()
+    /// The key requests are signed with and the agent keys responses are checked against (docs/security.md);
+    /// `nil`: no request can be sent (`touchstone serve` loads them from its state directory).
+    public var keys: BackendKeys?
     /// The largest agent clock skew tolerated (`serve --max-clock-skew`, default 30 s): past it a server is
     /// `unhealthy: clock skew 6m` and gets no new tasks (issue 17 part 3).
     public var maxClockSkew: Duration = .seconds(30)

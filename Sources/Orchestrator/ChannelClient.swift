@@ -207,9 +207,9 @@ actor ChannelClient {
         // A fresh deduplication ID per send: SQS remembers IDs for 5 minutes even after delete, so a resend of the
         // same request ID must not reuse one.
         let dedup = "\(requestID)-\(epoch)-\(sequence)-\(UInt32.random(in: 0...UInt32.max))"
+        let signed = try await sign(envelope)
         let sent = try await recordingFailure("send") {
-            try await self.requests.send(
-                WireCoding.encode(envelope), groupID: "channel-\(channel.index)", deduplicationID: dedup)
+            try await self.requests.send(signed, groupID: "channel-\(channel.index)", deduplicationID: dedup)
         }
         Failpoint.crash(at: "backend.after-send", detail: command.name)
         try await recordSent(envelope, expiresAt: expiresAt, command: command, taskID: taskID, messageID: sent.messageID)
@@ -249,6 +249,9 @@ actor ChannelClient {
                 }
                 resends += 1
                 wait = decision
+                // A resend is a new message (the agent refuses a copy of one it received as a replay); the journal
+                // answers it by its request ID.
+                current.sentAt = Date()
                 if command.isReadOnly {
                     // Harmless to execute late: the resend may be executed by an agent that never had the original.
                     current.sentAt = configuration.clock.now()
@@ -263,13 +266,32 @@ actor ChannelClient {
                 addressed = address.current
                 current.instance = addressed
                 let dedup = "\(requestID)-\(epoch)-\(sequence)-r\(resends)-\(UInt32.random(in: 0...UInt32.max))"
+                let signedResend = try await sign(current)
                 let resent = try await recordingFailure("send") {
                     try await self.requests.send(
-                        WireCoding.encode(current), groupID: "channel-\(channel.index)", deduplicationID: dedup)
+                        signedResend, groupID: "channel-\(channel.index)", deduplicationID: dedup)
                 }
                 try await recordSent(current, expiresAt: currentExpiry, command: command, taskID: taskID, messageID: resent.messageID)
             }
         }
+    }
+
+    /// The request as it goes on the queue, signed with the backend's current key (docs/protocol.md).
+    private func sign(_ envelope: RequestEnvelope) async throws -> String {
+        guard let keys = configuration.keys else {
+            throw BackendError(.invalidArgument, "the backend has no signing key: requests cannot be sent")
+        }
+        return WireCoding.encodeSigned(envelope, with: try await keys.signingKey())
+    }
+
+    /// Whether a response is signed by the key pinned for the agent (re-read from the log once when not).
+    private func verify(_ body: String) async throws -> MessageSigning.Verdict {
+        guard let keys = configuration.keys else { return .badSignature }
+        let cached = MessageSigning.verify(
+            body, context: .response, trusting: try await keys.agentKeys(for: channel.server, refresh: false))
+        if case .valid = cached { return cached }
+        return MessageSigning.verify(
+            body, context: .response, trusting: try await keys.agentKeys(for: channel.server, refresh: true))
     }
 
     /// How a channel treats silence: how long to wait after each resend, and how many resends before the channel is
@@ -368,6 +390,14 @@ actor ChannelClient {
         let meta = EventMetadata(actor: "agent:\(channel.server)", correlationID: requestID.rawValue)
         let prefix = String(decoding: message.body.utf8.prefix(200), as: UTF8.self)
         let response: ResponseEnvelope
+        switch try await verify(message.body) {
+        case .valid: break
+        case .unsigned, .badSignature:
+            // Not the agent's: never read as an answer, whatever it claims.
+            logger.warning("response not signed by the agent's pinned key", metadata: ["channel": "\(channel)"])
+            try await reject(message, reason: "badSignature", requestID: nil, prefix: prefix, meta: meta)
+            return .skipped
+        }
         do {
             response = try WireCoding.decodeResponse(message.body)
         } catch {
@@ -376,6 +406,17 @@ actor ChannelClient {
             try await reject(
                 message, reason: "malformed", requestID: WireCoding.salvageRequestID(message.body), prefix: prefix,
                 meta: meta)
+            return .skipped
+        }
+        if response.requestID == nil, case .error(let refusal) = response.body,
+            refusal.code == .unauthenticated || refusal.code == .replayed
+        {
+            // The agent refused a message on its request queue that this backend did not sign, or a copy of one it
+            // received before: a forgery or a replay by someone with queue access. Recorded; not an answer.
+            logger.warning(
+                "the agent refused a forged or replayed request",
+                metadata: ["channel": "\(channel)", "code": "\(refusal.code)", "reason": "\(refusal.message)"])
+            try await reject(message, reason: "refused:\(refusal.code)", requestID: nil, prefix: prefix, meta: meta)
             return .skipped
         }
         let fencedNotice: Bool

@@ -84,9 +84,11 @@ public enum Reconciler {
                 exitCode: report.exitCode, signal: report.signal, reason: report.reason, outputs: report.outputs,
                 endedAt: report.endedAt)
         case .failedToStart:
+            // A refusal by the agent's policy (docs/security.md) is final: retrying cannot change the policy.
+            let refused = report.reason?.hasPrefix("policy: ") == true
             finished = TaskFinished(
                 taskID: row.taskID, attempt: row.attempt, serverID: server, outcome: .failed,
-                failureClass: .infrastructure, reason: report.reason, endedAt: report.endedAt)
+                failureClass: refused ? .policy : .infrastructure, reason: report.reason, endedAt: report.endedAt)
         }
         events.append(.taskFinished(finished))
         if report.state == .stopped && context.stoppedForDrain {

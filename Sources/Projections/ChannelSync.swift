@@ -105,7 +105,7 @@ public struct ChannelSync: Projection {
         case .channelQueuesDrained(let e): return [e.channel.description]
         case .serverHelloReceived, .taskSubmitted, .taskDispatched, .taskStarted, .taskFinished, .serverCapacitySet,
             .serverDrainRequested, .serverDetachRequested, .serverDetached, .serverLivenessChanged, .serverGPUsObserved,
-            .taskDispatchWithdrawn, .taskRequeued, .unrecognisedTaskFound, .serverCapacityViolationRefused, .serverHealthChanged, .taskCancelRequested, .taskStartSending, .transfer, .agentInstance, .backend, .garbageCollected:
+            .taskDispatchWithdrawn, .taskRequeued, .unrecognisedTaskFound, .serverCapacityViolationRefused, .serverHealthChanged, .taskCancelRequested, .taskStartSending, .transfer, .agentInstance, .backend, .garbageCollected, .keys:
             return []
         }
     }
@@ -156,7 +156,7 @@ public struct ChannelSync: Projection {
             rows[e.channel.description] = row
         case .serverHelloReceived, .taskSubmitted, .taskDispatched, .taskStarted, .taskFinished, .serverCapacitySet,
             .serverDrainRequested, .serverDetachRequested, .serverDetached, .serverLivenessChanged, .serverGPUsObserved,
-            .taskDispatchWithdrawn, .taskRequeued, .unrecognisedTaskFound, .serverCapacityViolationRefused, .serverHealthChanged, .taskCancelRequested, .taskStartSending, .transfer, .agentInstance, .backend, .garbageCollected:
+            .taskDispatchWithdrawn, .taskRequeued, .unrecognisedTaskFound, .serverCapacityViolationRefused, .serverHealthChanged, .taskCancelRequested, .taskStartSending, .transfer, .agentInstance, .backend, .garbageCollected, .keys:
             break
         }
     }

@@ -133,7 +133,7 @@ public struct ServerCapacity: Projection {
         case .serverCapacityViolationRefused(let e): return [e.serverID.rawValue]
         case .serverHealthChanged(let e): return [e.serverID.rawValue]
         case .taskSubmitted, .requestSent, .responseRejected, .taskRequeued, .transportFailed, .channelDesyncDetected, .channelQueuesDrained,
-            .taskCancelRequested, .taskStartSending, .transfer, .backend, .garbageCollected: return []
+            .taskCancelRequested, .taskStartSending, .transfer, .backend, .garbageCollected, .keys: return []
         }
     }
 
@@ -241,7 +241,7 @@ public struct ServerCapacity: Projection {
         case .agentInstance(.fenced(let e)):
             rows[e.serverID.rawValue]?.fencedInstance = e.fenced
         case .taskSubmitted, .requestSent, .responseRejected, .taskRequeued, .transportFailed, .channelDesyncDetected, .channelQueuesDrained,
-            .unrecognisedTaskFound, .serverCapacityViolationRefused, .taskCancelRequested, .taskStartSending, .transfer, .backend, .garbageCollected:
+            .unrecognisedTaskFound, .serverCapacityViolationRefused, .taskCancelRequested, .taskStartSending, .transfer, .backend, .garbageCollected, .keys:
             break
         }
     }

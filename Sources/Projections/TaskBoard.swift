@@ -96,7 +96,7 @@ public struct TaskBoard: Projection {
         case .taskStartSending(let e): return [e.taskID.rawValue]
         case .serverAttached, .serverHelloReceived, .responseReceived, .responseRejected, .serverCapacitySet,
             .serverDrainRequested, .serverDetachRequested, .serverDetached, .serverLivenessChanged, .serverGPUsObserved, .transportFailed, .channelDesyncDetected, .channelQueuesDrained,
-            .unrecognisedTaskFound, .serverCapacityViolationRefused, .serverHealthChanged, .transfer, .agentInstance, .backend, .garbageCollected:
+            .unrecognisedTaskFound, .serverCapacityViolationRefused, .serverHealthChanged, .transfer, .agentInstance, .backend, .garbageCollected, .keys:
             return []
         }
     }
@@ -209,7 +209,7 @@ public struct TaskBoard: Projection {
             rows[e.taskID.rawValue] = row
         case .serverAttached, .serverHelloReceived, .responseReceived, .responseRejected, .serverCapacitySet,
             .serverDrainRequested, .serverDetachRequested, .serverDetached, .serverLivenessChanged, .serverGPUsObserved, .transportFailed, .channelDesyncDetected, .channelQueuesDrained,
-            .unrecognisedTaskFound, .serverCapacityViolationRefused, .serverHealthChanged, .transfer, .agentInstance, .backend, .garbageCollected:
+            .unrecognisedTaskFound, .serverCapacityViolationRefused, .serverHealthChanged, .transfer, .agentInstance, .backend, .garbageCollected, .keys:
             break
         }
     }

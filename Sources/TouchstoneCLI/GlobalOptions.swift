@@ -51,7 +51,9 @@ public struct GlobalOptions: ParsableArguments {
                 throw CLIError(
                     "no Touchstone state at \(directory): attach a server first, or pass --state-dir")
             }
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            // Owner only: the log, the queues and the backend's key are in it (docs/security.md).
+            try FileManager.default.createDirectory(
+                atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         }
         do {
             return try TouchstoneLog(path: logPath)

@@ -9,7 +9,7 @@ public struct Touchstone: AsyncParsableCommand {
         version: TouchstoneVersion.current,
         subcommands: [
             Serve.self, ServerCommand.self, TaskCommand.self, Events.self, Replay.self, Debug.self, Audit.self,
-            ConfigCommand.self, GC.self,
+            ConfigCommand.self, GC.self, KeysCommand.self,
         ]
     )
 

@@ -24,6 +24,9 @@ final class EmbeddedQueueFile: Sendable {
     init(path: String) throws(QueueError) {
         self.path = path
         try EmbeddedQueueStore.checkHeader(path)
+        // Created owner-only before SQLite opens it (its -wal and -shm files take the same mode).
+        let created = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
+        if created >= 0 { Glibc.close(created) }
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
         configuration.maximumReaderCount = 2

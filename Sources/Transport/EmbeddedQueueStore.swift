@@ -80,7 +80,8 @@ public final class EmbeddedQueueStore: Sendable {
                 "The queue path is an earlier version's single queue file: every server shares its lock",
                 metadata: ["queue.path": "\(path)", "see": "docs/embedded-queue.md"])
         case .filePerGroup(let directory):
-            if mkdir(directory, 0o777) != 0 && errno != EEXIST {
+            // Owner only: whoever can write a queue file can put a message on a request queue (docs/security.md).
+            if mkdir(directory, 0o700) != 0 && errno != EEXIST {
                 throw QueueError(
                     .storage, "cannot create the queue directory \(directory): \(String(cString: strerror(errno)))")
             }

@@ -17,6 +17,10 @@ public struct WireError: Error, Sendable, Equatable, Codable, CustomStringConver
         public static let staleEpoch = Code(rawValue: "staleEpoch")
         /// The task named is not known to the agent.
         public static let unknownTask = Code(rawValue: "unknownTask")
+        /// The request was not signed by a key the agent trusts (unsigned, or badly signed); it was not read.
+        public static let unauthenticated = Code(rawValue: "unauthenticated")
+        /// The same signed request arrived before, within the replay window; it was not executed again.
+        public static let replayed = Code(rawValue: "replayed")
         /// The request is addressed to another agent instance of this server, which is not an earlier life of the
         /// answering agent: two agents serve one server. The answering agent releases the request for the other one,
         /// sends this notice (never an answer to the command) and exits.

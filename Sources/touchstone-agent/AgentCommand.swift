@@ -1,5 +1,6 @@
 import Agent
 import ArgumentParser
+@preconcurrency import Crypto
 import Domain
 import Foundation
 import Logging
@@ -16,6 +17,12 @@ struct AgentCommand: AsyncParsableCommand {
         commandName: "touchstone-agent",
         abstract: "Run tasks for a Touchstone backend on this server, polling its request queues.",
         version: TouchstoneVersion.current)
+
+    @Argument(
+        help: ArgumentHelp(
+            "init: create this agent's key pair in the workspace (<workspace>/agent.key, mode 0600), print its public "
+                + "key (base64, one line) and exit. Without it: run the agent."))
+    var action: String?
 
     @Option(help: AgentSettings.help("server")) var server: String?
     @Option(help: AgentSettings.help("transport")) var transport: String?
@@ -51,6 +58,38 @@ struct AgentCommand: AsyncParsableCommand {
     @Flag(help: "Print every configuration key (type, unit, default, range) as a Markdown table, then exit.")
     var configKeys = false
 
+    @Option(
+        help: ArgumentHelp(
+            "A backend public key to trust (base64), or @FILE of them, one a line, re-read when it changes "
+                + "(repeatable). Default with the embedded queue: @<state dir>/keys/backend-trusted.pub next to "
+                + "--queue-path."))
+    var backendKey: [String] = []
+
+    @Option(
+        name: .customLong("allow-image"),
+        help: "An image tasks may run in (docker runtime): an exact name, or a prefix ending in * (repeatable). Without it, only --default-image.")
+    var allowedImages: [String] = []
+
+    @Flag(help: "Let tasks run as processes (process runtime); without it a process-runtime agent runs nothing.")
+    var allowProcessRuntime = false
+
+    @Flag(help: "Let tasks run as root (the agent's user when it is root; a container's image user, which may be root).")
+    var allowRoot = false
+
+    @Option(help: "The user process-runtime tasks run as (a name or uid); their working directory is given to it.")
+    var runAs: String?
+
+    func validate() throws {
+        if let action, action != "init" { throw ValidationError("unknown action \(action.debugDescription): init, or none") }
+        if let runAs {
+            guard RunAsUser.resolve(runAs) != nil else { throw ValidationError("--run-as \(runAs): no such user") }
+            guard (runtime ?? "process") == "process" else {
+                throw ValidationError(
+                    "--run-as is for the process runtime; a container runs as its image's user (allow it with --allow-root)")
+            }
+        }
+    }
+
     /// The options given on this command line, by configuration key.
     var commandLineSettings: [String: String] {
         let given: [(String, (any CustomStringConvertible)?)] = [
@@ -61,6 +100,9 @@ struct AgentCommand: AsyncParsableCommand {
             ("docker.socket", dockerSocket), ("docker.imagePullPolicy", imagePullPolicy),
             ("docker.defaultImage", defaultImage), ("docker.memory", containerMemory), ("docker.cpus", containerCpus),
             ("log.format", logFormat), ("log.level", logLevel),
+            ("policy.allowProcessRuntime", allowProcessRuntime ? "true" : nil),
+            ("policy.allowImages", allowedImages.isEmpty ? nil : allowedImages.joined(separator: ",")),
+            ("policy.allowRoot", allowRoot ? "true" : nil), ("policy.runAs", runAs),
         ]
         return Dictionary(uniqueKeysWithValues: given.compactMap { key, value in value.map { (key, "\($0)") } })
     }
@@ -89,7 +131,23 @@ struct AgentCommand: AsyncParsableCommand {
         }
         settings.bootstrapLogging()
         let logger = Logger(label: "touchstone.agent.\(server)")
-        let configuration = Self.configuration(settings, serverID: serverID)
+        var configuration = Self.configuration(settings, serverID: serverID)
+        if action == "init" {
+            try AgentInit.run(server: serverID, workspace: configuration.workspace)
+            return
+        }
+        // The run policy is the agent's own (a configuration file or its command line): the backend cannot widen it.
+        let runAs = settings.text("policy.runAs")
+        if let runAs, RunAsUser.resolve(runAs) == nil {
+            throw AgentStartError(description: "policy.runAs = \"\(runAs)\" is not allowed: no such user")
+        }
+        configuration.runtime.runAs = runAs.flatMap(RunAsUser.resolve)
+        configuration.policy = RunPolicy(
+            allowedImages: (settings.text("policy.allowImages") ?? "").split(separator: ",").map {
+                $0.trimmingCharacters(in: .whitespaces)
+            }.filter { !$0.isEmpty },
+            allowProcessRuntime: settings.flag("policy.allowProcessRuntime") ?? false, runAs: runAs,
+            allowRoot: settings.flag("policy.allowRoot") ?? false)
         let channels = configuration.channels
         let queuePath = settings.text("queuePath")
         do {
@@ -138,6 +196,22 @@ struct AgentCommand: AsyncParsableCommand {
         } catch {
             throw AgentStartError(description: "cannot open the queues (\(transport.summary)): \(error)")
         }
+        do {
+            configuration.signingKey = try KeyFiles.loadOrCreate(configuration.keyPath)
+            configuration.sealingKey = try SecretSealing.loadOrCreateKey(configuration.sealingKeyPath)
+            configuration.backendKeys = try Self.backendKeys(backendKey, queuePath: queuePath)
+            _ = try configuration.backendKeys.load()
+            if let keys = Self.coLocatedKeys(configuration.backendKeys) {
+                // On the backend's host: publish this agent's public key where the backend pins it on first use.
+                try Self.publish(
+                    KeyFiles.text(of: configuration.signingKey.publicKey), at: keys.agent(serverID))
+                if let sealing = configuration.sealingKey {
+                    try Self.publish(SecretSealing.text(of: sealing.publicKey), at: keys.agentSealing(serverID))
+                }
+            }
+        } catch {
+            throw AgentStartError(description: "\(error)")
+        }
         logger.info("agent starting", metadata: ["transport": "\(transport.summary)"])
         let service = AgentService(configuration: configuration, queues: queues, logger: logger)
         let group = ServiceGroup(
@@ -172,6 +246,60 @@ extension AgentCommand {
         configuration.runtime.memoryBytes = settings.integer("docker.memory").map { Int64($0) << 20 }
         configuration.runtime.nanoCPUs = settings.number("docker.cpus").map { Int64($0 * 1_000_000_000) }
         return configuration
+    }
+
+    /// The trusted backend keys: `--backend-key` values, else the state directory's `backend-trusted.pub` next to the
+    /// embedded queue file.
+    ///
+    /// - Throws: ``KeyError`` for a bad value, or when there is neither a value nor a co-located key file.
+    static func backendKeys(_ values: [String], queuePath: String?) throws(KeyError) -> BackendKeySource {
+        guard values.isEmpty else {
+            var source = BackendKeySource()
+            for value in values {
+                if value.hasPrefix("@") {
+                    source.files.append(absolute(String(value.dropFirst())))
+                } else {
+                    source.keys.append(try KeyFiles.publicKey(value, source: "--backend-key"))
+                }
+            }
+            return source
+        }
+        guard let queuePath else {
+            throw KeyError("no backend key: pass --backend-key KEY or @FILE (`touchstone keys show` prints the key)")
+        }
+        let trusted = KeyDirectory(stateDirectory: (absolute(queuePath) as NSString).deletingLastPathComponent).trusted
+        guard FileManager.default.fileExists(atPath: trusted) else {
+            throw KeyError(
+                "no backend key: \(trusted) does not exist; run `touchstone keys init` with the backend's state "
+                    + "directory, or pass --backend-key KEY or @FILE")
+        }
+        return BackendKeySource(files: [trusted])
+    }
+
+    /// The backend's key directory when this agent reads its trusted keys straight from it (a `backend-trusted.pub`
+    /// in a `keys` directory: the backend is on this host).
+    static func coLocatedKeys(_ source: BackendKeySource) -> KeyDirectory? {
+        for file in source.files {
+            let url = URL(fileURLWithPath: file)
+            guard url.lastPathComponent == "backend-trusted.pub", url.deletingLastPathComponent().lastPathComponent == "keys"
+            else { continue }
+            return KeyDirectory(stateDirectory: url.deletingLastPathComponent().deletingLastPathComponent().path)
+        }
+        return nil
+    }
+
+    /// Writes the agent's public key to `keys/agents/<server>.pub` in a co-located backend's state directory.
+    static func publish(_ key: String, at path: String) throws(KeyError) {
+        let directory = (path as NSString).deletingLastPathComponent
+        do {
+            try FileManager.default.createDirectory(
+                atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw KeyError("cannot create \(directory): \(error.localizedDescription)")
+        }
+        let aside = path + ".\(getpid()).tmp"
+        try KeyFiles.write(key + "\n", to: aside, mode: 0o644, exclusive: false)
+        guard rename(aside, path) == 0 else { throw KeyError("cannot write \(path)") }
     }
 
     /// The one-line refusal of an agent whose server has no queues on the transport.

@@ -33,6 +33,20 @@ enum AgentSettings {
             default: String(defaults.pollWait.components.seconds),
             summary: "Long-poll wait per receive (SQS allows up to 20)."),
         SettingKey(
+            "policy.allowProcessRuntime", kind: .flag, default: "false",
+            summary: "Let tasks run as processes (process runtime); without it a process-runtime agent runs nothing "
+                + "(--allow-process-runtime on the command line; docs/security.md)."),
+        SettingKey(
+            "policy.allowImages",
+            summary: "Images tasks may run in (docker runtime): exact names or prefixes ending in *, separated by "
+                + "commas (--allow-image, repeatable); none: only the default image."),
+        SettingKey(
+            "policy.allowRoot", kind: .flag, default: "false",
+            summary: "Let tasks run as root (--allow-root)."),
+        SettingKey(
+            "policy.runAs",
+            summary: "The user process-runtime tasks run as, a name or uid (--run-as); none: the agent's own user."),
+        SettingKey(
             "cgroups", kind: .flag, default: String(defaults.useCgroups),
             summary: "Put each task in a cgroup of its own when the host allows it (false: process-group kill only; "
                 + "--no-cgroups on the command line)."),

@@ -85,7 +85,9 @@ final class Cluster: Sendable {
     /// - Returns: The agent's process ID.
     @discardableResult
     func startAgent(_ server: String, _ extra: [String] = []) throws -> Int32 {
-        var arguments = ["--server", server, "--workspace", directory + "/agents/\(server)"] + transportArguments
+        var arguments =
+            ["--server", server, "--workspace", directory + "/agents/\(server)"] + transportArguments
+            + ["--backend-key", "@" + state + "/keys/backend-trusted.pub", "--allow-process-runtime", "--allow-root"]
         if transport == .embedded { arguments += ["--queue-path", state + "/queues.db"] }
         return try launch("agent-\(server)", binaries + "/touchstone-agent", arguments + extra).processIdentifier
     }

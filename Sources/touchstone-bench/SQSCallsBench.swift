@@ -1,8 +1,10 @@
 import Agent
 import Domain
+import EventStore
 import Foundation
 import Logging
 import Orchestrator
+import Projections
 import Transport
 import Wire
 
@@ -30,12 +32,23 @@ enum SQSCallsBench {
             base: try SQSClient(configuration: configuration, logger: quiet), counter: counter, side: "backend")
         let agentQueues = CountingQueueProvider(
             base: try SQSClient(configuration: configuration, logger: quiet), counter: counter, side: "agent")
-        let backend = Backend(
-            log: cluster.log, queues: backendQueues, configuration: BackendConfiguration(queuePrefix: cluster.queuePrefix),
-            logger: quiet)
-        let agentConfiguration = AgentConfiguration(
+        var backendConfiguration = BackendConfiguration(queuePrefix: cluster.queuePrefix)
+        backendConfiguration.keys = try BackendKeys(stateDirectory: cluster.state, log: cluster.log)
+        let backend = Backend(log: cluster.log, queues: backendQueues, configuration: backendConfiguration, logger: quiet)
+        var agentConfiguration = AgentConfiguration(
             serverID: server, queuePath: "", queuePrefix: cluster.queuePrefix,
             workspace: cluster.directory + "/agents/\(server)")
+        // The keys and policy `touchstone-agent` would set up; the agent's key is pinned as `server attach
+        // --agent-key` pins it.
+        let keys = KeyDirectory(stateDirectory: cluster.state)
+        try FileManager.default.createDirectory(atPath: agentConfiguration.workspace, withIntermediateDirectories: true)
+        agentConfiguration.signingKey = try KeyFiles.loadOrCreate(agentConfiguration.keyPath)
+        agentConfiguration.backendKeys = BackendKeySource(files: [keys.trusted])
+        agentConfiguration.policy = RunPolicy(allowProcessRuntime: true, allowRoot: true)
+        let agentKey = try String(contentsOfFile: agentConfiguration.keyPath + ".pub", encoding: .utf8)
+        try await cluster.log.append(
+            .keys(.agentKeyPinned(AgentKeyPinned(serverID: server, publicKey: agentKey.trimmingCharacters(in: .whitespacesAndNewlines), source: "operator"))),
+            metadata: EventMetadata(actor: "operator:bench"))
         var channels: [(requests: any MessageQueue, responses: any MessageQueue)] = []
         for index in 0..<agentConfiguration.channels {
             let channel = ChannelID(server: server, index: index)

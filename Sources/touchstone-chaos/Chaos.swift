@@ -113,7 +113,11 @@ struct Chaos: AsyncParsableCommand {
         for index in 1...agents { try run.startAgent(index) }
 
         let faults = FaultInjector(
-            queues: queues, prefix: prefix, servers: run.servers, channels: channels, pause: { run.pause($0, $1) })
+            queues: queues, prefix: prefix, servers: run.servers, channels: channels, pause: { run.pause($0, $1) },
+            signResponse: { response in
+                WireCoding.encodeSigned(
+                    response, with: try KeyFiles.loadPrivate(run.directory + "/agents/\(response.server)/agent.key"))
+            })
         let sampler = ProcessSampler(directory: directory, maxTasks: maxTasks)
         let sampling = Task { await sampler.run() }
         let deadline = ContinuousClock.now + .seconds(timeout)

@@ -45,6 +45,8 @@ final class ChaosRun: Sendable {
     /// Attaches the servers, creates their queues and submits the workload.
     func prepare(tasks: Int, queues: any QueueProvider) async throws {
         let meta = EventMetadata(actor: "operator:chaos")
+        // As `server attach` does: the backend key the co-located agents trust (--backend-key @…/backend-trusted.pub).
+        try KeyDirectory(stateDirectory: state).initialize()
         for server in servers {
             try await log.append(
                 .serverAttached(ServerAttached(serverID: server, maxTasks: maxTasks, channels: channels)), metadata: meta)
@@ -90,7 +92,8 @@ final class ChaosRun: Sendable {
         let server = servers[index - 1]
         var arguments = [
             "--server", server.rawValue, "--workspace", directory + "/agents/\(server)", "--poll-wait", "1",
-            "--drain-deadline", "0", "--channels", String(channels),
+            "--drain-deadline", "0", "--channels", String(channels), "--backend-key",
+            "@" + state + "/keys/backend-trusted.pub", "--allow-process-runtime", "--allow-root",
         ]
         arguments += transportArguments
         if transportArguments.contains("embedded") { arguments += ["--queue-path", state + "/queues.db"] }

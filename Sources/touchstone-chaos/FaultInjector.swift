@@ -4,10 +4,12 @@ import Transport
 import Wire
 
 /// Injects transport faults into the channels' queues, as a misbehaving network or a confused peer would:
-/// - `duplicate`: a request the agent has not yet taken is delivered twice (copied with a new deduplication ID);
+/// - `duplicate`: a request the agent has not yet taken is delivered twice (copied with a new deduplication ID): a
+///   replay, which the agent refuses (`replayed`, docs/protocol.md);
 /// - `delay`: a request is held invisible for a few seconds, as if a receiver took it and stalled past the
 ///   visibility timeout, and is then delivered late;
-/// - `stale`: a response of an older epoch, or for a request nobody sent, appears on a response queue;
+/// - `stale`: a response of an older epoch, or for a request nobody sent, appears on a response queue, signed with
+///   the agent's own key (as a confused agent would send it: an unsigned one would only be refused as `badSignature`);
 /// - `malformed`: garbage on a request or a response queue.
 actor FaultInjector {
     let queues: any QueueProvider
@@ -17,12 +19,16 @@ actor FaultInjector {
     /// Stops (`true`) or continues (`false`) a server's agent with SIGSTOP/SIGCONT: a stalled agent lets requests
     /// wait on its queues, where they can be duplicated or delayed.
     let pause: @Sendable (ServerID, Bool) -> Void
+    /// Signs a response as the server's agent does (its workspace key).
+    let signResponse: @Sendable (ResponseEnvelope) throws -> String
     private var counts: [String: Int] = [:]
 
     init(
         queues: any QueueProvider, prefix: String, servers: [ServerID], channels: Int,
-        pause: @escaping @Sendable (ServerID, Bool) -> Void
+        pause: @escaping @Sendable (ServerID, Bool) -> Void,
+        signResponse: @escaping @Sendable (ResponseEnvelope) throws -> String
     ) {
+        self.signResponse = signResponse
         self.queues = queues
         self.prefix = prefix
         self.servers = servers
@@ -66,7 +72,7 @@ actor FaultInjector {
                 let response = ResponseEnvelope(
                     requestID: .make(), server: server, channel: channel.index, epoch: -1 + Int64(random.next(in: 0...1)),
                     sequence: 0, agentTime: Date(), body: .taskList([]))
-                _ = try await responses.send(WireCoding.encode(response), groupID: group, deduplicationID: UUID().uuidString)
+                _ = try await responses.send(try signResponse(response), groupID: group, deduplicationID: UUID().uuidString)
             default:
                 let garbage = "{\"v\":1,\"chaos\":\"\(UUID().uuidString)\"" + (random.unit() < 0.5 ? "" : "}")
                 let queue = random.unit() < 0.5 ? requests : responses

@@ -1,4 +1,5 @@
 @testable import Agent
+@preconcurrency import Crypto
 import Domain
 import Foundation
 import TestSupport
@@ -22,10 +23,13 @@ struct AgentDockerTests {
         let socket: String
         var agent: ChildProcess?
         var sequence: Int64 = 0
+        /// The backend key the agent trusts (co-located default); requests are signed with it.
+        let backendKey: Curve25519.Signing.PrivateKey
 
         init(server: ServerID) throws {
             self.server = server
             socket = try DockerTestEngine.require().socket
+            backendKey = try TestKeys.backend(stateDirectory: directory.path)
             let store = try EmbeddedQueueStore(path: directory.file("queues.db"))
             var requests: [EmbeddedQueue] = []
             var responses: [EmbeddedQueue] = []
@@ -47,8 +51,8 @@ struct AgentDockerTests {
                 builtExecutable("touchstone-agent"),
                 [
                     "--server", server.rawValue, "--queue-path", directory.file("queues.db"), "--workspace",
-                    directory.file("workspace"), "--poll-wait", "1", "--drain-deadline", "0", "--runtime", "docker",
-                    "--docker-socket", socket,
+                    directory.file("workspace"), "--poll-wait", "1", "--drain-deadline", "0", "--runtime", "docker", "--allow-root",
+                    "--docker-socket", socket, "--allow-image", try DockerTestEngine.require().image,
                 ] + (defaultImage.map { ["--default-image", $0] } ?? []),
                 logDirectory: directory.path, name: name)
         }
@@ -60,7 +64,8 @@ struct AgentDockerTests {
                 requestID: .make(), server: server, channel: channel, epoch: 0, sequence: sequence, sentAt: Date(),
                 expiresAt: Date().addingTimeInterval(60), command: command)
             _ = try await requests[channel].send(
-                WireCoding.encode(request), groupID: "channel-\(channel)", deduplicationID: UUID().uuidString)
+                WireCoding.encodeSigned(request, with: backendKey), groupID: "channel-\(channel)",
+                deduplicationID: UUID().uuidString)
             let deadline = ContinuousClock.now + .seconds(30)
             while ContinuousClock.now < deadline {
                 if let message = try await responses[channel].receive(
@@ -224,12 +229,13 @@ struct AgentDockerTests {
             try store.createQueue(name: ChannelQueues.requestQueue(prefix: "touchstone", channel: channel))
             try store.createQueue(name: ChannelQueues.responseQueue(prefix: "touchstone", channel: channel))
         }
+        _ = try TestKeys.backend(stateDirectory: directory.path)
         // A journaled running attempt needs the runtime's answer: without Docker the agent must not guess.
         let agent = try ChildProcess(
             builtExecutable("touchstone-agent"),
             [
                 "--server", server.rawValue, "--queue-path", directory.file("queues.db"), "--workspace",
-                directory.file("workspace"), "--poll-wait", "1", "--drain-deadline", "0", "--runtime", "docker",
+                directory.file("workspace"), "--poll-wait", "1", "--drain-deadline", "0", "--runtime", "docker", "--allow-root",
                 "--docker-socket", directory.file("no-such.sock"),
             ],
             logDirectory: directory.path, name: "agent")

@@ -1,3 +1,4 @@
+@preconcurrency import Crypto
 import Domain
 import Foundation
 import TestSupport
@@ -16,10 +17,17 @@ struct AgentProcessTests {
         let agent: ChildProcess
         let requests: [EmbeddedQueue]
         let responses: [EmbeddedQueue]
+        /// The backend key of the queue file's directory, which the agent trusts by default; `send` signs with it.
+        let backendKey: Curve25519.Signing.PrivateKey
+        /// The agent's policy flags, for restarts too.
+        let policy: [String]
         var sequence: Int64 = 0
 
-        init(server: ServerID) async throws {
+        /// - Parameter policy: The agent's policy flags (docs/security.md); the default lets it run tasks as root.
+        init(server: ServerID, policy: [String] = ["--allow-process-runtime", "--allow-root"]) async throws {
+            self.policy = policy
             directory = TemporaryDirectory("agent")
+            backendKey = try TestKeys.backend(stateDirectory: directory.path)
             store = try EmbeddedQueueStore(path: directory.file("queues.db"))
             var requests: [EmbeddedQueue] = []
             var responses: [EmbeddedQueue] = []
@@ -39,7 +47,7 @@ struct AgentProcessTests {
                 [
                     "--server", server.rawValue, "--queue-path", directory.file("queues.db"), "--workspace",
                     directory.file("workspace"), "--poll-wait", "1", "--drain-deadline", "0",
-                ],
+                ] + policy,
                 logDirectory: directory.path, name: "agent")
         }
 
@@ -50,7 +58,13 @@ struct AgentProcessTests {
                 expiresAt: Date().addingTimeInterval(expiresIn), command: command)
         }
 
+        /// Signs `text` with the backend key and puts it on a channel's request queue.
         func send(_ text: String, channel: Int = 1, dedup: String = UUID().uuidString) async throws {
+            try await sendRaw(TestKeys.sign(text, with: backendKey), channel: channel, dedup: dedup)
+        }
+
+        /// Puts `text` on a channel's request queue as it is (a forgery, a copy).
+        func sendRaw(_ text: String, channel: Int = 1, dedup: String = UUID().uuidString) async throws {
             _ = try await requests[channel].send(text, groupID: "channel-\(channel)", deduplicationID: dedup)
         }
 
@@ -75,7 +89,7 @@ struct AgentProcessTests {
             return try ChildProcess(
                 builtExecutable("touchstone-agent"),
                 ["--server", server.rawValue, "--queue-path", directory.file("queues.db"), "--workspace",
-                 directory.file("workspace"), "--poll-wait", "1", "--drain-deadline", "0"],
+                 directory.file("workspace"), "--poll-wait", "1", "--drain-deadline", "0"] + policy,
                 logDirectory: directory.path, name: "agent-restarted")
         }
 
@@ -132,7 +146,12 @@ struct AgentProcessTests {
 
     @Test func aCorruptMessageGetsAnErrorResponseAndTheAgentKeepsPolling() async throws {
         var harness = try await Harness(server: server)
-        try await harness.send("this is not a request {", channel: 1)
+        // Unsigned garbage is refused before it is read; signed garbage (a backend's bug) is a bad request.
+        try await harness.sendRaw("this is not a request {", channel: 1)
+        let refused = try await harness.response(channel: 1)
+        guard case .error(let refusal) = refused.body else { Issue.record("\(refused.body)"); return }
+        #expect(refusal.code == .unauthenticated)
+        try await harness.send(#"{"this is":"not a request"}"#, channel: 1)
         let error = try await harness.response(channel: 1)
         guard case .error(let wireError) = error.body else { Issue.record("\(error.body)"); return }
         #expect(wireError.code == .badRequest)
@@ -167,8 +186,11 @@ struct AgentProcessTests {
         let text = WireCoding.encode(start)
         try await harness.send(text, dedup: "first")
         let first = try await harness.response()
-        // The same request ID again, with a new deduplication ID (a resend after a backend restart).
-        try await harness.send(text, dedup: "second")
+        // The same request ID again, with a new deduplication ID (a resend after a backend restart: a new message, with
+        // a new sentAt; the very same bytes would be a replay, refused: AgentSigningTests).
+        var resend = start
+        resend.sentAt = Date()
+        try await harness.send(WireCoding.encode(resend), dedup: "second")
         var second = try await harness.response()
         // The recorded answer, stamped with the time it is given again (the backend measures clock skew from it).
         #expect(second.agentTime >= first.agentTime)

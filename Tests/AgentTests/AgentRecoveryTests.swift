@@ -132,9 +132,10 @@ struct AgentRecoveryTests {
         let channel = ChannelID(server: Fixtures.gpu1, index: 1)
         let requests = try store.queue(named: ChannelQueues.requestQueue(prefix: "touchstone", channel: channel))
         let responses = try store.queue(named: ChannelQueues.responseQueue(prefix: "touchstone", channel: channel))
+        let key = try TestKeys.backend(stateDirectory: directory.path)
         let arguments = [
             "--server", "gpu-01", "--queue-path", directory.file("queues.db"), "--workspace", directory.file("workspace"),
-            "--poll-wait", "1", "--drain-deadline", "0",
+            "--poll-wait", "1", "--allow-process-runtime", "--allow-root", "--drain-deadline", "0",
         ]
         let crashing = try ChildProcess(
             builtExecutable("touchstone-agent"), arguments, environment: ["TOUCHSTONE_FAILPOINTS": "agent.after-launch"],
@@ -142,7 +143,7 @@ struct AgentRecoveryTests {
         let marker = directory.file("runs")
         let spec = TaskSpec(command: ["/bin/sh", "-c", "echo run >> \(marker); sleep 3"])
         let start = Self.envelope(.startTask(StartTask(taskID: Fixtures.taskA, attempt: 1, spec: spec, backend: "t")), epoch: 0)
-        _ = try await requests.send(WireCoding.encode(start), groupID: "channel-1", deduplicationID: "first")
+        _ = try await requests.send(WireCoding.encodeSigned(start, with: key), groupID: "channel-1", deduplicationID: "first")
         let status = await crashing.wait(timeout: .seconds(20))
         #expect(status == SIGKILL, "the failpoint did not fire: \(crashing.stderr)")
         #expect(crashing.stderr.contains("failpoint agent.after-launch"))
@@ -152,7 +153,9 @@ struct AgentRecoveryTests {
         let restarted = try ChildProcess(
             builtExecutable("touchstone-agent"), arguments, logDirectory: directory.path, name: "agent-restarted")
         defer { restarted.signal(SIGTERM) }
-        _ = try await requests.send(WireCoding.encode(start), groupID: "channel-1", deduplicationID: "resend")
+        var resend = start
+        resend.sentAt = Date()  // a backend's resend is a new message with the same request ID
+        _ = try await requests.send(WireCoding.encodeSigned(resend, with: key), groupID: "channel-1", deduplicationID: "resend")
         var report: TaskStatusReport?
         let deadline = ContinuousClock.now + .seconds(60)
         while report == nil, ContinuousClock.now < deadline {

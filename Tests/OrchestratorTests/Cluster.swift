@@ -31,7 +31,22 @@ final class Cluster: Sendable {
             // The cluster's directory is the backend's state directory: inputs/, artifacts/, logs/.
             configuration.transfers.stateDirectory = directory.path
         }
+        if configuration.keys == nil {
+            // As `touchstone serve` does: the backend's key in its state directory (keys/), which co-located agents
+            // trust by default.
+            configuration.keys = try BackendKeys(stateDirectory: directory.path, log: log)
+        }
         self.configuration = configuration
+    }
+
+    /// A raw request signed with the backend's key, as the backend sends it (for tests that inject messages).
+    func signed(_ request: RequestEnvelope) throws -> String {
+        WireCoding.encodeSigned(request, with: try TestKeys.backend(stateDirectory: directory.path))
+    }
+
+    /// A raw response signed with an agent's key (from its workspace), as that agent sends it.
+    func signed(_ response: ResponseEnvelope, by server: ServerID) throws -> String {
+        WireCoding.encodeSigned(response, with: try KeyFiles.loadPrivate(directory.file("agents/\(server)/agent.key")))
     }
 
     /// Attaches a server as `touchstone server attach` does: its queues first (an agent refuses to start without
@@ -64,7 +79,7 @@ final class Cluster: Sendable {
     ) throws {
         var arguments = [
             "--server", server.rawValue, "--queue-path", directory.file("queues.db"), "--workspace",
-            directory.file("agents/\(server)"), "--poll-wait", "1", "--channels", "\(channels)", "--drain-deadline", "0",
+            directory.file("agents/\(server)"), "--poll-wait", "1", "--allow-process-runtime", "--allow-root", "--channels", "\(channels)", "--drain-deadline", "0",
         ]
         if let nvidiaSMI { arguments += ["--nvidia-smi", nvidiaSMI] }
         let agent = try ChildProcess(

@@ -42,19 +42,21 @@ struct EndToEndTests {
             try await log.append(.taskSubmitted(TaskSubmitted(taskID: id, spec: spec)), expectedVersion: .noStream, metadata: operatorMeta)
         }
 
+        // As `touchstone serve` does: the backend's key in its state directory, which the co-located agents trust.
+        var configuration = BackendConfiguration(statusInterval: .milliseconds(200), requestTimeout: .seconds(20))
+        configuration.keys = try BackendKeys(stateDirectory: directory.path, log: log)
         let agents = try [Fixtures.gpu1, Fixtures.gpu2].map { server in
             try ChildProcess(
                 builtExecutable("touchstone-agent"),
                 [
                     "--server", server.rawValue, "--queue-path", directory.file("queues.db"), "--workspace",
-                    directory.file("agents/\(server)"), "--poll-wait", "2",
+                    directory.file("agents/\(server)"), "--poll-wait", "2", "--allow-process-runtime", "--allow-root",
                 ],
                 logDirectory: directory.path, name: "agent-\(server)")
         }
         let backend = Backend(
             log: log, queues: queues,
-            configuration: BackendConfiguration(statusInterval: .milliseconds(200), requestTimeout: .seconds(20)),
-            logger: Logger(label: "test.backend"))
+            configuration: configuration, logger: Logger(label: "test.backend"))
         let services = ServiceGroup(configuration: .init(services: [backend], logger: Logger(label: "test.group")))
 
         let outcome = try await withThrowingTaskGroup(of: (TaskBoard, [ServerID: Int])?.self) { group in

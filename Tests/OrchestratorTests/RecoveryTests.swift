@@ -40,7 +40,7 @@ struct RecoveryTests {
             let foreign = ResponseEnvelope(
                 requestID: .make(), server: Fixtures.gpu1, channel: 0, epoch: 0, sequence: 99, agentTime: Date(),
                 body: .taskList([]))
-            let sent = try await stray.send(WireCoding.encode(foreign), groupID: "channel-0", deduplicationID: "stray")
+            let sent = try await stray.send(try cluster.signed(foreign, by: Fixtures.gpu1), groupID: "channel-0", deduplicationID: "stray")
             let control = ChannelID(server: Fixtures.gpu1, index: 0)
             let synced = try await cluster.waitUntil { ($0.channels[control]?.epoch ?? 0) >= 1 }
             #expect((synced.channels[control]?.desyncs ?? 0) >= 1)
@@ -93,7 +93,7 @@ struct RecoveryTests {
                 requestID: try #require(row.requestID), server: Fixtures.gpu1, channel: 1, epoch: 0, sequence: 1,
                 sentAt: Date(), expiresAt: Date().addingTimeInterval(60),
                 command: .startTask(StartTask(taskID: first, attempt: 1, spec: spec, backend: "touchstone")))
-            _ = try await requests.send(WireCoding.encode(duplicate), groupID: "channel-1", deduplicationID: "dup")
+            _ = try await requests.send(try cluster.signed(duplicate), groupID: "channel-1", deduplicationID: "dup")
             try await Task.sleep(for: .seconds(1))
             for index in 1...3 {
                 try await cluster.submit("tsk-0000000bb00\(index)", "echo run >> \(directory.file("runs-\(index)"))")
@@ -122,7 +122,7 @@ struct RecoveryTests {
             requestID: .make(), server: Fixtures.gpu1, channel: 2, epoch: 0, sequence: 1, sentAt: Date(),
             expiresAt: Date().addingTimeInterval(60),
             command: .startTask(StartTask(taskID: orphan, attempt: 1, spec: TaskSpec(command: ["/bin/sh", "-c", "sleep 60"]), backend: "touchstone")))
-        _ = try await requests.send(WireCoding.encode(start), groupID: "channel-2", deduplicationID: "orphan")
+        _ = try await requests.send(try cluster.signed(start), groupID: "channel-2", deduplicationID: "orphan")
         var pid: Int32?
         for _ in 0..<100 where pid == nil {
             if let message = try await responses.receive(maxMessages: 1, waitTime: .seconds(1), visibilityTimeout: nil).first {
@@ -167,7 +167,7 @@ struct RecoveryTests {
         let agent = try ChildProcess(
             builtExecutable("touchstone-agent"),
             ["--server", "gpu-01", "--queue-path", state + "/queues.db", "--workspace", directory.file("agent"),
-             "--poll-wait", "1", "--drain-deadline", "0"],
+             "--poll-wait", "1", "--allow-process-runtime", "--allow-root", "--drain-deadline", "0"],
             logDirectory: directory.path, name: "agent")
         defer { agent.signal(SIGTERM) }
         let serveArguments = ["serve", "--state-dir", state, "--status-interval", "0.2", "--request-timeout", "20"]
@@ -217,7 +217,7 @@ struct RecoveryTests {
         let agent = try ChildProcess(
             builtExecutable("touchstone-agent"),
             ["--server", "gpu-01", "--queue-path", state + "/queues.db", "--workspace", directory.file("agent"),
-             "--poll-wait", "1", "--drain-deadline", "0"],
+             "--poll-wait", "1", "--allow-process-runtime", "--allow-root", "--drain-deadline", "0"],
             logDirectory: directory.path, name: "agent")
         defer { agent.signal(SIGTERM) }
         let serveArguments = ["serve", "--state-dir", state, "--status-interval", "0.2", "--stop-grace", "1"]
@@ -262,7 +262,7 @@ struct RecoveryTests {
         let sync = RequestEnvelope(
             requestID: .make(), server: Fixtures.gpu1, channel: 1, epoch: 50, sequence: 1, sentAt: Date(),
             expiresAt: Date().addingTimeInterval(60), command: .sync(SyncChannel(epoch: 50, reason: "test")))
-        _ = try await requests.send(WireCoding.encode(sync), groupID: "channel-1", deduplicationID: "ahead")
+        _ = try await requests.send(try cluster.signed(sync), groupID: "channel-1", deduplicationID: "ahead")
         var synced = false
         for _ in 0..<60 where !synced {
             if let message = try await responses.receive(maxMessages: 1, waitTime: .seconds(1), visibilityTimeout: nil).first {

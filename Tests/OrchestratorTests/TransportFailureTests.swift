@@ -20,9 +20,11 @@ import Wire
         try queues.createQueue(name: "req.fifo")
         try queues.createQueue(name: "resp.fifo")
         let channel = ChannelID(server: Fixtures.gpu1, index: 0)
+        var configuration = BackendConfiguration()
+        configuration.keys = try BackendKeys(stateDirectory: directory.path, log: log)
         let client = ChannelClient(
             channel: channel, requests: try queues.queue(named: "req.fifo"), responses: try queues.queue(named: "resp.fifo"),
-            log: log, state: nil, configuration: BackendConfiguration(), logger: Logger(label: "test"))
+            log: log, state: nil, configuration: configuration, logger: Logger(label: "test"))
         try queues.deleteQueue(name: "req.fifo")
         let error = await #expect(throws: QueueError.self) { try await client.call(.hello, delivery: .seconds(1)) }
         #expect(error?.code == .queueDoesNotExist)

@@ -26,7 +26,7 @@ struct TransferCLITests {
             builtExecutable("touchstone-agent"),
             [
                 "--server", "gpu-01", "--queue-path", state + "/queues.db", "--workspace", directory.file("agent"),
-                "--poll-wait", "1", "--drain-deadline", "0",
+                "--poll-wait", "1", "--allow-process-runtime", "--allow-root", "--drain-deadline", "0",
             ],
             logDirectory: directory.path, name: "agent")
         defer {

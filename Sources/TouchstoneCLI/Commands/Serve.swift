@@ -52,7 +52,13 @@ struct Serve: AsyncParsableCommand {
         try Self.lockStateDirectory(global.resolvedStateDir)
         let logger = Logger(label: "touchstone.backend")
         let queues = try transportOptions.openQueues(settings: resolved, queuePath: global.queuePath, logger: logger)
-        let configuration = BackendSettings.configuration(resolved, stateDirectory: global.resolvedStateDir)
+        var configuration = BackendSettings.configuration(resolved, stateDirectory: global.resolvedStateDir)
+        try await KeysSupport.initialize(global: global, log: log)
+        do {
+            configuration.keys = try BackendKeys(stateDirectory: global.resolvedStateDir, log: log)
+        } catch {
+            throw CLIError("\(error)")
+        }
         let backend = Backend(log: log, queues: queues, configuration: configuration, logger: logger)
         var services: [any Service] = [backend]
         if let hours = resolved.integer("gc.intervalHours"), hours > 0 {

@@ -61,6 +61,11 @@ struct ServerAttach: AsyncParsableCommand {
         var global = self.global
         global.stateDir = settings.text("stateDir")
         let log = try global.openLog(create: true)
+        let agentKey = try attach.agentKey.map { try ServerRekey.parse($0) }
+        let sealingKey = try attach.agentSealingKey.map { try ServerRekey.parseSealing($0) }
+        if sealingKey != nil, agentKey == nil { throw CLIError("--agent-sealing-key needs --agent-key") }
+        // The backend key agents on this host trust by default (keys/backend-trusted.pub), made on first attach.
+        try await KeysSupport.initialize(global: global, log: log)
         let queues = try transportOptions.openQueues(
             settings: settings, queuePath: global.queuePath, logger: Logger(label: "touchstone.queues"))
         let queuePrefix = settings.text("queuePrefix") ?? BackendSettings.defaults.queuePrefix
@@ -81,6 +86,13 @@ struct ServerAttach: AsyncParsableCommand {
                         serverID: server, maxTasks: attach.maxTasks, channels: attach.channels,
                         labels: attach.labels.isEmpty ? nil : try parsedLabels())),
                 metadata: .init(actor: global.operatorActor))
+            if let agentKey {
+                try await log.append(
+                    .keys(
+                        .agentKeyPinned(
+                            AgentKeyPinned(serverID: server, publicKey: agentKey, sealingKey: sealingKey, source: "operator"))),
+                    metadata: .init(actor: global.operatorActor))
+            }
         } catch {
             throw CLIError("\(error)")
         }
@@ -108,4 +120,17 @@ struct AttachOptions: ParsableArguments {
         name: .customLong("label"),
         help: "A label tasks can require with `task submit --constraint`, LABEL=VALUE (repeatable; an attach replaces the labels).")
     var labels: [String] = []
+
+    @Option(
+        help: ArgumentHelp(
+            "The agent's public key (base64, as `touchstone-agent init` prints it) or @FILE; the backend accepts only "
+                + "responses it signed. Without it, an agent on this host is pinned on first contact from the key it "
+                + "publishes in the state directory."))
+    var agentKey: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "The agent's X25519 sealing key for --secret-env values (base64, or @FILE: <workspace>/agent.seal.key.pub "
+                + "after `touchstone-agent init`)."))
+    var agentSealingKey: String?
 }

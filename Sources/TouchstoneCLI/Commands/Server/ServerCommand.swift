@@ -6,6 +6,6 @@ struct ServerCommand: AsyncParsableCommand {
         commandName: "server", abstract: "Attach in-house servers and see their capacity.",
         subcommands: [
             ServerAttach.self, ServerList.self, ServerShow.self, ServerDrain.self, ServerDetach.self,
-            ServerSetCapacity.self,
+            ServerSetCapacity.self, ServerRekey.self,
         ])
 }

@@ -52,6 +52,11 @@ struct TaskSubmit: AsyncParsableCommand {
     @Option(name: .customLong("env"), help: "An environment variable, KEY=VALUE (repeatable; sent inline with the start request).")
     var environment: [String] = []
 
+    @Option(
+        name: .customLong("secret-env"),
+        help: "An environment variable whose value is read from this shell's environment and sealed to the agents' keys: never in the log, `events` or `task show` (repeatable).")
+    var secretEnvironment: [String] = []
+
     @Option(help: "Wall-clock limit in seconds.")
     var timeout: Int?
 
@@ -65,7 +70,8 @@ struct TaskSubmit: AsyncParsableCommand {
 
     /// The option names `task submit` knows, for "did you mean" (its own and the global ones).
     static let knownOptions = [
-        "--name", "--gpus", "--image", "--server", "--constraint", "--file", "--input", "--output", "--env", "--timeout",
+        "--name", "--gpus", "--image", "--server", "--constraint", "--file", "--input", "--output", "--env", "--secret-env",
+        "--timeout",
         "--priority", "--state-dir", "--format", "--help",
     ]
 
@@ -75,7 +81,8 @@ struct TaskSubmit: AsyncParsableCommand {
         if let server, try await log.readModel(ServerCapacity.self)[ServerID(rawValue: server)!] == nil {
             throw CLIError("unknown server \(server.debugDescription) for --server: see `touchstone server list`")
         }
-        let spec = try makeSpec(inputs: try importInputs())
+        var spec = try makeSpec(inputs: try importInputs())
+        spec.secrets = try await SecretsSupport.seal(secretEnvironment, for: spec, log: log)
         let taskID = TaskID.random()
         do {
             try await log.append(
