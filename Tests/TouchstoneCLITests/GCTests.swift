@@ -28,7 +28,7 @@ struct GCTests {
             builtExecutable("touchstone-agent"),
             [
                 "--server", "gpu-01", "--queue-path", state + "/queues.db", "--workspace", directory.file("workspace"),
-                "--poll-wait", "1", "--drain-deadline", "0", "--no-cgroups", "--allow-process-runtime",
+                "--poll-wait", "1", "--drain-deadline", "0", "--no-cgroups", "--allow-process-runtime", "--allow-root",
             ], logDirectory: directory.path, name: "agent")
         defer {
             serve.signal(SIGKILL)

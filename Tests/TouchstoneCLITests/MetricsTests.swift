@@ -76,7 +76,7 @@ struct MetricsTests {
             builtExecutable("touchstone-agent"),
             [
                 "--server", "gpu-01", "--queue-path", state + "/queues.db", "--workspace", directory.file("workspace"),
-                "--poll-wait", "1", "--drain-deadline", "0", "--no-cgroups", "--allow-process-runtime", "--log-format", "json",
+                "--poll-wait", "1", "--drain-deadline", "0", "--no-cgroups", "--allow-process-runtime", "--allow-root", "--log-format", "json",
             ], logDirectory: directory.path, name: "agent")
         defer {
             serve.signal(SIGKILL)
