@@ -254,6 +254,16 @@ struct FirstWeekTests {
         #expect(logs.stderr.contains("has no attempt 1: it has not run yet"), "\(logs.stderr)")
     }
 
+    @Test func aReattachSaysWhichLabelsItDropsAndALabelHasOneValue() async throws {
+        #expect(try await touchstone("server", "attach", "gpu-01", "--max-tasks", "1", "--label", "gpu=a100").status == 0)
+        let again = try await touchstone("server", "attach", "gpu-01", "--max-tasks", "2")
+        #expect(again.status == 0)
+        #expect(again.stderr.contains("note: labels dropped: gpu=a100"), "\(again.stderr)")
+        let twice = try await touchstone("server", "attach", "gpu-01", "--max-tasks", "2", "--label", "gpu=a100", "--label", "gpu=h100")
+        #expect(twice.status != 0)
+        #expect(twice.stderr.contains("--label gpu is given twice"), "\(twice.stderr)")
+    }
+
     // MARK: 2. Refuse early
 
     @Test func anAgentStartedBeforeItsServerIsAttachedSaysHowToAttachIt() async throws {

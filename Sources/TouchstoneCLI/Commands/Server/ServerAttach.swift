@@ -44,12 +44,18 @@ struct ServerAttach: AsyncParsableCommand {
     func parsedLabels() throws -> [String: String] {
         var map: [String: String] = [:]
         for entry in attach.labels {
+            let parsed: (label: String, value: String)
             do {
-                let (label, value) = try ServerLabels.parse(entry)
-                map[label] = value
+                parsed = try ServerLabels.parse(entry)
             } catch {
                 throw ValidationError("--label \(error.message)")
             }
+            if let earlier = map[parsed.label], earlier != parsed.value {
+                throw ValidationError(
+                    "--label \(parsed.label) is given twice (\(parsed.label)=\(earlier), \(parsed.label)=\(parsed.value)): "
+                        + "a label has one value")
+            }
+            map[parsed.label] = parsed.value
         }
         return map
     }
@@ -79,6 +85,17 @@ struct ServerAttach: AsyncParsableCommand {
                 try await queues.createQueueIfNeeded(
                     named: ChannelQueues.responseQueue(prefix: queuePrefix, channel: channel),
                     attributes: QueueAttributes())
+            }
+            // An attach states the labels anew: say which ones it drops, so that an attach to bring a server back
+            // into service does not silently lose the labels tasks are constrained on.
+            let before = try await log.readModel(ServerCapacity.self)[server]?.labels ?? [:]
+            let given = try parsedLabels()
+            let dropped = before.keys.filter { given[$0] == nil }.sorted()
+            if !dropped.isEmpty {
+                FileHandle.standardError.write(
+                    Data(
+                        ("note: labels dropped: \(dropped.map { "\($0)=\(before[$0]!)" }.joined(separator: ", ")) "
+                            + "(an attach states the labels anew; pass --label again to keep them)\n").utf8))
             }
             try await log.append(
                 .serverAttached(
