@@ -47,10 +47,28 @@ public enum PIDLockFile {
     /// - Returns: The holder's PID as `/proc/locks` gives it; `nil` when the file does not exist or nobody holds it.
     public static func holder(_ path: String) -> Int32? {
         var info = stat()
-        guard stat(path, &info) == 0, let table = try? String(contentsOfFile: "/proc/locks", encoding: .utf8) else {
-            return nil
-        }
+        guard stat(path, &info) == 0, let table = readWhole("/proc/locks") else { return nil }
         return holder(of: UInt64(info.st_dev), inode: UInt64(info.st_ino), in: table)
+    }
+
+    /// A `/proc` file read until `read` returns 0: such files have no size, and one read returns one page, which a
+    /// busy host's lock table outgrows.
+    static func readWhole(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = read(fd, &buffer, buffer.count)
+            if count < 0 {
+                if errno == EINTR { continue }
+                return nil
+            }
+            if count == 0 { break }
+            bytes.append(contentsOf: buffer[..<count])
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// The PID of the `FLOCK` on the file `device`/`inode` in a `/proc/locks` table

@@ -156,6 +156,9 @@ extension ServerLink {
                 if Task.isCancelled { return }
                 logger.warning("transfer pass failed", metadata: ["server": "\(serverID)", "error": "\(error)"])
                 try? await Task.sleep(for: configuration.transfers.retryPause)
+                // Not known to be idle: the pass is tried again at the next mirror time, not only at the next end.
+                running = true
+                nextMirror = min(nextMirror, ContinuousClock.now)
             }
             // Woken by a start with inputs or an end; while tasks run, also when their logs are next mirrored.
             let wait = running ? max(.milliseconds(1), nextMirror - ContinuousClock.now) : .seconds(3600)
