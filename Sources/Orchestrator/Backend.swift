@@ -178,7 +178,7 @@ public struct Backend: Service {
 
     private func makeLink(_ row: ServerRow) async throws -> ServerLink {
         let channels = try await log.channelRows(of: row)
-        let skew = ClockSkewEstimate(row.clockSkewMilliseconds)
+        let skew = ClockSkewEstimate(row.clockSkewMilliseconds, clock: configuration.clock)
         var clients: [ChannelClient] = []
         let address = AgentAddress(
             known: row.agentInstance, reachable: row.reachable, lostAfter: configuration.lostAfter)

@@ -1,4 +1,5 @@
 import Domain
+import FileSignals
 import Foundation
 import Synchronization
 
@@ -40,17 +41,53 @@ final class PlacementHolds: Sendable {
 /// One server's clock skew as last measured (agent clock minus backend clock, milliseconds), shared by its channels:
 /// each response updates it, and each request's delivery deadline is sent in the agent's time with it
 /// (docs/recovery.md, "Delivery deadlines and clock skew").
+///
+/// A jump of the backend's own wall clock is corrected at once, before any response measures the skew again: the
+/// estimate remembers the backend's wall clock minus its monotonic clock when it measured, and moves by however much
+/// that difference has moved since (``corrected(measured:offsetThen:offsetNow:)``). Without it, the first requests
+/// after a jump would carry deadlines off by the jump (refused as expired, or executable long after they should be).
 final class ClockSkewEstimate: Sendable {
-    private let milliseconds: Mutex<Int64>
+    private struct Measure {
+        var milliseconds: Int64
+        /// Backend wall clock minus monotonic clock when measured, in milliseconds.
+        var offset: Int64
+    }
 
-    init(_ initial: Int64?) { milliseconds = Mutex(initial ?? 0) }
+    private let measure: Mutex<Measure>
+    private let clock: any BackendClock
+    private let reference: ContinuousClock.Instant
 
-    var current: Int64 { milliseconds.withLock { $0 } }
+    /// - Parameters:
+    ///   - initial: The skew last recorded (``ServerRow/clockSkewMilliseconds``), taken as measured now.
+    ///   - clock: The backend's clocks.
+    init(_ initial: Int64?, clock: any BackendClock = SystemClock()) {
+        self.clock = clock
+        self.reference = clock.instant()
+        let offset = Self.offset(wall: clock.now(), instant: clock.instant(), reference: reference)
+        measure = Mutex(Measure(milliseconds: initial ?? 0, offset: offset))
+    }
+
+    /// The skew now, corrected for any jump of the backend's wall clock since it was measured.
+    var current: Int64 {
+        let now = Self.offset(wall: clock.now(), instant: clock.instant(), reference: reference)
+        return measure.withLock { Self.corrected(measured: $0.milliseconds, offsetThen: $0.offset, offsetNow: now) }
+    }
 
     /// Records a response's `agentTime` received at backend time `receivedAt`. The measure is the true skew minus the
     /// response's transit time, so deadlines corrected by it fall due early, never late, on the agent.
     func observe(agentTime: Date, receivedAt: Date) {
         let measured = Int64((agentTime.timeIntervalSince(receivedAt) * 1000).rounded())
-        milliseconds.withLock { $0 = measured }
+        let offset = Self.offset(wall: receivedAt, instant: clock.instant(), reference: reference)
+        measure.withLock { $0 = Measure(milliseconds: measured, offset: offset) }
+    }
+
+    /// A skew measured when the backend's wall-minus-monotonic offset was `offsetThen`, now that it is `offsetNow`:
+    /// a backend wall clock that jumped forward by J makes the agent look J behind. Pure.
+    static func corrected(measured: Int64, offsetThen: Int64, offsetNow: Int64) -> Int64 {
+        measured - (offsetNow - offsetThen)
+    }
+
+    static func offset(wall: Date, instant: ContinuousClock.Instant, reference: ContinuousClock.Instant) -> Int64 {
+        Int64((wall.timeIntervalSince1970 * 1000).rounded()) - (instant - reference).wholeMilliseconds
     }
 }
